@@ -1,0 +1,151 @@
+"""The bundled starter model as a backend: request in, events out."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import Cancelled, InvalidRequest
+from engine.events import Event, Finished, Frames, Loaded, Notice, Preview, Progress
+from engine.images import fit_to_frame, load_image
+from engine.model_files import STARTER_DIR
+from engine.request import GenerationRequest
+from engine.vocabulary import tokenize
+
+log = logging.getLogger("kinemo.engine")
+
+STARTER_ID = "kinemo-starter"
+TIMESTEP_SPACING = "trailing"
+
+
+def to_uint8_frames(video) -> np.ndarray:
+    """(3, f, h, w) tensor in [-1, 1] -> (f, h, w, 3) uint8 array."""
+    from einops import rearrange
+
+    frames = ((video.float().clamp(-1, 1) + 1) * 127.5).round().byte()
+    return rearrange(frames, "c f h w -> f h w c").cpu().numpy()
+
+
+def resample_frames(frames: np.ndarray, count: int) -> np.ndarray:
+    """Pick count evenly spaced frames, so a shorter clip still shows the whole move."""
+    if count == len(frames):
+        return frames
+    index = np.round(np.linspace(0, len(frames) - 1, count)).astype(int)
+    return frames[index]
+
+
+def unknown_words_notice(label: str, text: str) -> Notice | None:
+    words = tokenize(text).unknown_words
+    if not words:
+        return None
+    listed = ", ".join(f"'{w}'" for w in dict.fromkeys(words))
+    return Notice(f"the bundled model does not know these words in the {label} and cannot follow them: {listed}")
+
+
+class BundledBackend:
+    """Kinemo's own small model, trained by engine.train and shipped in assets/."""
+
+    def __init__(self, folder: str | Path = STARTER_DIR, device: str = "cpu", model_id: str = STARTER_ID):
+        self.folder = Path(folder)
+        self.device = device
+        self.model_id = model_id
+        self.model = None
+        self.sampler = None
+
+    # -- loading ---------------------------------------------------------------------------------
+    def load(self) -> float:
+        """Load weights once; returns the seconds it took (0 when already loaded)."""
+        if self.model is not None:
+            return 0.0
+        started = time.perf_counter()
+        from engine.model_files import load_model
+        from engine.sampling.ddim import DDIMSampler
+
+        model = load_model(self.folder).to(self.device)
+        config = model.config
+        self.sampler = DDIMSampler.from_schedule(
+            config.beta_schedule, config.num_train_timesteps, prediction_type=config.prediction_type, clip_sample=True
+        )
+        self.model = model
+        return time.perf_counter() - started
+
+    @property
+    def max_frames(self) -> int:
+        return 16
+
+    def check(self, request: GenerationRequest) -> None:
+        """Validate what this backend needs beyond the request's own ranges."""
+        request.validate()
+        low, high = 1, self.max_frames
+        if not low <= request.frames <= high:
+            raise InvalidRequest(f"frames must be between {low} and {high} for {self.model_id}, got {request.frames}")
+
+    def notices(self, request: GenerationRequest) -> list[Notice]:
+        found = [unknown_words_notice("prompt", request.prompt), unknown_words_notice("negative prompt", request.negative_prompt)]
+        return [n for n in found if n]
+
+    # -- generation ------------------------------------------------------------------------------
+    def generate(self, request: GenerationRequest, should_stop: Callable[[], bool] | None = None) -> Iterator[Event]:
+        """Yield Loaded, Notice*, (Progress, Preview)*, Frames, Finished; raise Cancelled if stopped."""
+        import torch
+
+        from engine.models.kinemo_dit import Conditioning
+        from engine.models.text_encoder import token_batch
+        from engine.sampling.ddim import ddim_timesteps
+
+        # 1. check inputs and load the model
+        self.check(request)
+        image = load_image(request.image) if request.image else None
+        yield Loaded(self.model_id, self.load())
+        yield from self.notices(request)
+        model, sampler, device = self.model, self.sampler, self.device
+        size, native_frames = model.config.size, model.config.max_frames
+
+        with torch.inference_mode():
+            # 2. encode the conditioning once: prompt, negative prompt, first frame
+            ids = token_batch([tokenize(request.prompt).ids, tokenize(request.negative_prompt).ids]).to(device)
+            first = None
+            if image is not None:
+                fitted = fit_to_frame(image, request.width / request.height, size)  # (h, w, 3) uint8
+                first = torch.from_numpy(fitted).permute(2, 0, 1).float().div(127.5).sub(1)[None].to(device)
+                first = first.expand(2, -1, -1, -1)
+            cond: Conditioning = model.encode(ids, first)
+            guided = request.guidance != 1.0
+            if not guided:
+                cond = cond.select(slice(0, 1))
+
+            # 3. timesteps
+            timesteps = ddim_timesteps(request.steps, sampler.num_train_timesteps, TIMESTEP_SPACING)
+
+            # 4. initial noise, seeded on the CPU so a seed means the same clip on every device
+            generator = torch.Generator("cpu").manual_seed(request.seed)
+            noise = torch.randn((1, 3, native_frames, size, size), generator=generator).to(device)
+
+            # 5. denoising loop with classifier-free guidance
+            def denoise(x: torch.Tensor, t: int) -> torch.Tensor:
+                batch = x.expand(len(cond.image_mask), -1, -1, -1, -1)
+                out = model(batch, torch.tensor([t], device=device), cond)
+                if not guided:
+                    return out
+                positive, negative = out.chunk(2)
+                return negative + request.guidance * (positive - negative)
+
+            started = time.perf_counter()
+            estimate = noise
+            steps = sampler.sample(denoise, noise, timesteps, eta=request.eta, generator=generator)
+            for index, t, out in steps:
+                estimate = out.pred_original_sample if index + 1 < len(timesteps) else out.prev_sample
+                yield Progress(index + 1, len(timesteps), t, time.perf_counter() - started)
+                yield Preview(index + 1, to_uint8_frames(estimate[0]))
+                if should_stop is not None and should_stop():
+                    raise Cancelled("generation cancelled")
+            seconds = time.perf_counter() - started
+
+            # 6. finished frames
+            frames = resample_frames(to_uint8_frames(estimate[0]), request.frames)
+        yield Frames(0, frames)
+        yield Finished(len(frames), seconds, {"seconds_per_step": seconds / len(timesteps)})

@@ -1,0 +1,53 @@
+"""Plain events a backend yields while it generates; the studio and the CLI render them.
+
+Frames are uint8 numpy arrays shaped (n, h, w, 3) at the model's native resolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Loaded:
+    model: str
+    seconds: float
+
+
+@dataclass
+class Notice:
+    """Something the user should know that does not stop the run (e.g. unknown words)."""
+
+    message: str
+
+
+@dataclass
+class Progress:
+    step: int  # steps done, 1-based
+    total: int
+    timestep: int
+    elapsed: float  # seconds since sampling started
+
+
+@dataclass
+class Preview:
+    step: int
+    frames: np.ndarray  # (f, h, w, 3) uint8: the current estimate of the clean clip
+
+
+@dataclass
+class Frames:
+    start: int  # index of the first frame in this chunk
+    frames: np.ndarray  # (n, h, w, 3) uint8, finished
+
+
+@dataclass
+class Finished:
+    frame_count: int
+    seconds: float
+    stats: dict = field(default_factory=dict)
+
+
+Event = Loaded | Notice | Progress | Preview | Frames | Finished

@@ -1,0 +1,66 @@
+"""Saving and loading the bundled model: safetensors weights beside a JSON config."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from engine.errors import ModelLoadError
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+ASSETS_DIR = Path(os.environ.get("KINEMO_ASSETS", Path(__file__).resolve().parent.parent / "assets"))
+STARTER_DIR = ASSETS_DIR / "kinemo-starter"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_model(model, folder: Path, extra_config: dict | None = None) -> None:
+    from safetensors.torch import save
+
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    config = {"model_type": "kinemo-dit", **model.config.to_dict(), **(extra_config or {})}
+    atomic_write_bytes(Path(folder) / WEIGHTS_NAME, save(state))
+    atomic_write_bytes(Path(folder) / CONFIG_NAME, (json.dumps(config, indent=2) + "\n").encode())
+
+
+def load_model(folder: Path = STARTER_DIR):
+    """Build the model from folder/config.json and load folder/model.safetensors (fp32, eval mode)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from engine.models.kinemo_dit import KinemoConfig, KinemoDiT
+
+    folder = Path(folder)
+    config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise ModelLoadError(f"model file missing: {path}")
+    try:
+        raw = json.loads(config_path.read_text())
+        raw.pop("model_type", None)
+        config = KinemoConfig.from_dict({k: v for k, v in raw.items() if not k.startswith("_")})
+    except (ValueError, TypeError) as exc:
+        raise ModelLoadError(f"unreadable model config {config_path}: {exc}") from exc
+    model = KinemoDiT(config)
+    try:
+        state = load_file(weights_path)
+    except (SafetensorError, OSError) as exc:
+        raise ModelLoadError(f"unreadable weights {weights_path}: {exc}") from exc
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ModelLoadError(f"weights {weights_path} do not fit the config: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    return model.eval().requires_grad_(False)

@@ -1,0 +1,219 @@
+"""The bundled Kinemo starter model: a small text-conditioned video diffusion transformer.
+
+Frames live in a patchified pixel space. Each block is factorised: spatial self-attention within
+each frame, temporal self-attention across frames (RoPE over the frame index), cross-attention to
+the text encoder's token states, then an MLP; the timestep and pooled text modulate every block
+(adaLN-zero, as in DiT). Image-to-video concatenates the given first frame and a mask channel to
+every frame's input, as Stable Video Diffusion concatenates its image latent.
+
+Shapes: sample (b, 3, f, h, w) in [-1, 1] -> model output (b, 3, f, h, w) (v or epsilon).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from engine.models.temporal_attention import TemporalAttention
+from engine.models.text_encoder import TextEncoder
+
+
+@dataclass(frozen=True)
+class KinemoConfig:
+    size: int = 64
+    max_frames: int = 16
+    patch: int = 8
+    dim: int = 128
+    depth: int = 6
+    heads: int = 4
+    text_dim: int = 128
+    text_depth: int = 2
+    prediction_type: str = "v_prediction"
+    num_train_timesteps: int = 1000
+    beta_schedule: str = "squaredcos_cap_v2"
+
+    @property
+    def grid(self) -> int:
+        return self.size // self.patch
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "KinemoConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**data)
+
+
+@dataclass
+class Conditioning:
+    """Everything the denoiser is conditioned on, encoded once per request."""
+
+    text_states: torch.Tensor  # (b, l, text_dim)
+    text_mask: torch.Tensor  # (b, l) bool, True for real tokens
+    text_pooled: torch.Tensor  # (b, text_dim)
+    image: torch.Tensor  # (b, 3, h, w) in [-1, 1], zeros where no image is given
+    image_mask: torch.Tensor  # (b,) 1.0 where the first frame is given
+
+    def select(self, index: torch.Tensor | slice) -> "Conditioning":
+        return Conditioning(*(getattr(self, f.name)[index] for f in fields(self)))
+
+    @staticmethod
+    def concat(parts: list["Conditioning"]) -> "Conditioning":
+        return Conditioning(*(torch.cat([getattr(p, f.name) for p in parts]) for f in fields(Conditioning)))
+
+
+def timestep_features(t: torch.Tensor, dim: int = 256) -> torch.Tensor:
+    """Sinusoidal features of diffusion timesteps: (b,) -> (b, dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    angles = t.float()[:, None] * freqs[None]
+    return torch.cat([angles.cos(), angles.sin()], dim=-1)
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return x * (1 + scale) + shift
+
+
+class SelfAttention(nn.Module):
+    """Plain multi-head self-attention: (n, s, d) -> (n, s, d)."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.to_qkv = nn.Linear(dim, 3 * dim)
+        self.to_out = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = rearrange(self.to_qkv(x), "n s (three h e) -> three n h s e", three=3, h=self.heads)
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.to_out(rearrange(out, "n h s e -> n s (h e)"))
+
+
+class CrossAttention(nn.Module):
+    """Video tokens attend to text tokens: x (b, n, d), context (b, l, c) -> (b, n, d)."""
+
+    def __init__(self, dim: int, context_dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.to_q = nn.Linear(dim, dim)
+        self.to_k = nn.Linear(context_dim, dim)
+        self.to_v = nn.Linear(context_dim, dim)
+        self.to_out = nn.Linear(dim, dim)
+
+    def context_kv(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values of the conditioning, each (b, h, l, e)."""
+        k = rearrange(self.to_k(context), "b l (h e) -> b h l e", h=self.heads)
+        v = rearrange(self.to_v(context), "b l (h e) -> b h l e", h=self.heads)
+        return k, v
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor) -> torch.Tensor:
+        q = rearrange(self.to_q(x), "b n (h e) -> b h n e", h=self.heads)
+        k, v = self.context_kv(context)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=context_mask[:, None, None, :])
+        return self.to_out(rearrange(out, "b h n e -> b n (h e)"))
+
+
+class FactorisedBlock(nn.Module):
+    def __init__(self, config: KinemoConfig):
+        super().__init__()
+        d = config.dim
+        self.norm_spatial = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        self.spatial = SelfAttention(d, config.heads)
+        self.norm_temporal = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        self.temporal = TemporalAttention(d, config.heads)
+        self.norm_cross = nn.LayerNorm(d, eps=1e-6)
+        self.cross = CrossAttention(d, config.text_dim, config.heads)
+        self.norm_mlp = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(approximate="tanh"), nn.Linear(4 * d, d))
+        self.modulation = nn.Linear(d, 9 * d)
+        nn.init.zeros_(self.modulation.weight)
+        nn.init.zeros_(self.modulation.bias)
+        nn.init.zeros_(self.cross.to_out.weight)
+        nn.init.zeros_(self.cross.to_out.bias)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor, cond: Conditioning, positions: torch.Tensor) -> torch.Tensor:
+        # x: (b, f, s, d); c: (b, d)
+        b, f = x.shape[:2]
+        mods = self.modulation(F.silu(c))[:, None, None].chunk(9, dim=-1)  # each (b, 1, 1, d)
+        (sh_s, sc_s, g_s, sh_t, sc_t, g_t, sh_m, sc_m, g_m) = mods
+
+        # 1. spatial attention within each frame
+        h = rearrange(modulate(self.norm_spatial(x), sh_s, sc_s), "b f s d -> (b f) s d")
+        x = x + g_s * rearrange(self.spatial(h), "(b f) s d -> b f s d", b=b)
+        # 2. temporal attention across frames at each position
+        h = rearrange(modulate(self.norm_temporal(x), sh_t, sc_t), "b f s d -> (b s) f d")
+        x = x + g_t * rearrange(self.temporal(h, positions), "(b s) f d -> b f s d", b=b)
+        # 3. cross-attention to the text
+        h = rearrange(self.norm_cross(x), "b f s d -> b (f s) d")
+        x = x + rearrange(self.cross(h, cond.text_states, cond.text_mask), "b (f s) d -> b f s d", f=f)
+        # 4. MLP
+        return x + g_m * self.mlp(modulate(self.norm_mlp(x), sh_m, sc_m))
+
+
+class KinemoDiT(nn.Module):
+    def __init__(self, config: KinemoConfig = KinemoConfig()):
+        super().__init__()
+        self.config = config
+        d, p = config.dim, config.patch
+        patch_values = 3 * p * p
+        self.text_encoder = TextEncoder(config.text_dim, config.text_depth)
+        self.patch_in = nn.Linear(2 * patch_values + 1, d)  # noisy frame | first frame | image mask
+        self.spatial_position = nn.Parameter(torch.randn(config.grid**2, d) * 0.02)
+        self.frame_position = nn.Parameter(torch.randn(config.max_frames, d) * 0.02)
+        self.time_embed = nn.Sequential(nn.Linear(256, d), nn.SiLU(), nn.Linear(d, d))
+        self.text_embed = nn.Linear(config.text_dim, d)
+        self.blocks = nn.ModuleList(FactorisedBlock(config) for _ in range(config.depth))
+        self.norm_out = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        self.modulation_out = nn.Linear(d, 2 * d)
+        self.patch_out = nn.Linear(d, patch_values)
+        for layer in (self.modulation_out, self.patch_out):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def encode(self, text_ids: torch.Tensor, image: torch.Tensor | None = None, image_mask: torch.Tensor | None = None) -> Conditioning:
+        """Encode the conditioning once per request: ids (b, l), image (b, 3, h, w) in [-1, 1]."""
+        states, mask, pooled = self.text_encoder(text_ids)
+        b, size = text_ids.shape[0], self.config.size
+        if image is None:
+            image = torch.zeros(b, 3, size, size, device=text_ids.device)
+            image_mask = torch.zeros(b, device=text_ids.device)
+        elif image_mask is None:
+            image_mask = torch.ones(b, device=text_ids.device)
+        return Conditioning(states, mask, pooled, image * image_mask[:, None, None, None], image_mask)
+
+    def forward(self, sample: torch.Tensor, timestep: torch.Tensor, cond: Conditioning) -> torch.Tensor:
+        b, _, f, h, w = sample.shape
+        p = self.config.patch
+        if f > self.config.max_frames:
+            raise ValueError(f"{f} frames exceed the model's window of {self.config.max_frames}")
+        if timestep.ndim == 0:
+            timestep = timestep.expand(b)
+
+        # 1. patchify: noisy frames, the first-frame image and its mask -> tokens (b, f, s, d)
+        x = rearrange(sample, "b c f (gh p1) (gw p2) -> b f (gh gw) (p1 p2 c)", p1=p, p2=p)
+        img = rearrange(cond.image, "b c (gh p1) (gw p2) -> b 1 (gh gw) (p1 p2 c)", p1=p, p2=p)
+        mask = cond.image_mask[:, None, None, None].expand(b, f, x.shape[2], 1)
+        tokens = torch.cat([x, img.expand(-1, f, -1, -1), mask], dim=-1)
+        x = self.patch_in(tokens) + self.spatial_position + self.frame_position[:f, None]
+
+        # 2. global conditioning: timestep + pooled text
+        c = self.time_embed(timestep_features(timestep)) + self.text_embed(cond.text_pooled)
+
+        # 3. factorised blocks
+        positions = torch.arange(f, device=sample.device)
+        for block in self.blocks:
+            x = block(x, c, cond, positions)
+
+        # 4. unpatchify
+        shift, scale = self.modulation_out(F.silu(c))[:, None, None].chunk(2, dim=-1)
+        x = self.patch_out(modulate(self.norm_out(x), shift, scale))
+        return rearrange(x, "b f (gh gw) (p1 p2 c) -> b c f (gh p1) (gw p2)", gh=h // p, p1=p, p2=p)

@@ -1,0 +1,139 @@
+"""Train the bundled starter model on procedurally generated clips.
+
+    python -m engine.train [--steps N] [--batch B] [--out assets/kinemo-starter]
+
+Resumable: a checkpoint (weights, EMA, optimiser, step) is written every --checkpoint-every steps
+and picked up on the next run. The data stream depends only on (seed, step), so a resumed run sees
+the clips an uninterrupted run would have seen. At the end the EMA weights are written to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from engine.model_files import STARTER_DIR, save_model
+from engine.models.kinemo_dit import KinemoConfig, KinemoDiT
+from engine.models.text_encoder import token_batch
+from engine.sampling.schedule import add_noise, alphas_cumprod, make_betas, velocity
+from engine.synthetic import make_batch
+from engine.vocabulary import BOS, tokenize
+
+log = logging.getLogger("kinemo.train")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m engine.train", description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=1300)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--ema", type=float, default=0.995)
+    p.add_argument("--text-dropout", type=float, default=0.1, help="share of captions replaced by the empty prompt")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--checkpoint", type=Path, default=Path("runs/starter/checkpoint.pt"))
+    p.add_argument("--checkpoint-every", type=int, default=50)
+    p.add_argument("--out", type=Path, default=STARTER_DIR)
+    p.add_argument("--config", type=json.loads, default={}, help='model config overrides as JSON, e.g. \'{"dim": 64}\'')
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    return p.parse_args(argv)
+
+
+def caption_ids(captions: list[str], dropout: float, rng: random.Random) -> torch.Tensor:
+    return token_batch([(BOS,) if rng.random() < dropout else tokenize(c).ids for c in captions])
+
+
+def training_step(model, batch, ids, cumprod, generator, device) -> torch.Tensor:
+    """The v-prediction loss for one batch of clips."""
+    x0 = (batch.video * 2 - 1).to(device)  # (b, 3, f, h, w) in [-1, 1]
+    b = x0.shape[0]
+    noise = torch.randn(x0.shape, generator=generator).to(device)
+    t = torch.randint(0, len(cumprod), (b,), generator=generator).to(device)
+    first_frame = x0[:, :, 0]  # (b, 3, h, w)
+    cond = model.encode(ids.to(device), first_frame, batch.image_mask.to(device))
+    x_t = add_noise(x0, noise, t, cumprod)
+    prediction = model(x_t, t, cond)
+    return torch.nn.functional.mse_loss(prediction, velocity(x0, noise, t, cumprod))
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".partial")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    torch.manual_seed(args.seed)
+    config = KinemoConfig(**args.config)
+    model = KinemoDiT(config).to(device)
+    ema = KinemoDiT(config).to(device).requires_grad_(False)
+    ema.load_state_dict(model.state_dict())
+    optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
+    cumprod = alphas_cumprod(make_betas(config.beta_schedule, config.num_train_timesteps)).to(device)
+
+    step, history, seconds = 0, [], 0.0
+    if args.checkpoint.exists():
+        state = torch.load(args.checkpoint, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        optimiser.load_state_dict(state["optimiser"])
+        step, history, seconds = state["step"], state["history"], state["seconds"]
+        log.info("resumed from %s at step %d", args.checkpoint, step)
+
+    log.info("model: %.2fM parameters, %s", sum(p.numel() for p in model.parameters()) / 1e6, config)
+    bar = tqdm(total=args.steps, initial=step, desc="train", mininterval=5)
+    running = None
+    while step < args.steps:
+        started = time.perf_counter()
+        rng = random.Random(args.seed * 1_000_003 + step)
+        generator = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
+        batch = make_batch(rng, args.batch, frames=config.max_frames)
+        ids = caption_ids(batch.captions, args.text_dropout, rng)
+        for group in optimiser.param_groups:
+            group["lr"] = args.lr * min(1.0, (step + 1) / args.warmup)
+
+        loss = training_step(model, batch, ids, cumprod, generator, device)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimiser.step()
+        decay = min(args.ema, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for e, p in zip(ema.parameters(), model.parameters()):
+                e.lerp_(p, 1 - decay)
+
+        step += 1
+        seconds += time.perf_counter() - started
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        bar.update(1)
+        bar.set_postfix(loss=f"{running:.4f}")
+        if step % 10 == 0:
+            history.append((step, running, round(seconds, 1)))
+        if step % args.checkpoint_every == 0 or step == args.steps:
+            save_checkpoint(args.checkpoint, {
+                "model": model.state_dict(), "ema": ema.state_dict(), "optimiser": optimiser.state_dict(),
+                "step": step, "history": history, "seconds": seconds,
+            })
+    bar.close()
+    training = {"steps": step, "batch": args.batch, "lr": args.lr, "ema": args.ema, "seed": args.seed,
+                "train_seconds": round(seconds, 1), "final_loss": running, "device": str(device)}
+    save_model(ema, args.out, {"_training": training})
+    log.info("wrote %s after %d steps (%.0f s of training)", args.out, step, seconds)
+
+
+if __name__ == "__main__":
+    main()
