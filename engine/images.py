@@ -73,4 +73,4 @@ def fit_to_frame(rgb: np.ndarray, aspect: float, size: int) -> np.ndarray:
         crop_w, crop_h = w, max(1, round(w / aspect))
     left, top = (w - crop_w) // 2, (h - crop_h) // 2
     cropped = Image.fromarray(rgb[top : top + crop_h, left : left + crop_w])
-    return np.asarray(cropped.resize((size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
+    return np.array(cropped.resize((size, size), Image.Resampling.LANCZOS), dtype=np.uint8)

@@ -1,0 +1,76 @@
+import pytest
+import torch
+
+from engine.errors import ModelLoadError
+from engine.model_files import load_model, save_model
+from engine.models.kinemo_dit import KinemoConfig, KinemoDiT
+from engine.models.temporal_attention import TemporalAttention
+from engine.models.text_encoder import token_batch
+from engine.vocabulary import tokenize
+
+TINY = KinemoConfig(dim=16, depth=1, heads=2, text_dim=16, text_depth=1)
+
+
+def _randomised(model):
+    torch.manual_seed(0)
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    return model.eval()
+
+
+def test_output_shape_matches_input_for_text_and_image_conditioning():
+    model = _randomised(KinemoDiT(TINY))
+    ids = token_batch([tokenize("a red circle grows").ids, tokenize("").ids])
+    x = torch.randn(2, 3, 5, 64, 64)
+    out = model(x, torch.tensor([10, 900]), model.encode(ids))
+    assert out.shape == x.shape
+    with_image = model(x, torch.tensor([10, 900]), model.encode(ids, torch.rand(2, 3, 64, 64) * 2 - 1))
+    assert with_image.shape == x.shape
+    assert not torch.allclose(out, with_image), "the first-frame image must change the output"
+
+
+def test_temporal_attention_has_a_plain_tensor_interface_and_mixes_only_frames():
+    torch.manual_seed(0)
+    block = TemporalAttention(dim=16, heads=2)
+    x = torch.randn(6, 5, 16)  # (batch * tokens, frames, dim)
+    out = block(x)
+    assert out.shape == (6, 5, 16)
+    x2 = x.clone()
+    x2[0] += 1.0  # change one position's frames: other positions must not move
+    out2 = block(x2)
+    assert torch.allclose(out[1:], out2[1:]) and not torch.allclose(out[0], out2[0])
+
+
+def test_temporal_attention_is_shift_invariant_in_frame_positions():
+    torch.manual_seed(0)
+    block = TemporalAttention(dim=16, heads=2)
+    x = torch.randn(3, 4, 16)
+    a = block(x, torch.arange(4))
+    b = block(x, torch.arange(4) + 7)  # RoPE: only distances between frames matter
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_too_many_frames_is_a_clear_error():
+    model = KinemoDiT(TINY)
+    ids = token_batch([tokenize("a").ids])
+    with pytest.raises(ValueError, match="exceed"):
+        model(torch.randn(1, 3, 17, 64, 64), torch.tensor([1]), model.encode(ids))
+
+
+def test_save_and_load_round_trip(tmp_path):
+    model = _randomised(KinemoDiT(TINY))
+    save_model(model, tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert not any(p.requires_grad for p in loaded.parameters())
+
+
+def test_loading_failures_name_the_file(tmp_path):
+    with pytest.raises(ModelLoadError, match="missing"):
+        load_model(tmp_path / "nowhere")
+    model = KinemoDiT(TINY)
+    save_model(model, tmp_path / "m")
+    (tmp_path / "m" / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ModelLoadError, match="unreadable weights"):
+        load_model(tmp_path / "m")
