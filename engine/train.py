@@ -52,8 +52,14 @@ def caption_ids(captions: list[str], dropout: float, rng: random.Random) -> torc
     return token_batch([(BOS,) if rng.random() < dropout else tokenize(c).ids for c in captions])
 
 
+def loss_weight(t: torch.Tensor, cumprod: torch.Tensor, gamma: float = 4.0) -> torch.Tensor:
+    """Min-SNR-gamma weighting (Hang et al. 2023) of an x_0 loss, expressed as in v space: min(snr, gamma) + 1."""
+    snr = cumprod[t] / (1 - cumprod[t])
+    return snr.clamp(max=gamma) + 1
+
+
 def training_step(model, batch, ids, cumprod, generator, device) -> torch.Tensor:
-    """The v-prediction loss for one batch of clips."""
+    """The diffusion loss for one batch of clips, for the model's prediction type."""
     x0 = (batch.video * 2 - 1).to(device)  # (b, 3, f, h, w) in [-1, 1]
     b = x0.shape[0]
     noise = torch.randn(x0.shape, generator=generator).to(device)
@@ -62,7 +68,12 @@ def training_step(model, batch, ids, cumprod, generator, device) -> torch.Tensor
     cond = model.encode(ids.to(device), first_frame, batch.image_mask.to(device))
     x_t = add_noise(x0, noise, t, cumprod)
     prediction = model(x_t, t, cond)
-    return torch.nn.functional.mse_loss(prediction, velocity(x0, noise, t, cumprod))
+    kind = model.config.prediction_type
+    if kind == "sample":
+        per_clip = (prediction - x0).pow(2).flatten(1).mean(1)
+        return (per_clip * loss_weight(t, cumprod)).mean()
+    target = velocity(x0, noise, t, cumprod) if kind == "v_prediction" else noise
+    return torch.nn.functional.mse_loss(prediction, target)
 
 
 def save_checkpoint(path: Path, state: dict) -> None:

@@ -6,7 +6,12 @@ the text encoder's token states, then an MLP; the timestep and pooled text modul
 (adaLN-zero, as in DiT). Image-to-video concatenates the given first frame and a mask channel to
 every frame's input, as Stable Video Diffusion concatenates its image latent.
 
-Shapes: sample (b, 3, f, h, w) in [-1, 1] -> model output (b, 3, f, h, w) (v or epsilon).
+The model predicts the clean clip x_0 directly ("sample" prediction): with 8x8 patches each token
+carries 192 pixel values through a 128-wide bottleneck, which cannot pass per-pixel noise (what
+epsilon and v prediction ask for) but easily carries a clean, low-dimensional picture
+(Li & He 2025, "Back to Basics: Let Denoising Generative Models Denoise").
+
+Shapes: sample (b, 3, f, h, w) in [-1, 1] -> model output (b, 3, f, h, w).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ class KinemoConfig:
     heads: int = 4
     text_dim: int = 128
     text_depth: int = 2
-    prediction_type: str = "v_prediction"
+    prediction_type: str = "sample"  # x-prediction: clean frames are easy for a patch bottleneck, noise is not
     num_train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"
 
