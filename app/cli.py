@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="print the generation record embedded in a Kinemo clip")
     info.add_argument("clip", type=Path)
+
+    sub.add_parser("studio", help="open Kinemo Studio, the desktop app")
     return parser
 
 
@@ -164,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "generate":
             return run_generate(args)
+        if args.command == "studio":
+            from app import run_studio  # Qt is imported only here
+
+            return run_studio([])
         return run_info(args)
     except (UsageError, InvalidRequest, ExportError) as exc:
         print(f"kinemo: error: {exc}", file=sys.stderr)

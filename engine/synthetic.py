@@ -34,6 +34,7 @@ SIZE = 64
 GROWTH = 1.8  # a growing object ends 1.8x its first size; a shrinking one 1/1.8x
 HELD_OUT_COUNT = 64
 HELD_OUT_SEED = 20261121
+JITTER = 4.0  # pixels of random offset of an object's path from the frame centre
 
 
 @dataclass(frozen=True)
@@ -102,25 +103,26 @@ def motion_scale(motion: str, tau: torch.Tensor) -> torch.Tensor:
 
 
 def sample_object_clip(rng: random.Random, combo: Combo) -> ObjectClip:
+    """Clip parameters for one combination.
+
+    The world is deliberately simple: the move is centred in the frame, with a few pixels of
+    jitter in position, size and distance. A small model then learns caption -> clip as a nearly
+    deterministic map, and the seed varies the details.
+    """
     colour, shape, motion, background = combo
     if motion == "grows":
-        radius0 = rng.uniform(6.0, 8.0)
+        radius0 = rng.uniform(6.0, 7.5)
     elif motion == "shrinks":
-        radius0 = rng.uniform(11.0, 14.0)
+        radius0 = rng.uniform(12.0, 13.5)
     else:
-        radius0 = rng.uniform(7.0, 11.0)
-    margin = radius0 * max(1.0, GROWTH if motion == "grows" else 1.0) + 2
-    x0, y0, distance = rng.uniform(margin, SIZE - margin), rng.uniform(margin, SIZE - margin), 0.0
+        radius0 = rng.uniform(8.0, 10.0)
+    centre_x = SIZE / 2 + rng.uniform(-JITTER, JITTER)
+    centre_y = SIZE / 2 + rng.uniform(-JITTER, JITTER)
+    x0, y0, distance = centre_x, centre_y, 0.0
     if motion in _DIRECTIONS:
         dx, dy = _DIRECTIONS[motion]
-        distance = rng.uniform(18.0, 26.0)
-        along_lo = margin  # start on the side the object leaves from
-        along_hi = SIZE - margin - distance
-        start = rng.uniform(along_lo, along_hi)
-        if dx:
-            x0 = start if dx > 0 else SIZE - start
-        else:
-            y0 = start if dy > 0 else SIZE - start
+        distance = rng.uniform(20.0, 26.0)
+        x0, y0 = centre_x - dx * distance / 2, centre_y - dy * distance / 2
     return ObjectClip(colour, shape, motion, background, x0, y0, radius0, distance)
 
 

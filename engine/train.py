@@ -94,7 +94,7 @@ def main(argv=None) -> None:
     ema = KinemoDiT(config).to(device).requires_grad_(False)
     ema.load_state_dict(model.state_dict())
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
-    cumprod = alphas_cumprod(make_betas(config.beta_schedule, config.num_train_timesteps)).to(device)
+    cumprod = alphas_cumprod(make_betas(config.beta_schedule, config.num_train_timesteps, snr_scale=config.snr_scale)).to(device)
 
     step, history, seconds = 0, [], 0.0
     if args.checkpoint.exists():

@@ -64,12 +64,12 @@ class BundledBackend:
         started = time.perf_counter()
         from engine.model_files import load_model
         from engine.sampling.ddim import DDIMSampler
+        from engine.sampling.schedule import alphas_cumprod, make_betas
 
         model = load_model(self.folder).to(self.device)
         config = model.config
-        self.sampler = DDIMSampler.from_schedule(
-            config.beta_schedule, config.num_train_timesteps, prediction_type=config.prediction_type, clip_sample=True
-        )
+        betas = make_betas(config.beta_schedule, config.num_train_timesteps, snr_scale=config.snr_scale)
+        self.sampler = DDIMSampler(alphas_cumprod(betas), prediction_type=config.prediction_type, clip_sample=True)
         self.model = model
         return time.perf_counter() - started
 

@@ -22,12 +22,25 @@ def betas_for_alpha_bar(num_train_timesteps: int, max_beta: float = 0.999) -> to
     return torch.tensor(betas, dtype=torch.float32)
 
 
+def shift_snr(betas: torch.Tensor, snr_scale: float) -> torch.Tensor:
+    """Multiply the signal-to-noise ratio of every timestep by snr_scale (Hoogeboom et al. 2023,
+    "simple diffusion"): a' = s * a / (1 - a + s * a). Returns the betas of the shifted schedule."""
+    a = torch.cumprod(1.0 - betas.double(), dim=0)
+    shifted = snr_scale * a / (1 - a + snr_scale * a)
+    previous = torch.cat([torch.ones(1, dtype=torch.float64), shifted[:-1]])
+    return (1 - shifted / previous).clamp(max=0.999).float()
+
+
 def make_betas(
     beta_schedule: str = "squaredcos_cap_v2",
     num_train_timesteps: int = 1000,
     beta_start: float = 0.0001,
     beta_end: float = 0.02,
+    snr_scale: float = 1.0,
 ) -> torch.Tensor:
+    """Betas of a named schedule, optionally with every SNR scaled by snr_scale."""
+    if snr_scale != 1.0:
+        return shift_snr(make_betas(beta_schedule, num_train_timesteps, beta_start, beta_end), snr_scale)
     if beta_schedule == "linear":
         return torch.linspace(beta_start, beta_end, num_train_timesteps, dtype=torch.float32)
     if beta_schedule == "scaled_linear":

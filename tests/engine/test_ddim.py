@@ -84,3 +84,26 @@ def test_bad_settings_are_refused():
         ddim_timesteps(10, spacing="odd")
     with pytest.raises(ValueError, match="num_steps"):
         ddim_timesteps(0)
+
+
+def test_shifted_schedule_matches_diffusers_given_the_same_betas():
+    from engine.sampling.schedule import alphas_cumprod, make_betas
+
+    betas = make_betas("squaredcos_cap_v2", 1000, snr_scale=1 / 16)
+    base = alphas_cumprod(make_betas("squaredcos_cap_v2", 1000))
+    shifted = alphas_cumprod(betas)
+    snr_ratio = (shifted / (1 - shifted)) / (base / (1 - base))
+    assert torch.allclose(snr_ratio[:900], torch.full((900,), 1 / 16), rtol=1e-3)
+
+    ref = DDIMScheduler(num_train_timesteps=1000, trained_betas=betas.numpy(), prediction_type="sample",
+                        timestep_spacing="trailing", clip_sample=True)
+    ref.set_timesteps(10)
+    ours = DDIMSampler(shifted, prediction_type="sample", clip_sample=True)
+    x_ref = torch.randn(1, 3, 2, 8, 8, generator=torch.Generator().manual_seed(1))
+    x_ours = x_ref.clone()
+    timesteps = ddim_timesteps(10, 1000, "trailing")
+    for i, t in enumerate(timesteps):
+        expected = ref.step(_toy_model(x_ref, t), t, x_ref).prev_sample
+        got = ours.step(_toy_model(x_ours, t), t, timesteps[i + 1] if i + 1 < 10 else -1, x_ours).prev_sample
+        assert torch.allclose(got, expected, atol=1e-5, rtol=0)
+        x_ref, x_ours = expected, got

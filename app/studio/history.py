@@ -1,0 +1,136 @@
+"""Every finished generation, kept across restarts in the data folder.
+
+Each entry is four files sharing one name in <data>/history/:
+  <id>.mp4   the clip with its embedded Kinemo record (export/)
+  <id>.png   a thumbnail
+  <id>.npy   the native frames, so the player and exports need no decoding
+  <id>.json  the entry itself (request, time, seconds); written last, so an entry exists only once complete
+Pure Python (numpy, PIL, export): saving runs on a worker thread.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from app.studio.paths import history_dir
+
+HISTORY_QUALITY = 80
+THUMBNAIL_SIZE = 96
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    id: str
+    request: dict  # GenerationRequest.to_dict()
+    created: float  # seconds since the epoch
+    seconds: float  # generation time
+    folder: Path
+
+    @property
+    def clip_path(self) -> Path:
+        return self.folder / f"{self.id}.mp4"
+
+    @property
+    def thumbnail_path(self) -> Path:
+        return self.folder / f"{self.id}.png"
+
+    @property
+    def frames_path(self) -> Path:
+        return self.folder / f"{self.id}.npy"
+
+    @property
+    def entry_path(self) -> Path:
+        return self.folder / f"{self.id}.json"
+
+    @property
+    def title(self) -> str:
+        prompt = " ".join(self.request.get("prompt", "").split())
+        return prompt if len(prompt) <= 60 else prompt[:59] + "…"
+
+    @property
+    def summary(self) -> str:
+        r = self.request
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.created))
+        return f"{when} · seed {r.get('seed')} · {r.get('steps')} steps · {r.get('frames')} f @ {r.get('fps')} fps"
+
+    def load_frames(self) -> np.ndarray:
+        return np.load(self.frames_path, allow_pickle=False)
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _save_npy(path: Path, frames: np.ndarray) -> None:
+    with open(path, "wb") as handle:  # a file object: np.save would add ".npy" to a name
+        np.save(handle, np.ascontiguousarray(frames, dtype=np.uint8))
+
+
+class HistoryStore:
+    def __init__(self, folder: Path | None = None):
+        self.folder = folder or history_dir()
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def entries(self) -> list[HistoryEntry]:
+        """All complete entries, newest first; unreadable ones are skipped."""
+        found = []
+        for path in self.folder.glob("*.json"):
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                entry = HistoryEntry(path.stem, dict(data["request"]), float(data["created"]), float(data.get("seconds", 0)), self.folder)
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if entry.clip_path.is_file():
+                found.append(entry)
+        return sorted(found, key=lambda e: e.created, reverse=True)
+
+    def save(self, request, frames: np.ndarray, seconds: float) -> HistoryEntry:
+        """Write clip, thumbnail, frames and entry for a finished generation (slow: call off the UI thread)."""
+        from PIL import Image
+
+        from export import ExportSettings, make_record, write_clip
+
+        created = time.time()
+        entry_id = time.strftime("%Y%m%d-%H%M%S", time.localtime(created)) + "-" + uuid.uuid4().hex[:6]
+        entry = HistoryEntry(entry_id, request.to_dict(), created, seconds, self.folder)
+        settings = ExportSettings("mp4", request.fps, request.width, request.height, HISTORY_QUALITY)
+        record = make_record(request.to_dict(), {"format": "mp4", "quality": HISTORY_QUALITY})
+        written: list[Path] = []
+        try:
+            write_clip(entry.clip_path, frames, settings, record)
+            written.append(entry.clip_path)
+            _atomic_write(entry.frames_path, lambda p: _save_npy(p, frames))
+            written.append(entry.frames_path)
+            thumb = Image.fromarray(frames[len(frames) // 2])
+            aspect = request.width / request.height
+            size = (THUMBNAIL_SIZE, max(1, round(THUMBNAIL_SIZE / aspect))) if aspect >= 1 else (max(1, round(THUMBNAIL_SIZE * aspect)), THUMBNAIL_SIZE)
+            thumb = thumb.resize(size, Image.Resampling.BICUBIC)
+            _atomic_write(entry.thumbnail_path, lambda p: thumb.save(p, format="PNG"))
+            written.append(entry.thumbnail_path)
+            data = {"request": entry.request, "created": created, "seconds": seconds}
+            _atomic_write(entry.entry_path, lambda p: p.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8"))
+        except BaseException:
+            for path in written:
+                path.unlink(missing_ok=True)
+            raise
+        return entry
+
+    def remove(self, entry: HistoryEntry) -> None:
+        for path in (entry.entry_path, entry.clip_path, entry.thumbnail_path, entry.frames_path):
+            path.unlink(missing_ok=True)

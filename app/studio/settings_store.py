@@ -1,0 +1,37 @@
+"""The studio's remembered settings: one JSON file in the data folder, written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from app.studio.paths import data_dir
+
+SETTINGS_NAME = "settings.json"
+
+
+class SettingsStore:
+    """A dict persisted as JSON. A missing or damaged file reads as empty settings."""
+
+    def __init__(self, path: Path | None = None):
+        self.path = path or data_dir() / SETTINGS_NAME
+
+    def load(self) -> dict:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def save(self, data: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".partial")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(data, handle, indent=2, ensure_ascii=False, sort_keys=True)
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
