@@ -32,7 +32,7 @@ log = logging.getLogger("kinemo.train")
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m engine.train", description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=1300)
+    p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--warmup", type=int, default=100)

@@ -87,6 +87,22 @@ def timestep_features(t: torch.Tensor, dim: int = 256) -> torch.Tensor:
     return torch.cat([angles.cos(), angles.sin()], dim=-1)
 
 
+def sincos_table(count: int, dim: int) -> torch.Tensor:
+    """Fixed sinusoidal positions (count, dim) with unit-scale entries."""
+    position = torch.arange(count, dtype=torch.float32)[:, None]
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(0, dim, 2, dtype=torch.float32) / dim)
+    table = torch.zeros(count, dim)
+    table[:, 0::2] = torch.sin(position * freqs)
+    table[:, 1::2] = torch.cos(position * freqs)
+    return table
+
+
+def sincos_grid(grid: int, dim: int) -> torch.Tensor:
+    """2D sinusoidal positions for a grid x grid patch layout: (grid * grid, dim), rows then columns."""
+    rows = sincos_table(grid, dim // 2)  # (grid, dim/2)
+    return torch.cat([rows[:, None].expand(grid, grid, -1), rows[None, :].expand(grid, grid, -1)], dim=-1).reshape(grid * grid, dim)
+
+
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return x * (1 + scale) + shift
 
@@ -175,8 +191,11 @@ class KinemoDiT(nn.Module):
         patch_values = 3 * p * p
         self.text_encoder = TextEncoder(config.text_dim, config.text_depth)
         self.patch_in = nn.Linear(2 * patch_values + 1, d)  # noisy frame | first frame | image mask
-        self.spatial_position = nn.Parameter(torch.randn(config.grid**2, d) * 0.02)
-        self.frame_position = nn.Parameter(torch.randn(config.max_frames, d) * 0.02)
+        # Positions start as unit-scale sinusoids (as in DiT): at high noise the patch embedding of
+        # pure noise is unit-scale too, and small random positions would be drowned by it, leaving
+        # the model no way to tell where (and when) to draw what the prompt asks for.
+        self.spatial_position = nn.Parameter(sincos_grid(config.grid, d))
+        self.frame_position = nn.Parameter(sincos_table(config.max_frames, d))
         self.time_embed = nn.Sequential(nn.Linear(256, d), nn.SiLU(), nn.Linear(d, d))
         self.text_embed = nn.Linear(config.text_dim, d)
         self.blocks = nn.ModuleList(FactorisedBlock(config) for _ in range(config.depth))
