@@ -10,18 +10,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     """One tiny random model folder for the whole session (path str, usable as request.model)."""
-    import torch
+    from tiny_models import save_tiny_model
 
-    from engine.model_files import save_model
-    from engine.models.kinemo_dit import KinemoConfig, KinemoDiT
-
-    torch.manual_seed(0)
-    model = KinemoDiT(KinemoConfig(dim=16, depth=1, heads=2, text_dim=16, text_depth=1))
-    for p in model.parameters():
-        torch.nn.init.normal_(p, std=0.05)
-    folder = tmp_path_factory.mktemp("models") / "tiny-model"
-    save_model(model, folder)
-    return str(folder)
+    return str(save_tiny_model(tmp_path_factory.mktemp("models") / "tiny-model"))
 
 
 @pytest.fixture

@@ -1,0 +1,16 @@
+"""Tiny real models for tests, built from configs (nothing downloaded)."""
+
+
+def save_tiny_model(folder):
+    """A real KinemoDiT with a tiny random config, saved in the bundled model's layout at folder."""
+    import torch
+
+    from engine.model_files import save_model
+    from engine.models.kinemo_dit import KinemoConfig, KinemoDiT
+
+    torch.manual_seed(0)
+    model = KinemoDiT(KinemoConfig(dim=16, depth=1, heads=2, text_dim=16, text_depth=1))
+    for p in model.parameters():  # zero-initialised output layers would make every clip flat
+        torch.nn.init.normal_(p, std=0.05)
+    save_model(model, folder)
+    return folder
