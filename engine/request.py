@@ -40,7 +40,7 @@ class GenerationRequest:
     width: int = 256
     height: int = 256
     steps: int = 25
-    guidance: float = 4.0
+    guidance: float = 1.0  # classifier-free guidance scale; 1 = none (measured best for the starter model)
     seed: int = 0
     eta: float = 0.0
 
