@@ -105,8 +105,8 @@ class BundledBackend:
         model, sampler, device = self.model, self.sampler, self.device
         size, native_frames = model.config.size, model.config.max_frames
 
-        with torch.inference_mode():
-            # 2. encode the conditioning once: prompt, negative prompt, first frame
+        # 2. encode the conditioning once: prompt, negative prompt, first frame
+        with torch.inference_mode():  # never around a yield: the caller's thread would stay in it
             ids = token_batch([tokenize(request.prompt).ids, tokenize(request.negative_prompt).ids]).to(device)
             first = None
             if image is not None:
@@ -114,38 +114,38 @@ class BundledBackend:
                 first = torch.from_numpy(fitted).permute(2, 0, 1).float().div(127.5).sub(1)[None].to(device)
                 first = first.expand(2, -1, -1, -1)
             cond: Conditioning = model.encode(ids, first)
-            guided = request.guidance != 1.0
+        guided = request.guidance != 1.0
+        if not guided:
+            cond = cond.select(slice(0, 1))
+
+        # 3. timesteps
+        timesteps = ddim_timesteps(request.steps, sampler.num_train_timesteps, TIMESTEP_SPACING)
+
+        # 4. initial noise, seeded on the CPU so a seed means the same clip on every device
+        generator = torch.Generator("cpu").manual_seed(request.seed)
+        noise = torch.randn((1, 3, native_frames, size, size), generator=generator).to(device)
+
+        # 5. denoising loop with classifier-free guidance (the sampler runs it in inference mode)
+        def denoise(x: torch.Tensor, t: int) -> torch.Tensor:
+            batch = x.expand(len(cond.image_mask), -1, -1, -1, -1)
+            out = model(batch, torch.tensor([t], device=device), cond)
             if not guided:
-                cond = cond.select(slice(0, 1))
+                return out
+            positive, negative = out.chunk(2)
+            return negative + request.guidance * (positive - negative)
 
-            # 3. timesteps
-            timesteps = ddim_timesteps(request.steps, sampler.num_train_timesteps, TIMESTEP_SPACING)
+        started = time.perf_counter()
+        estimate = noise
+        steps = sampler.sample(denoise, noise, timesteps, eta=request.eta, generator=generator)
+        for index, t, out in steps:
+            estimate = out.pred_original_sample if index + 1 < len(timesteps) else out.prev_sample
+            yield Progress(index + 1, len(timesteps), t, time.perf_counter() - started)
+            yield Preview(index + 1, to_uint8_frames(estimate[0]))
+            if should_stop is not None and should_stop():
+                raise Cancelled("generation cancelled")
+        seconds = time.perf_counter() - started
 
-            # 4. initial noise, seeded on the CPU so a seed means the same clip on every device
-            generator = torch.Generator("cpu").manual_seed(request.seed)
-            noise = torch.randn((1, 3, native_frames, size, size), generator=generator).to(device)
-
-            # 5. denoising loop with classifier-free guidance
-            def denoise(x: torch.Tensor, t: int) -> torch.Tensor:
-                batch = x.expand(len(cond.image_mask), -1, -1, -1, -1)
-                out = model(batch, torch.tensor([t], device=device), cond)
-                if not guided:
-                    return out
-                positive, negative = out.chunk(2)
-                return negative + request.guidance * (positive - negative)
-
-            started = time.perf_counter()
-            estimate = noise
-            steps = sampler.sample(denoise, noise, timesteps, eta=request.eta, generator=generator)
-            for index, t, out in steps:
-                estimate = out.pred_original_sample if index + 1 < len(timesteps) else out.prev_sample
-                yield Progress(index + 1, len(timesteps), t, time.perf_counter() - started)
-                yield Preview(index + 1, to_uint8_frames(estimate[0]))
-                if should_stop is not None and should_stop():
-                    raise Cancelled("generation cancelled")
-            seconds = time.perf_counter() - started
-
-            # 6. finished frames
-            frames = resample_frames(to_uint8_frames(estimate[0]), request.frames)
+        # 6. finished frames
+        frames = resample_frames(to_uint8_frames(estimate[0]), request.frames)
         yield Frames(0, frames)
         yield Finished(len(frames), seconds, {"seconds_per_step": seconds / len(timesteps)})

@@ -134,10 +134,12 @@ class DDIMSampler:
         if timesteps and not 0 <= timesteps[0] < self.num_train_timesteps:
             raise ValueError(f"timestep {timesteps[0]} outside 0..{self.num_train_timesteps - 1}")
         x = noise
-        with torch.inference_mode():
-            for i, t in enumerate(timesteps):
-                prev_t = timesteps[i + 1] if i + 1 < len(timesteps) else -1
+        for i, t in enumerate(timesteps):
+            prev_t = timesteps[i + 1] if i + 1 < len(timesteps) else -1
+            # inference mode around the work only: a yield inside it would leave the caller's
+            # thread in inference mode for as long as the generator stays suspended
+            with torch.inference_mode():
                 z = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device) if eta > 0 else None
                 out = self.step(denoise(x, t), t, prev_t, x, eta, z)
-                x = out.prev_sample
-                yield i, t, out
+            x = out.prev_sample
+            yield i, t, out

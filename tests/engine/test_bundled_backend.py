@@ -98,3 +98,12 @@ def test_resolve_backend(tiny_model_dir, tmp_path):
     (tmp_path / "other" / "config.json").write_text('{"model_type": "unet"}')
     with pytest.raises(InvalidRequest, match="not a Kinemo model folder"):
         resolve_backend(str(tmp_path / "other"))
+
+
+def test_a_suspended_generation_leaves_the_callers_autograd_alone(tiny_model_dir):
+    events = BundledBackend(tiny_model_dir).generate(GenerationRequest("a red circle", steps=3))
+    for event in events:
+        if isinstance(event, Preview):
+            break  # suspended mid-run
+    assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+    events.close()
