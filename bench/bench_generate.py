@@ -43,7 +43,7 @@ def main() -> None:
             "t2v 16f 25 steps -> 64x64": [PROMPT, "--width", "64", "--height", "64"],
             "t2v 16f 25 steps -> 512x512": [PROMPT, "--width", "512", "--height", "512"],
             "t2v 16f 10 steps -> 256x256": [PROMPT, "--steps", "10"],
-            "t2v 16f 25 steps, no guidance": [PROMPT, "--guidance", "1"],
+            "t2v 16f 25 steps, guidance 4 (CFG)": [PROMPT, "--guidance", "4"],
             "i2v 16f 25 steps -> 256x256": ["the camera pans left", "--image", str(picture)],
         }
         print(f"threads: {os.cpu_count()} cores, torch default; median of {opts.repeats} runs")
