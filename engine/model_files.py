@@ -37,6 +37,18 @@ def save_model(model, folder: Path, extra_config: dict | None = None) -> None:
     atomic_write_bytes(Path(folder) / CONFIG_NAME, (json.dumps(config, indent=2) + "\n").encode())
 
 
+def read_config(folder: Path) -> dict:
+    """The model's config.json as a dict (without the model_type tag or private "_" keys)."""
+    config_path = Path(folder) / CONFIG_NAME
+    if not config_path.is_file():
+        raise ModelLoadError(f"model file missing: {config_path}")
+    try:
+        raw = json.loads(config_path.read_text())
+    except ValueError as exc:
+        raise ModelLoadError(f"unreadable model config {config_path}: {exc}") from exc
+    return {k: v for k, v in raw.items() if k != "model_type" and not k.startswith("_")}
+
+
 def load_model(folder: Path = STARTER_DIR):
     """Build the model from folder/config.json and load folder/model.safetensors (fp32, eval mode)."""
     from safetensors import SafetensorError
@@ -45,16 +57,14 @@ def load_model(folder: Path = STARTER_DIR):
     from engine.models.kinemo_dit import KinemoConfig, KinemoDiT
 
     folder = Path(folder)
-    config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
-    for path in (config_path, weights_path):
-        if not path.is_file():
-            raise ModelLoadError(f"model file missing: {path}")
+    weights_path = folder / WEIGHTS_NAME
+    raw = read_config(folder)
+    if not weights_path.is_file():
+        raise ModelLoadError(f"model file missing: {weights_path}")
     try:
-        raw = json.loads(config_path.read_text())
-        raw.pop("model_type", None)
-        config = KinemoConfig.from_dict({k: v for k, v in raw.items() if not k.startswith("_")})
+        config = KinemoConfig.from_dict(raw)
     except (ValueError, TypeError) as exc:
-        raise ModelLoadError(f"unreadable model config {config_path}: {exc}") from exc
+        raise ModelLoadError(f"unreadable model config {folder / CONFIG_NAME}: {exc}") from exc
     model = KinemoDiT(config)
     try:
         state = load_file(weights_path)

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.backends import STARTER_ID
 from engine.errors import Cancelled, InvalidRequest
 from engine.events import Event, Finished, Frames, Loaded, Notice, Preview, Progress
 from engine.images import fit_to_frame, load_image
-from engine.model_files import STARTER_DIR
+from engine.model_files import STARTER_DIR, read_config
 from engine.request import GenerationRequest
 from engine.vocabulary import tokenize
 
 log = logging.getLogger("kinemo.engine")
 
-STARTER_ID = "kinemo-starter"
 TIMESTEP_SPACING = "trailing"
 
 
@@ -75,7 +75,10 @@ class BundledBackend:
 
     @property
     def max_frames(self) -> int:
-        return 16
+        """The model's temporal window, known before its weights are loaded."""
+        if self.model is not None:
+            return self.model.config.max_frames
+        return int(read_config(self.folder).get("max_frames", 16))
 
     def check(self, request: GenerationRequest) -> None:
         """Validate what this backend needs beyond the request's own ranges."""
@@ -106,17 +109,16 @@ class BundledBackend:
         size, native_frames = model.config.size, model.config.max_frames
 
         # 2. encode the conditioning once: prompt, negative prompt, first frame
+        guided = request.guidance != 1.0  # 1 = the prompt alone; otherwise prompt and negative, batched
+        prompts = [request.prompt, request.negative_prompt] if guided else [request.prompt]
         with torch.inference_mode():  # never around a yield: the caller's thread would stay in it
-            ids = token_batch([tokenize(request.prompt).ids, tokenize(request.negative_prompt).ids]).to(device)
+            ids = token_batch([tokenize(p).ids for p in prompts]).to(device)
             first = None
             if image is not None:
                 fitted = fit_to_frame(image, request.width / request.height, size)  # (h, w, 3) uint8
                 first = torch.from_numpy(fitted).permute(2, 0, 1).float().div(127.5).sub(1)[None].to(device)
-                first = first.expand(2, -1, -1, -1)
+                first = first.expand(len(prompts), -1, -1, -1)
             cond: Conditioning = model.encode(ids, first)
-        guided = request.guidance != 1.0
-        if not guided:
-            cond = cond.select(slice(0, 1))
 
         # 3. timesteps
         timesteps = ddim_timesteps(request.steps, sampler.num_train_timesteps, TIMESTEP_SPACING)

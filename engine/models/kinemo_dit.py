@@ -71,13 +71,6 @@ class Conditioning:
     image: torch.Tensor  # (b, 3, h, w) in [-1, 1], zeros where no image is given
     image_mask: torch.Tensor  # (b,) 1.0 where the first frame is given
 
-    def select(self, index: torch.Tensor | slice) -> "Conditioning":
-        return Conditioning(*(getattr(self, f.name)[index] for f in fields(self)))
-
-    @staticmethod
-    def concat(parts: list["Conditioning"]) -> "Conditioning":
-        return Conditioning(*(torch.cat([getattr(p, f.name) for p in parts]) for f in fields(Conditioning)))
-
 
 def timestep_features(t: torch.Tensor, dim: int = 256) -> torch.Tensor:
     """Sinusoidal features of diffusion timesteps: (b,) -> (b, dim)."""

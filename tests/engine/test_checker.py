@@ -4,11 +4,8 @@ import numpy as np
 import pytest
 
 from engine.checker import check_clip, psnr
+from engine.evaluate import to_uint8 as _frames
 from engine.synthetic import all_combos, render, sample_camera_clip, sample_object_clip
-
-
-def _frames(video):
-    return (video.permute(1, 2, 3, 0).numpy() * 255 + 0.5).astype(np.uint8)
 
 
 def test_checker_reads_every_ground_truth_combination_correctly():
