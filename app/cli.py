@@ -37,16 +37,19 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("prompt")
     gen.add_argument("-o", "--output", required=True, type=Path, help="output file, or a new folder for --format png")
     gen.add_argument("--image", type=Path, help="first-frame picture for image-to-video")
-    gen.add_argument("--frames", type=int, default=defaults.frames)
-    gen.add_argument("--fps", type=int, default=defaults.fps)
-    gen.add_argument("--width", type=int, default=defaults.width)
-    gen.add_argument("--height", type=int, default=defaults.height)
-    gen.add_argument("--steps", type=int, default=defaults.steps)
-    gen.add_argument("--guidance", type=float, default=defaults.guidance)
+    # sizes, steps and guidance default to the model's own (the catalog's, or the starter model's)
+    gen.add_argument("--frames", type=int, help=f"default: the model's ({defaults.frames} for {DEFAULT_MODEL})")
+    gen.add_argument("--fps", type=int, help=f"default: the model's ({defaults.fps} for {DEFAULT_MODEL})")
+    gen.add_argument("--width", type=int, help=f"default: the model's ({defaults.width} for {DEFAULT_MODEL})")
+    gen.add_argument("--height", type=int, help=f"default: the model's ({defaults.height} for {DEFAULT_MODEL})")
+    gen.add_argument("--steps", type=int, help=f"default: the model's ({defaults.steps} for {DEFAULT_MODEL})")
+    gen.add_argument("--guidance", type=float, help=f"default: the model's ({defaults.guidance:g} for {DEFAULT_MODEL})")
     gen.add_argument("--seed", type=int, default=defaults.seed)
     gen.add_argument("--eta", type=float, default=defaults.eta, help="DDIM stochasticity, 0 = deterministic")
     gen.add_argument("--negative", default="", help="negative prompt")
-    gen.add_argument("--model", default=DEFAULT_MODEL)
+    gen.add_argument("--model", default=DEFAULT_MODEL, help="catalog id (kinemo models list), hub id or model folder")
+    gen.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU), cuda, cuda:N, mps or cpu")
+    gen.add_argument("--token", help="Hugging Face token for gated models (default: HF_TOKEN or a saved login)")
     gen.add_argument("--format", choices=FORMATS, help="default: from the output's extension, else mp4")
     gen.add_argument("--quality", type=int, default=80, help="1 (smallest) .. 100 (best)")
     gen.add_argument("--stats", type=Path, help="write timings and peak memory as JSON")
@@ -55,6 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("clip", type=Path)
 
     sub.add_parser("studio", help="open Kinemo Studio, the desktop app")
+
+    models = sub.add_parser("models", help="list, download, inspect or remove hub models")
+    models_sub = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
+    models_sub.add_parser("list", help="the catalog and whether each model is on disk")
+    for name, text in (("pull", "download a model (resumes an interrupted download)"), ("info", "what a model is and where it is"),
+                       ("remove", "delete a downloaded model from the hub cache")):
+        cmd = models_sub.add_parser(name, help=text)
+        cmd.add_argument("model", help="catalog id or hub id")
+        if name == "pull":
+            cmd.add_argument("--token", help="Hugging Face token for gated models (default: HF_TOKEN or a saved login)")
     return parser
 
 
@@ -82,6 +95,7 @@ def peak_memory_mb() -> float:
 def run_generate(args: argparse.Namespace) -> int:
     from engine.backends import resolve_backend
     from engine.events import Finished, Frames, Loaded, Notice, Progress
+    from engine.hub import token_from
     from engine.images import file_sha256, load_image
     from engine.model_files import atomic_write_bytes
     from engine.request import GenerationRequest
@@ -91,10 +105,12 @@ def run_generate(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     # 1. validate everything before any work: request, image, destinations
     fmt = choose_format(args.output, args.format)
+    backend = resolve_backend(args.model, args.device, token_from(args.token))
+    given = {k: getattr(args, k) for k in ("frames", "fps", "width", "height", "steps", "guidance")}
+    chosen = {**backend.defaults(), **{k: v for k, v in given.items() if v is not None}}
     request = GenerationRequest(
         prompt=args.prompt, negative_prompt=args.negative, model=args.model,
-        image=str(args.image) if args.image else None, frames=args.frames, fps=args.fps, width=args.width,
-        height=args.height, steps=args.steps, guidance=args.guidance, seed=args.seed, eta=args.eta,
+        image=str(args.image) if args.image else None, seed=args.seed, eta=args.eta, **chosen,
     ).validate()
     settings = ExportSettings(fmt, request.fps, request.width, request.height, args.quality).validate()
     check_destination(args.output, settings)
@@ -103,7 +119,6 @@ def run_generate(args: argparse.Namespace) -> int:
     if args.image:
         load_image(args.image)
         request = request.with_changes(image_sha256=file_sha256(args.image))
-    backend = resolve_backend(request.model)
     backend.check(request)
 
     # 2. generate, streaming finished frames into the encoder
@@ -166,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "generate":
             return run_generate(args)
+        if args.command == "models":
+            from app.models_cli import run_models
+
+            return run_models(args)
         if args.command == "studio":
             from app import run_studio  # Qt is imported only here
 

@@ -16,7 +16,7 @@ DEFAULT_MODEL = "kinemo-starter"
 SCHEMA = "kinemo.request/1"
 
 LIMITS = {
-    "frames": (1, 16),
+    "frames": (1, 1024),  # each backend narrows this to what its model can make
     "fps": (1, 60),
     "width": (32, 2048),
     "height": (32, 2048),

@@ -80,6 +80,11 @@ class BundledBackend:
             return self.model.config.max_frames
         return int(read_config(self.folder).get("max_frames", 16))
 
+    def defaults(self) -> dict:
+        """Sizes, steps and guidance a request gets when the user gives none."""
+        d = GenerationRequest(prompt="-")
+        return {k: getattr(d, k) for k in ("steps", "guidance", "width", "height", "frames", "fps")}
+
     def check(self, request: GenerationRequest) -> None:
         """Validate what this backend needs beyond the request's own ranges."""
         request.validate()

@@ -210,11 +210,22 @@ class KinemoDiT(nn.Module):
             image_mask = torch.ones(b, device=text_ids.device)
         return Conditioning(states, mask, pooled, image * image_mask[:, None, None, None], image_mask)
 
-    def forward(self, sample: torch.Tensor, timestep: torch.Tensor, cond: Conditioning) -> torch.Tensor:
+    def forward(
+        self, sample: torch.Tensor, timestep: torch.Tensor, cond: Conditioning, frame_indices: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """frame_indices (f,): where each given frame sits in the model's window, default 0..f-1.
+
+        Training passes sparse, increasing indices (e.g. 0, 3, 9, 15) to see whole moves in a few
+        frames; generation uses every frame of the window.
+        """
         b, _, f, h, w = sample.shape
         p = self.config.patch
-        if f > self.config.max_frames:
-            raise ValueError(f"{f} frames exceed the model's window of {self.config.max_frames}")
+        if frame_indices is None:
+            if f > self.config.max_frames:
+                raise ValueError(f"{f} frames exceed the model's window of {self.config.max_frames}")
+            frame_indices = torch.arange(f, device=sample.device)
+        elif frame_indices.shape != (f,) or int(frame_indices.max()) >= self.config.max_frames:
+            raise ValueError(f"frame indices {frame_indices.tolist()} do not fit {f} frames in a window of {self.config.max_frames}")
         if timestep.ndim == 0:
             timestep = timestep.expand(b)
 
@@ -223,15 +234,14 @@ class KinemoDiT(nn.Module):
         img = rearrange(cond.image, "b c (gh p1) (gw p2) -> b 1 (gh gw) (p1 p2 c)", p1=p, p2=p)
         mask = cond.image_mask[:, None, None, None].expand(b, f, x.shape[2], 1)
         tokens = torch.cat([x, img.expand(-1, f, -1, -1), mask], dim=-1)
-        x = self.patch_in(tokens) + self.spatial_position + self.frame_position[:f, None]
+        x = self.patch_in(tokens) + self.spatial_position + self.frame_position[frame_indices][:, None]
 
         # 2. global conditioning: timestep + pooled text
         c = self.time_embed(timestep_features(timestep)) + self.text_embed(cond.text_pooled)
 
         # 3. factorised blocks
-        positions = torch.arange(f, device=sample.device)
         for block in self.blocks:
-            x = block(x, c, cond, positions)
+            x = block(x, c, cond, frame_indices)
 
         # 4. unpatchify
         shift, scale = self.modulation_out(F.silu(c))[:, None, None].chunk(2, dim=-1)

@@ -15,7 +15,7 @@ def test_round_trip_through_json():
         ({"prompt": ""}, "prompt is empty"),
         ({"prompt": "   \n"}, "prompt is empty"),
         ({"frames": 0}, "frames"),
-        ({"frames": 1000}, "frames"),
+        ({"frames": 1025}, "frames"),
         ({"fps": 0}, "fps"),
         ({"steps": 0}, "steps"),
         ({"steps": 5000}, "steps"),

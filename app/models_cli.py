@@ -1,0 +1,104 @@
+"""`kinemo models list | pull | info | remove`: hub models on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def hub_model_for(name: str):
+    """The HubModel behind a catalog id or a hub id."""
+    from engine.backends import HUB_ID, STARTER_ID
+    from engine.catalog import find_entry
+    from engine.errors import InvalidRequest
+    from engine.hub import HubModel
+
+    if name == STARTER_ID:
+        raise InvalidRequest(f"{STARTER_ID} ships with Kinemo: there is nothing to download or remove")
+    entry = find_entry(name)
+    if entry is not None:
+        return entry, HubModel.from_entry(entry)
+    if HUB_ID.match(name):
+        return None, HubModel(name, name)
+    raise InvalidRequest(f"unknown model {name!r}: use a catalog id (`kinemo models list`) or a hub id such as org/name")
+
+
+def size_text(num_bytes: int) -> str:
+    return f"{num_bytes / 1e9:.2f} GB" if num_bytes >= 1e8 else f"{num_bytes / 1e6:.1f} MB"
+
+
+def run_list() -> int:
+    from engine.backends import STARTER_ID
+    from engine.catalog import catalog
+    from engine.hub import HubModel, local_paths
+
+    rows = [(STARTER_ID, "kinemo", "t2v+i2v", "bundled", "-", "Apache-2.0")]
+    for e in catalog().values():
+        on_disk = "yes" if local_paths(HubModel.from_entry(e)) else "no"
+        rows.append((e.id, e.family, "+".join(e.tasks), on_disk, f"{e.vram_gb:g} GB", e.license.split(";")[0]))
+    header = ("id", "family", "tasks", "on disk", "vram", "licence")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def run_pull(name: str, token: str | None) -> int:
+    from engine.hub import pull, token_from
+
+    _, model = hub_model_for(name)
+    pipeline, adapter = pull(model, token_from(token))
+    print(pipeline)
+    if adapter is not None:
+        print(adapter)
+    return 0
+
+
+def run_info(name: str) -> int:
+    from dataclasses import asdict
+
+    from engine.hub import disk_bytes, local_paths
+
+    entry, model = hub_model_for(name)
+    found = local_paths(model)
+    info = asdict(entry) if entry is not None else {"hub_id": model.hub_id}
+    info["on_disk"] = found is not None
+    if found is not None:
+        info["path"] = str(found[0])
+        if found[1] is not None:
+            info["adapter_path"] = str(found[1])
+        info["size_on_disk"] = size_text(disk_bytes(model))
+    print(json.dumps(info, indent=2, ensure_ascii=False))
+    return 0
+
+
+def run_remove(name: str) -> int:
+    from engine.catalog import catalog
+    from engine.hub import HubModel, local_paths, remove
+
+    entry, model = hub_model_for(name)
+    # a repository another downloaded model needs too (a shared base model) stays
+    keep = {
+        repo
+        for other in catalog().values()
+        if other is not entry and set(other.repos) & set(model.repos) and local_paths(HubModel.from_entry(other))
+        for repo in other.repos
+    }
+    freed, removed = remove(model, keep)
+    if not removed:
+        print(f"{name} is not on disk; nothing removed")
+        return 0
+    kept = sorted(set(model.repos) & keep)
+    print(f"removed {', '.join(removed)} ({size_text(freed)})" + (f"; kept {', '.join(kept)}, which other models use" if kept else ""))
+    return 0
+
+
+def run_models(args: argparse.Namespace) -> int:
+    command = args.models_command
+    if command == "list":
+        return run_list()
+    if command == "pull":
+        return run_pull(args.model, args.token)
+    if command == "info":
+        return run_info(args.model)
+    return run_remove(args.model)

@@ -1,0 +1,299 @@
+"""Diffusers video pipelines as a backend: the same request in, the same events out as the bundled model.
+
+A pipeline call is one blocking function, while a backend yields events as it goes; so the call
+runs on a worker thread whose step callback posts progress and previews to a queue, and raises
+Cancelled when the consumer asks to stop or walks away.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.catalog import CatalogEntry, catalog
+from engine.diffusers_layout import DiffusersFolder, inspect_folder
+from engine.errors import Cancelled, InvalidRequest, KinemoError, ModelLoadError
+from engine.events import Event, Finished, Frames, Loaded, Notice, Preview, Progress
+from engine.request import GenerationRequest
+
+log = logging.getLogger("kinemo.engine")
+
+PREVIEW_SIZE = 96  # longest side of live previews, pixels
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a diffusers model comes from: a local folder, a catalog entry or a bare hub id."""
+
+    name: str
+    folder: Path | None = None
+    entry: CatalogEntry | None = None
+    hub_id: str | None = None
+
+
+def family_defaults(family: str) -> dict:
+    """Defaults for a folder that carries none: those of the family's first catalog entry."""
+    entry = next((e for e in catalog().values() if e.family == family), None)
+    return entry.defaults() if entry else {}
+
+
+def to_uint8(frames: np.ndarray) -> np.ndarray:
+    """Pipeline output (f, h, w, 3) float in [0, 1] -> uint8, rounded as diffusers' numpy_to_pil does."""
+    return (np.clip(frames, 0.0, 1.0) * 255).round().astype(np.uint8)
+
+
+def latent_preview(latents, layout: str, shape_hint: tuple[int, int, int] | None = None) -> np.ndarray:
+    """A rough picture of the latents for live preview: (f, h, w, 3) uint8, no decoder involved.
+
+    The first three latent channels, each standardised, stand in for colour. It shows where things
+    are and how they move; the finished frames come from the pipeline's own decoder.
+    """
+    import torch
+    import torch.nn.functional as F
+    from einops import rearrange
+
+    x = latents[:1].detach().float().cpu()
+    if layout == "packed":  # LTX: (b, s, c) tokens of a (f, h, w) latent grid
+        f, h, w = shape_hint
+        x = rearrange(x[0, : f * h * w], "(f h w) c -> f c h w", f=f, h=h, w=w)
+    else:
+        x = rearrange(x, f"{layout} -> (b f) c h w")
+    channels = x[:, :3] if x.shape[1] >= 3 else x[:, :1].expand(-1, 3, -1, -1)
+    mean = channels.mean(dim=(0, 2, 3), keepdim=True)
+    std = channels.std(dim=(0, 2, 3), keepdim=True).clamp(min=1e-6)
+    rgb = torch.sigmoid((channels - mean) / std)
+    scale = PREVIEW_SIZE / max(rgb.shape[-2:])
+    rgb = F.interpolate(rgb, scale_factor=max(1.0, scale), mode="nearest")
+    return (rgb * 255).round().byte().permute(0, 2, 3, 1).numpy()
+
+
+class DiffusersBackend:
+    """One diffusers model (any supported family), loaded lazily on the chosen device."""
+
+    def __init__(self, source: Source, device: str = "auto", token: str | None = None, progress_class=None):
+        self.source = source
+        self.model_id = source.name
+        self.requested_device = device
+        self.token = token
+        self.progress_class = progress_class  # tqdm class for downloads (the studio passes its own)
+        self.pipe = None
+        self.pipe_task: str | None = None
+        self.device: str | None = None
+        self._folder: DiffusersFolder | None = None
+        self._adapter: Path | None = None
+
+    # -- what the model is -----------------------------------------------------------------------
+    @property
+    def family(self) -> str | None:
+        if self.source.entry is not None:
+            return self.source.entry.family
+        folder = self.local_folder()
+        return folder.family if folder else None
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        if self.source.entry is not None:
+            return self.source.entry.tasks
+        folder = self.local_folder()
+        return folder.tasks if folder else ("t2v", "i2v")
+
+    def defaults(self) -> dict:
+        if self.source.entry is not None:
+            return self.source.entry.defaults()
+        return family_defaults(self.family) if self.family else {}
+
+    def hub_model(self):
+        from engine.hub import HubModel
+
+        if self.source.entry is not None:
+            return HubModel.from_entry(self.source.entry)
+        return HubModel(self.source.name, self.source.hub_id)
+
+    def local_folder(self) -> DiffusersFolder | None:
+        """The model's pipeline folder when it is on disk (inspected once)."""
+        if self._folder is None:
+            if self.source.folder is not None:
+                self._folder = inspect_folder(self.source.folder)
+            else:
+                from engine.hub import local_paths
+
+                found = local_paths(self.hub_model())
+                if found is not None:
+                    self._folder, self._adapter = inspect_folder(found[0]), found[1]
+        return self._folder
+
+    def is_on_disk(self) -> bool:
+        return self.local_folder() is not None
+
+    # -- checks ----------------------------------------------------------------------------------
+    def check(self, request: GenerationRequest) -> None:
+        """Validate the request against this model; never downloads."""
+        from engine.backends.families import FAMILIES
+
+        request.validate()
+        task = "i2v" if request.image else "t2v"
+        if task not in self.tasks:
+            if task == "t2v":
+                raise InvalidRequest(f"{self.model_id} animates a picture: add --image PATH (image-to-video)")
+            raise InvalidRequest(f"{self.model_id} is text-to-video only: remove --image, or pick an image-to-video model")
+        if self.family is not None:
+            FAMILIES[self.family].check(request, self.model_id)
+
+    def notices(self, request: GenerationRequest) -> list[Notice]:
+        from engine.backends.families import FAMILIES
+
+        if self.family and request.negative_prompt and not FAMILIES[self.family].negative_prompt:
+            return [Notice(f"{FAMILIES[self.family].label} takes no negative prompt; it is ignored")]
+        return []
+
+    # -- loading ---------------------------------------------------------------------------------
+    def fetch(self) -> Iterator[Event]:
+        """Make sure the model is on disk, downloading it (resumably) when it is not."""
+        if self.local_folder() is not None:
+            return
+        from engine.hub import pull
+
+        size = f" (about {self.source.entry.disk_gb:g} GB)" if self.source.entry else ""
+        yield Notice(f"{self.model_id} is not on disk; downloading it from the hub{size}")
+        pipeline, adapter = pull(self.hub_model(), self.token, self.progress_class)
+        self._folder, self._adapter = inspect_folder(pipeline), adapter
+
+    def load(self, task: str = "t2v") -> float:
+        """Load the pipeline for a task once; returns the seconds it took (0 when already loaded)."""
+        if self.pipe is not None and self.pipe_task == task:
+            return 0.0
+        started = time.perf_counter()
+        folder = self.local_folder()
+        if folder is None:
+            raise ModelLoadError(f"{self.model_id} is not on disk; run `kinemo models pull {self.model_id}`")
+        from engine.devices import pick_device, pick_dtype
+        from engine.backends.families import FAMILIES
+
+        device = pick_device(self.requested_device)
+        dtype = pick_dtype(device)
+        family = FAMILIES[folder.family]
+        try:
+            pipe = self._from_pretrained(folder, family.pipeline_class(task), dtype)
+        except KinemoError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelLoadError(f"cannot load {self.model_id} from {folder.path}: {first}") from exc
+        pipe.set_progress_bar_config(disable=True)
+        self.pipe, self.pipe_task, self.device = pipe.to(device), task, device
+        log.info("loaded %s (%s) on %s in %s", self.model_id, type(pipe).__name__, device, dtype)
+        return time.perf_counter() - started
+
+    def _from_pretrained(self, folder: DiffusersFolder, class_name: str, dtype):
+        import diffusers
+
+        cls = getattr(diffusers, class_name)
+        entry = self.source.entry
+        kwargs = dict(dtype=dtype, use_safetensors=True)
+        if entry is not None and entry.variant:
+            kwargs["variant"] = entry.variant
+        if self._adapter is not None:  # AnimateDiff from the catalog: base model + motion adapter
+            kwargs["motion_adapter"] = self._load_adapter(dtype)
+        pipe = cls.from_pretrained(folder.path, **kwargs)
+        if entry is not None and entry.scheduler:
+            overrides = dict(entry.scheduler)
+            scheduler_cls = getattr(diffusers, overrides.pop("class", type(pipe.scheduler).__name__))
+            pipe.scheduler = scheduler_cls.from_config(pipe.scheduler.config, **overrides)
+        return pipe
+
+    def _load_adapter(self, dtype):
+        from diffusers import MotionAdapter
+
+        if self._adapter.is_dir():
+            return MotionAdapter.from_pretrained(self._adapter, dtype=dtype, use_safetensors=True)
+        from safetensors.torch import load_file  # a single-file adapter such as AnimateDiff-Lightning
+
+        adapter = MotionAdapter()
+        adapter.load_state_dict(load_file(str(self._adapter)))
+        return adapter.to(dtype)
+
+    # -- generation ------------------------------------------------------------------------------
+    def generate(self, request: GenerationRequest, should_stop: Callable[[], bool] | None = None) -> Iterator[Event]:
+        """Yield Loaded, Notice*, (Progress, Preview)*, Frames, Finished; raise Cancelled if stopped."""
+        from PIL import Image
+
+        from engine.backends.families import FAMILIES, pipeline_arguments
+        from engine.images import load_image
+
+        # 1. check inputs; make sure the weights are on disk; load
+        self.check(request)
+        image = Image.fromarray(load_image(request.image)) if request.image else None
+        yield from self.fetch()
+        self.check(request)  # a bare hub id's family is known only now
+        task = "i2v" if image is not None else "t2v"
+        yield Loaded(self.model_id, self.load(task))
+        yield from self.notices(request)
+        family = FAMILIES[self.local_folder().family]
+        extra = self.source.entry.call if self.source.entry else {}
+        arguments = pipeline_arguments(family.name, request, image, extra)
+        latent_grid = self._latent_grid(request) if family.latent_layout == "packed" else None
+
+        # 2. run the pipeline on a worker thread; its step callback reports here
+        events: queue.Queue = queue.Queue()
+        stop = threading.Event()
+
+        def on_step(pipe, index, timestep, tensors):
+            events.put(("step", index, float(timestep), latent_preview(tensors["latents"], family.latent_layout, latent_grid)))
+            if stop.is_set():
+                raise Cancelled("generation cancelled")
+            return {}
+
+        def work():
+            import torch
+
+            try:
+                generator = torch.Generator("cpu").manual_seed(request.seed)
+                result = self.pipe(**arguments, generator=generator, callback_on_step_end=on_step,
+                                   callback_on_step_end_tensor_inputs=["latents"])
+                events.put(("done", result.frames))
+            except (ValueError, TypeError) as exc:  # the pipeline's own input checks
+                if isinstance(exc, KinemoError):
+                    events.put(("error", exc))
+                else:
+                    events.put(("error", InvalidRequest(f"{self.model_id}: {str(exc).strip().splitlines()[0]}")))
+            except BaseException as exc:  # handed to the consumer's thread, raised there
+                events.put(("error", exc))
+
+        started = time.perf_counter()
+        worker = threading.Thread(target=work, name="kinemo-diffusers", daemon=True)
+        worker.start()
+        try:
+            while True:
+                kind, *payload = events.get()
+                if kind == "error":
+                    raise payload[0]
+                if kind == "done":
+                    frames = to_uint8(np.asarray(payload[0])[0])
+                    break
+                index, timestep, preview = payload
+                yield Progress(index + 1, request.steps, int(timestep), time.perf_counter() - started)
+                yield Preview(index + 1, preview)
+                if should_stop is not None and should_stop():
+                    stop.set()
+        finally:
+            stop.set()  # the consumer may have walked away: the callback ends the run at the next step
+            worker.join()
+        seconds = time.perf_counter() - started
+
+        # 3. finished frames
+        yield Frames(0, frames)
+        yield Finished(len(frames), seconds, {"seconds_per_step": seconds / max(1, request.steps)})
+
+    def _latent_grid(self, request: GenerationRequest) -> tuple[int, int, int]:
+        """(frames, height, width) of LTX's packed latent tokens."""
+        pipe = self.pipe
+        t, s = pipe.vae_temporal_compression_ratio, pipe.vae_spatial_compression_ratio
+        pt, ps = pipe.transformer_temporal_patch_size, pipe.transformer_spatial_patch_size
+        return ((request.frames - 1) // t + 1) // pt, request.height // s // ps, request.width // s // ps

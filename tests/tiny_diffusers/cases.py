@@ -1,0 +1,77 @@
+"""One case per family and task: how to build its tiny pipeline and what a small run asks for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    family: str
+    task: str  # "t2v" or "i2v"
+    build: Callable  # folder -> folder
+    frames: int
+    size: int = 32
+    guidance: float = 2.0
+    fps: int = 8
+    direct: dict = field(default_factory=dict)  # what the direct diffusers call adds for the same request
+
+    @property
+    def image_to_video(self) -> bool:
+        return self.task == "i2v"
+
+
+def _animatediff(folder):
+    from tiny_diffusers.animatediff import save_tiny_animatediff
+
+    return save_tiny_animatediff(folder)
+
+
+def _svd(folder):
+    from tiny_diffusers.svd import save_tiny_svd
+
+    return save_tiny_svd(folder)
+
+
+def _wan_t2v(folder):
+    from tiny_diffusers.wan import save_tiny_wan_t2v
+
+    return save_tiny_wan_t2v(folder)
+
+
+def _wan_i2v(folder):
+    from tiny_diffusers.wan import save_tiny_wan_i2v
+
+    return save_tiny_wan_i2v(folder)
+
+
+def _ltx(folder):
+    from tiny_diffusers.ltx import save_tiny_ltx
+
+    return save_tiny_ltx(folder)
+
+
+def _cogvideox_t2v(folder):
+    from tiny_diffusers.cogvideox import save_tiny_cogvideox_t2v
+
+    return save_tiny_cogvideox_t2v(folder)
+
+
+def _cogvideox_i2v(folder):
+    from tiny_diffusers.cogvideox import save_tiny_cogvideox_i2v
+
+    return save_tiny_cogvideox_i2v(folder)
+
+
+CASES = [
+    Case("animatediff", "animatediff", "t2v", _animatediff, frames=8),
+    Case("svd", "svd", "i2v", _svd, frames=4),
+    Case("wan-t2v", "wan", "t2v", _wan_t2v, frames=9),
+    Case("wan-i2v", "wan", "i2v", _wan_i2v, frames=9),
+    Case("ltx-t2v", "ltx", "t2v", _ltx, frames=9),
+    Case("ltx-i2v", "ltx", "i2v", _ltx, frames=9),
+    Case("cogvideox-t2v", "cogvideox", "t2v", _cogvideox_t2v, frames=9),
+    Case("cogvideox-i2v", "cogvideox", "i2v", _cogvideox_i2v, frames=9),
+]

@@ -1,0 +1,48 @@
+"""Call a diffusers pipeline directly, the way its documentation does: the reference Kinemo must match."""
+
+from __future__ import annotations
+
+import numpy as np
+
+CLASSES = {
+    ("animatediff", "t2v"): "AnimateDiffPipeline",
+    ("svd", "i2v"): "StableVideoDiffusionPipeline",
+    ("wan", "t2v"): "WanPipeline",
+    ("wan", "i2v"): "WanImageToVideoPipeline",
+    ("ltx", "t2v"): "LTXPipeline",
+    ("ltx", "i2v"): "LTXImageToVideoPipeline",
+    ("cogvideox", "t2v"): "CogVideoXPipeline",
+    ("cogvideox", "i2v"): "CogVideoXImageToVideoPipeline",
+}
+
+
+def direct_frames(case, folder, prompt: str, image_path, seed: int, steps: int) -> np.ndarray:
+    """(f, h, w, 3) uint8 frames of pipeline(...) with generator=torch.Generator("cpu").manual_seed(seed)."""
+    import diffusers
+    import torch
+    from PIL import Image
+
+    pipe = getattr(diffusers, CLASSES[(case.family, case.task)]).from_pretrained(folder)
+    pipe.set_progress_bar_config(disable=True)
+    kwargs = dict(height=case.size, width=case.size, num_frames=case.frames, num_inference_steps=steps)
+    image = Image.open(image_path).convert("RGB") if case.image_to_video else None
+    if case.family == "svd":
+        kwargs.update(image=image, max_guidance_scale=case.guidance, fps=case.fps)
+    else:
+        kwargs.update(prompt=prompt, guidance_scale=case.guidance)
+        if image is not None:
+            kwargs["image"] = image
+        if case.family == "ltx":
+            kwargs["frame_rate"] = case.fps
+    frames = pipe(**kwargs, generator=torch.Generator("cpu").manual_seed(seed), output_type="np").frames[0]
+    return (np.clip(frames, 0, 1) * 255).round().astype(np.uint8)
+
+
+def gradient_picture(path, width: int = 48, height: int = 40):
+    """A small RGB picture with structure in every channel."""
+    from PIL import Image
+
+    ys, xs = np.mgrid[0:height, 0:width]
+    rgb = np.stack([xs * 255 // (width - 1), ys * 255 // (height - 1), (xs + ys) * 255 // (width + height - 2)], axis=-1)
+    Image.fromarray(rgb.astype(np.uint8)).save(path)
+    return path
