@@ -23,6 +23,7 @@ class Adapter:
 
     hub_id: str
     filename: str | None = None
+    config: dict = field(default_factory=dict)  # MotionAdapter settings for a single file; {} = the defaults
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ PIPELINE_FAMILIES = {
     "CogVideoXPipeline": ("cogvideox", ("t2v",)),
     "CogVideoXImageToVideoPipeline": ("cogvideox", ("i2v",)),
 }
+SD_BASE = "StableDiffusionPipeline"
 
 
 @dataclass(frozen=True)
@@ -73,14 +74,19 @@ def check_weights(component: Path) -> None:
     raise ModelLoadError(f"{component} has no weights (no .safetensors file)")
 
 
-def inspect_folder(folder: str | Path) -> DiffusersFolder:
-    """Check the layout and weights of a diffusers folder; raise ModelLoadError naming what is wrong."""
+def inspect_folder(folder: str | Path, motion_base: bool = False) -> DiffusersFolder:
+    """Check the layout and weights of a diffusers folder; raise ModelLoadError naming what is wrong.
+
+    motion_base: the folder is a Stable Diffusion 1.5 model that a motion adapter turns into
+    AnimateDiff (how the catalog's AnimateDiff models are made up).
+    """
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise ModelLoadError(f"model folder {folder} does not exist")
     data = read_model_index(folder)
     pipeline_class = data["_class_name"]
-    if pipeline_class not in PIPELINE_FAMILIES:
+    families = {**PIPELINE_FAMILIES, **({SD_BASE: PIPELINE_FAMILIES["AnimateDiffPipeline"]} if motion_base else {})}
+    if pipeline_class not in families:
         known = ", ".join(sorted(PIPELINE_FAMILIES))
         raise ModelLoadError(f"{folder} holds a {pipeline_class}, which Kinemo does not run; it runs {known}")
     components = {}
@@ -96,5 +102,5 @@ def inspect_folder(folder: str | Path) -> DiffusersFolder:
             raise ModelLoadError(f"{folder} is incomplete: model_index.json lists {name!r} but there is no {name}/ folder")
         if _needs_weights(cls):
             check_weights(sub)
-    family, tasks = PIPELINE_FAMILIES[pipeline_class]
+    family, tasks = families[pipeline_class]
     return DiffusersFolder(folder, pipeline_class, family, tasks, components)

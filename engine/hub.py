@@ -32,6 +32,11 @@ class HubModel:
     adapter_id: str | None = None
     adapter_file: str | None = None
 
+    @property
+    def motion_base(self) -> bool:
+        """The pipeline repository is a Stable Diffusion base that the adapter animates."""
+        return self.adapter_id is not None
+
     @classmethod
     def from_entry(cls, entry: CatalogEntry) -> "HubModel":
         patterns = entry.allow_patterns
@@ -93,10 +98,9 @@ def local_paths(model: HubModel) -> tuple[Path, Path | None] | None:
     if pipeline is None:
         return None
     try:
-        inspect_folder(pipeline)
+        inspect_folder(pipeline, model.motion_base)
     except ModelLoadError:
-        if (pipeline / "model_index.json").is_file():
-            return None  # an interrupted download: pull again to resume
+        return None  # an interrupted download (pull again to resume) or not a model we run
     adapter = None
     if model.adapter_id and model.adapter_file:
         found = try_to_load_from_cache(model.adapter_id, model.adapter_file)
@@ -128,7 +132,7 @@ def pull(model: HubModel, token: str | None = None, tqdm_class=None) -> tuple[Pa
         if isinstance(exc, ModelLoadError):
             raise
         raise explain(model, exc, "download") from exc
-    inspect_folder(pipeline)
+    inspect_folder(pipeline, model.motion_base)
     return pipeline, adapter
 
 

@@ -34,6 +34,9 @@ def resolve_backend(model: str, device: str = "auto", token: str | None = None):
     folder = Path(model).expanduser()
     if folder.is_dir():
         if (folder / "model_index.json").is_file():
+            from engine.devices import pick_device
+
+            pick_device(device)
             return DiffusersBackend(Source(str(folder), folder=folder), device, token)
         config = folder / "config.json"
         if config.is_file():
@@ -46,6 +49,10 @@ def resolve_backend(model: str, device: str = "auto", token: str | None = None):
             raise InvalidRequest(f"{folder} is not a Kinemo model folder (model_type {model_type!r})")
         raise InvalidRequest(f"{folder} is neither a Kinemo model folder (config.json) nor a diffusers one (model_index.json)")
     entry = find_entry(model)
+    if entry is not None or HUB_ID.match(model):
+        from engine.devices import pick_device
+
+        pick_device(device)  # an unusable --device is bad input: say so before any download
     if entry is not None:
         return DiffusersBackend(Source(entry.id, entry=entry), device, token)
     if HUB_ID.match(model) and not model.startswith((".", "~")):

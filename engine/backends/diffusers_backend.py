@@ -126,7 +126,7 @@ class DiffusersBackend:
 
                 found = local_paths(self.hub_model())
                 if found is not None:
-                    self._folder, self._adapter = inspect_folder(found[0]), found[1]
+                    self._folder, self._adapter = inspect_folder(found[0], self.hub_model().motion_base), found[1]
         return self._folder
 
     def is_on_disk(self) -> bool:
@@ -162,8 +162,9 @@ class DiffusersBackend:
 
         size = f" (about {self.source.entry.disk_gb:g} GB)" if self.source.entry else ""
         yield Notice(f"{self.model_id} is not on disk; downloading it from the hub{size}")
-        pipeline, adapter = pull(self.hub_model(), self.token, self.progress_class)
-        self._folder, self._adapter = inspect_folder(pipeline), adapter
+        model = self.hub_model()
+        pipeline, adapter = pull(model, self.token, self.progress_class)
+        self._folder, self._adapter = inspect_folder(pipeline, model.motion_base), adapter
 
     def load(self, task: str = "t2v") -> float:
         """Load the pipeline for a task once; returns the seconds it took (0 when already loaded)."""
@@ -215,7 +216,8 @@ class DiffusersBackend:
             return MotionAdapter.from_pretrained(self._adapter, dtype=dtype, use_safetensors=True)
         from safetensors.torch import load_file  # a single-file adapter such as AnimateDiff-Lightning
 
-        adapter = MotionAdapter()
+        entry = self.source.entry
+        adapter = MotionAdapter(**(entry.adapter.config if entry and entry.adapter else {}))
         adapter.load_state_dict(load_file(str(self._adapter)))
         return adapter.to(dtype)
 

@@ -55,7 +55,7 @@ FAMILIES = {
         Family("svd", "Stable Video Diffusion", None, "StableVideoDiffusionPipeline", "b f c h w", 1, 8, negative_prompt=False),
         Family("wan", "Wan 2.1", "WanPipeline", "WanImageToVideoPipeline", "b c f h w", 4, 16),
         Family("ltx", "LTX-Video", "LTXPipeline", "LTXImageToVideoPipeline", "packed", 8, 32),
-        Family("cogvideox", "CogVideoX", "CogVideoXPipeline", "CogVideoXImageToVideoPipeline", "b f c h w", 4, 16),
+        Family("cogvideox", "CogVideoX", "CogVideoXPipeline", "CogVideoXImageToVideoPipeline", "b f c h w", 8, 16),
     )
 }
 

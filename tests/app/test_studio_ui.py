@@ -21,6 +21,7 @@ AUTOMATION_NAMES = [
     "imageDropZone", "exportButton", "historyList", "seedSpin", "framesSpin", "stepsSpin", "modelCombo",
     "queueList", "guidanceSpin", "fpsSpin", "widthSpin", "heightSpin", "playButton", "frameSlider",
     "cameraCombo", "seedRandomButton", "keepSeedCheck", "messageLabel", "playerFpsSpin",
+    "downloadButton", "downloadProgress", "downloadCancelButton", "imageHint",
 ]
 
 
@@ -28,7 +29,8 @@ def test_window_has_every_automation_name_once(window):
     for name in AUTOMATION_NAMES:
         found = window.findChildren(QWidget, name)
         assert len(found) == 1, name
-    assert window.findChild(QWidget, "modelCombo").itemText(0) == "kinemo-starter"
+    combo = window.findChild(QWidget, "modelCombo")
+    assert combo.itemData(0) == "kinemo-starter" and "kinemo-starter" in combo.itemText(0)
 
 
 def test_window_fits_1280x800(qtbot, window):

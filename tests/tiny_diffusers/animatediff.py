@@ -18,7 +18,8 @@ from .tokenizers import CLIP_BOS_ID, CLIP_EOS_ID, CLIP_MODEL_MAX_LENGTH, CLIP_VO
 BLOCK_OUT_CHANNELS = (32, 64)
 TEXT_DIM = 32  # CLIP text hidden size == the UNet's cross_attention_dim
 
-# 32x32 pixels -> 16x16 latents (the tiny VAE downsamples by 2) -> 8x8 in the UNet's lower block.
+# 32x32 pixels -> 4x4 latents (the tiny VAE downsamples by 8, as SD's does) -> 2x2 in the UNet's lower block,
+# so height and width must be multiples of 16.
 # num_frames may be anything up to the adapter's motion_max_seq_length (32).
 ANIMATEDIFF_CALL = dict(height=32, width=32, num_frames=8, num_inference_steps=2, guidance_scale=7.5)
 
@@ -33,7 +34,7 @@ def _tiny_sd_components() -> dict:
     unet = UNet2DConditionModel(
         block_out_channels=BLOCK_OUT_CHANNELS,
         layers_per_block=2,
-        sample_size=16,
+        sample_size=4,  # the pipeline's default size: 4 latents * 8 = 32 pixels
         in_channels=4,
         out_channels=4,
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
@@ -52,11 +53,11 @@ def _tiny_sd_components() -> dict:
     )
     torch.manual_seed(0)
     vae = AutoencoderKL(
-        block_out_channels=[32, 64],
+        block_out_channels=(32, 32, 64, 64),
         in_channels=3,
         out_channels=3,
-        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
-        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
+        down_block_types=("DownEncoderBlock2D",) * 4,  # downsamples by 8, like SD's VAE
+        up_block_types=("UpDecoderBlock2D",) * 4,
         latent_channels=4,
         sample_size=32,
     )

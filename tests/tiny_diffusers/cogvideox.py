@@ -5,8 +5,10 @@ with the sample size set to 32x32 pixels (4x4 latents), the text length to the r
 real CogVideoXDDIMScheduler settings. The text encoder and tokenizer are built here, nothing is downloaded.
 
 Rules inherited from the real models: the VAE compresses 8x spatially and 4x temporally, so height and width must be
-multiples of 16 (8 for the VAE, 2 for the patch) and num_frames 4k+1 (9 -> 3 latent frames -> 9 frames out); the
-prompt must be padded to exactly ``max_sequence_length=226`` (== transformer ``max_text_seq_length``). The i2v
+multiples of 16 (8 for the VAE, 2 for the patch; 40 fails with a RuntimeError inside the transformer), and
+num_frames 8k+1 (9 -> 3 latent frames -> 9 frames out; the VAE decodes latent frames in pairs, so other counts come
+back changed: 5 and 8 -> 8 frames, 13 -> 16). The prompt must be padded to exactly ``max_sequence_length=226``
+(== transformer ``max_text_seq_length``; 16 fails with a RuntimeError), which is the pipelines' default. The i2v
 transformer has learned positional embeddings, so like CogVideoX-5b-I2V it only generates its sample size
 (32x32 here).
 """
@@ -17,14 +19,14 @@ from pathlib import Path
 
 from .t5_tokenizers import T5_D_MODEL
 
-COGVIDEOX_CALL = dict(
-    height=32,
-    width=32,
-    num_frames=9,
-    num_inference_steps=2,
-    guidance_scale=6.0,
-    max_sequence_length=226,
-)
+COGVIDEOX_CALL = {
+    "height": 32,
+    "width": 32,
+    "num_frames": 9,
+    "num_inference_steps": 2,
+    "guidance_scale": 6.0,
+    "max_sequence_length": 226,
+}
 COGVIDEOX_I2V_CALL = dict(COGVIDEOX_CALL)  # plus image=<PIL image>; only 32x32 works (learned positions)
 
 TEXT_DIM = T5_D_MODEL  # the transformer's text input width
@@ -56,15 +58,15 @@ def tiny_cogvideox_transformer(*, image_to_video: bool = False):
 
     if image_to_video:
         # attention_head_dim must be divisible by 16 for the 3D RoPE; in_channels = noise + image latents
-        extra = dict(
-            num_attention_heads=2,
-            attention_head_dim=16,
-            in_channels=8,
-            use_rotary_positional_embeddings=True,
-            use_learned_positional_embeddings=True,
-        )
+        extra = {
+            "num_attention_heads": 2,
+            "attention_head_dim": 16,
+            "in_channels": 8,
+            "use_rotary_positional_embeddings": True,
+            "use_learned_positional_embeddings": True,
+        }
     else:
-        extra = dict(num_attention_heads=4, attention_head_dim=8, in_channels=4)
+        extra = {"num_attention_heads": 4, "attention_head_dim": 8, "in_channels": 4}
     torch.manual_seed(0)
     return CogVideoXTransformer3DModel(
         out_channels=4,

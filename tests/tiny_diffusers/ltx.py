@@ -3,7 +3,10 @@
 The transformer config follows diffusers' fast test (tests/pipelines/ltx/test_ltx.py). The VAE keeps the real
 LTX-Video 0.9.1+ compression (patch_size 4, three spatio-temporal downsamplings: 32x spatially, 8x temporally,
 decoder conditioned on a decode timestep), so the real model's size rules hold: height and width multiples of 32,
-num_frames 8k+1 (9 -> 2 latent frames). The text encoder and tokenizer are built here, nothing is downloaded.
+num_frames 8k+1 (9 -> 2 latent frames; other counts silently give (num_frames - 1) // 8 * 8 + 1 frames: 13 -> 9,
+8 -> 1). The text encoder and tokenizer are built here, nothing is downloaded.
+
+Latents inside the pipeline (callback_on_step_end, output_type="latent") are packed: (batch, tokens, channels).
 
 ``LTXPipeline`` and ``LTXImageToVideoPipeline`` take the same components, so the folder saved by ``save_tiny_ltx``
 loads as either: ``LTXImageToVideoPipeline.from_pretrained(folder)`` (``DiffusionPipeline.from_pretrained`` gives
@@ -16,16 +19,16 @@ from pathlib import Path
 
 from .t5_tokenizers import T5_D_MODEL
 
-LTX_CALL = dict(
-    height=32,
-    width=32,
-    num_frames=9,
-    num_inference_steps=2,
-    guidance_scale=3.0,
-    decode_timestep=0.05,
-    decode_noise_scale=0.025,
-    max_sequence_length=16,
-)
+LTX_CALL = {
+    "height": 32,
+    "width": 32,
+    "num_frames": 9,
+    "num_inference_steps": 2,
+    "guidance_scale": 3.0,
+    "decode_timestep": 0.05,
+    "decode_noise_scale": 0.025,
+    "max_sequence_length": 16,
+}
 LTX_I2V_CALL = dict(LTX_CALL)  # plus image=<PIL image>; the image is resized to height x width
 
 TEXT_DIM = T5_D_MODEL  # the transformer's text input width

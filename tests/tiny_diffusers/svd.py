@@ -4,12 +4,14 @@ The image encoder keeps the real SVD's 224x224 input (its patches and hidden siz
 pipeline always resizes the conditioning image to 224x224 before CLIP, whatever height/width are asked for.
 """
 
+import json
 from pathlib import Path
 
 IMAGE_ENCODER_SIZE = 224  # what StableVideoDiffusionPipeline resizes PIL conditioning images to for CLIP
 IMAGE_EMBED_DIM = 32  # CLIP vision projection_dim == the UNet's cross_attention_dim
 
-# 32x32 pixels -> 16x16 latents (the tiny VAE downsamples by 2) -> 8x8 in the UNet's lower block.
+# 32x32 pixels -> 4x4 latents (the tiny VAE downsamples by 8, as the real one does) -> 2x2 in the UNet's lower block,
+# so height and width must be multiples of 16.
 # height and width must always be passed: the pipeline's defaults are 576x1024, not taken from the config.
 SVD_CALL = dict(
     height=32,
@@ -33,7 +35,7 @@ def _tiny_svd_components() -> dict:
 
     torch.manual_seed(0)
     unet = UNetSpatioTemporalConditionModel(
-        sample_size=16,
+        sample_size=4,
         in_channels=8,  # noisy latents + the conditioning image's latents
         out_channels=4,
         down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
@@ -66,8 +68,8 @@ def _tiny_svd_components() -> dict:
     vae = AutoencoderKLTemporalDecoder(
         in_channels=3,
         out_channels=3,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        block_out_channels=(32, 64),
+        down_block_types=("DownEncoderBlock2D",) * 4,  # downsamples by 8, like the real SVD VAE
+        block_out_channels=(32, 32, 64, 64),
         layers_per_block=1,
         latent_channels=4,
         sample_size=32,
@@ -101,4 +103,11 @@ def save_tiny_svd(folder: Path) -> Path:
 
     folder = Path(folder)
     StableVideoDiffusionPipeline(**_tiny_svd_components()).save_pretrained(folder, safe_serialization=True)
+    # Without torchvision, transformers v5 hands out CLIPImageProcessorPil for CLIPImageProcessor and model_index.json
+    # would record that; record CLIPImageProcessor as the hub's SVD repositories do (it loads either way).
+    index_file = folder / "model_index.json"
+    index = json.loads(index_file.read_text())
+    if index.get("feature_extractor", [None, None])[1] == "CLIPImageProcessorPil":
+        index["feature_extractor"] = ["transformers", "CLIPImageProcessor"]
+        index_file.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
     return folder

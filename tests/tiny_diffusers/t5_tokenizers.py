@@ -15,7 +15,7 @@ from pathlib import Path
 PAD, EOS, UNK = "<pad>", "</s>", "<unk>"
 _SPACE = "\u2581"  # "▁", SentencePiece's word-boundary marker
 
-_WORDS = (
+_WORDS = (  # noqa: SIM905 - easier to read as one string
     "a an the and or of in on at to with from by for is are was be it its this that as into over under up down "
     "fox dog cat bird fish horse monkey robot car boat ship train plane city street forest river sea ocean lake "
     "mountain sky cloud sun moon star rain snow fire water tree flower grass field beach desert road house "

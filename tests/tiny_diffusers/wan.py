@@ -3,19 +3,28 @@
 Configs follow diffusers' own fast tests (tests/pipelines/wan/test_wan.py, test_wan_image_to_video.py); the text
 encoder and tokenizer are built here instead of downloaded from hf-internal-testing/tiny-random-t5.
 
-The VAE compresses 8x spatially and 4x temporally like the real one, the transformer patch is (1, 2, 2), so:
-height and width must be multiples of 16, num_frames must be 4k+1 (9 -> 3 latent frames).
+The VAE compresses 8x spatially and 4x temporally like the real one, the transformer patch is (1, 2, 2), so, as
+with the real models: height and width must be multiples of 16 (else ValueError), num_frames should be 4k+1
+(9 -> 3 latent frames); other counts are changed, with a warning, to num_frames // 4 * 4 + 1 (8 and 10 -> 9).
+
+Wan needs accelerate (to load a model with fp32-kept modules) and ftfy (its image-to-video pipeline
+cleans prompts with it); both are Kinemo dependencies.
 """
 
 from __future__ import annotations
 
-import contextlib
-import types
 from pathlib import Path
 
 from .t5_tokenizers import T5_D_MODEL
 
-WAN_CALL = dict(height=32, width=32, num_frames=9, num_inference_steps=2, guidance_scale=5.0, max_sequence_length=16)
+WAN_CALL = {
+    "height": 32,
+    "width": 32,
+    "num_frames": 9,
+    "num_inference_steps": 2,
+    "guidance_scale": 5.0,
+    "max_sequence_length": 16,
+}
 WAN_I2V_CALL = dict(WAN_CALL)  # plus image=<PIL image>; the image is resized to height x width
 
 TEXT_DIM = T5_D_MODEL  # the transformer's text input width
@@ -41,7 +50,7 @@ def tiny_wan_transformer(*, image_to_video: bool = False):
     from diffusers import WanTransformer3DModel
 
     torch.manual_seed(0)
-    extra = dict(in_channels=36, image_dim=IMAGE_DIM) if image_to_video else dict(in_channels=16)
+    extra = {"in_channels": 36, "image_dim": IMAGE_DIM} if image_to_video else {"in_channels": 16}
     return WanTransformer3DModel(
         patch_size=(1, 2, 2),
         num_attention_heads=2,
@@ -86,12 +95,12 @@ def _common_components() -> dict:
     vae = tiny_wan_vae()
     torch.manual_seed(0)
     scheduler = FlowMatchEulerDiscreteScheduler(shift=7.0)
-    return dict(
-        vae=vae,
-        scheduler=scheduler,
-        text_encoder=tiny_t5_encoder(umt5=True),
-        tokenizer=build_tiny_t5_tokenizer(),
-    )
+    return {
+        "vae": vae,
+        "scheduler": scheduler,
+        "text_encoder": tiny_t5_encoder(umt5=True),
+        "tokenizer": build_tiny_t5_tokenizer(),
+    }
 
 
 def save_tiny_wan_t2v(folder) -> Path:
@@ -119,35 +128,3 @@ def save_tiny_wan_i2v(folder) -> Path:
     )
     pipe.save_pretrained(folder, safe_serialization=True)
     return folder
-
-
-@contextlib.contextmanager
-def without_accelerate_or_ftfy():
-    """Work around two optional dependencies Wan needs in diffusers 0.42, when they are not installed.
-
-    * ``accelerate``: diffusers refuses to load a model class with ``_keep_in_fp32_modules`` (WanTransformer3DModel
-      has it) without accelerate: ``ValueError: `low_cpu_mem_usage` cannot be False when `keep_in_fp32_modules` is
-      True``. For float32 loading that attribute changes nothing, so it is cleared while the context is open.
-    * ``ftfy``: ``WanImageToVideoPipeline`` (unlike ``WanPipeline``) calls ``ftfy.fix_text`` on every prompt
-      unconditionally (``NameError: name 'ftfy' is not defined``); an identity stand-in is put in its module.
-
-    Each shim only applies when the package is missing, and everything is restored on exit.
-    """
-    import importlib.util
-
-    from diffusers import WanTransformer3DModel
-    from diffusers.pipelines.wan import pipeline_wan_i2v
-
-    undo = []
-    if importlib.util.find_spec("accelerate") is None:
-        saved = WanTransformer3DModel.__dict__.get("_keep_in_fp32_modules")
-        WanTransformer3DModel._keep_in_fp32_modules = None
-        undo.append(lambda: setattr(WanTransformer3DModel, "_keep_in_fp32_modules", saved))
-    if importlib.util.find_spec("ftfy") is None and not hasattr(pipeline_wan_i2v, "ftfy"):
-        pipeline_wan_i2v.ftfy = types.SimpleNamespace(fix_text=lambda text: text)
-        undo.append(lambda: delattr(pipeline_wan_i2v, "ftfy"))
-    try:
-        yield
-    finally:
-        for fn in reversed(undo):
-            fn()

@@ -1,0 +1,298 @@
+"""The studio's model picker: catalog and local models, what is on disk, downloads, each model's own options."""
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fake_layouts import fake_diffusers_folder, hub_cache_with
+from PIL import Image
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog
+from studio_helpers import JOB_TIMEOUT_MS, PROMPT
+
+from app.studio.downloads import DownloadMeter, progress_tqdm
+from app.studio.model_picker import OTHER_MODEL
+from engine.catalog import catalog
+from engine.errors import ModelLoadError
+from engine.request import GenerationRequest
+from export import read_record
+
+WAN = "wan2.1-t2v-1.3b"
+CHECK_MS = 30_000  # the first check imports huggingface-hub on a worker thread
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch):
+    """An empty huggingface-hub cache, offline (the engine runs in this process in these tests)."""
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("KINEMO_ENGINE", "thread")
+    return cache
+
+
+def _text(window, model):
+    combo = window.form.model_combo
+    return combo.itemText(combo.findData(model))
+
+
+def _picture(path):
+    Image.fromarray(np.full((48, 64, 3), 120, np.uint8)).save(path)
+    return str(path)
+
+
+def _choose_other_folder(qtbot, window, monkeypatch, folder):
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *args, **kwargs: str(folder)))
+    combo = window.form.model_combo
+    index = combo.findData(OTHER_MODEL)
+    combo.setCurrentIndex(index)
+    combo.activated.emit(index)
+
+
+def _wait_checked(qtbot, window, model):
+    qtbot.waitUntil(lambda: window.form.model_picker.is_checked(model), timeout=CHECK_MS)
+
+
+def test_the_picker_lists_every_model_and_what_is_on_disk(qtbot, hub_cache, window, tmp_path):
+    combo = window.form.model_combo
+    listed = [combo.itemData(i) for i in range(combo.count())]
+    assert listed[0] == "kinemo-starter" and set(catalog()) <= set(listed) and listed[-1] == OTHER_MODEL
+    assert _text(window, "kinemo-starter") == "Kinemo · kinemo-starter · built in"
+    assert _text(window, WAN) == "Wan 2.1 · wan2.1-t2v-1.3b", "nothing is looked up on disk before the window shows"
+
+    hub_cache_with(hub_cache, catalog()[WAN].hub_id, tmp_path)
+    with qtbot.waitSignal(window.form.model_picker.modelsChecked, timeout=CHECK_MS):
+        window.show()  # the check starts shortly after the window first shows
+    assert _text(window, WAN) == "Wan 2.1 · wan2.1-t2v-1.3b · on disk"
+    assert _text(window, "svd") == "Stable Video Diffusion · svd · not downloaded (4.2 GB)"
+    assert _text(window, "ltx-video") == "LTX-Video · ltx-video · not downloaded (28 GB)"
+    tip = combo.itemData(combo.findData("svd"), Qt.ItemDataRole.ToolTipRole)
+    assert "image-to-video" in tip and "16 GB of GPU memory" in tip and "Community License" in tip
+
+
+def test_an_image_to_video_model_asks_for_a_picture(qtbot, hub_cache, window, tmp_path):
+    form = window.form
+    form.prompt_edit.setPlainText(PROMPT)
+    form.negative_edit.setPlainText("blurry")
+    form.select_model("svd")
+    assert not form.image_hint.isHidden() and "svd animates a picture" in form.image_hint.text()
+    assert form.drop_zone.isEnabled()
+    assert not form.negative_edit.isEnabled(), "SVD takes no negative prompt"
+    assert not form.camera_combo.isEnabled()
+    assert (form.frames_spin.value(), form.width_spin.value(), form.height_spin.value()) == (14, 1024, 576)
+
+    window.generate()
+    assert window.message.startswith("svd animates a picture: add a first-frame picture")
+    assert window.message_label.property("level") == "error"
+    assert not window.queue.busy and window.queue.pending == []
+
+    picture = _picture(tmp_path / "first.png")
+    form.drop_zone.set_image(picture)
+    qtbot.waitUntil(lambda: form.drop_zone.image_path == picture)
+    request = form.request()
+    assert request.image == picture and request.negative_prompt == "" and request.model == "svd"
+
+
+def test_a_text_to_video_model_applies_its_defaults_and_ignores_pictures(qtbot, hub_cache, window, tmp_path):
+    form = window.form
+    form.prompt_edit.setPlainText(PROMPT)
+    picture = _picture(tmp_path / "first.png")
+    form.drop_zone.set_image(picture)
+    qtbot.waitUntil(lambda: form.drop_zone.image_path == picture)
+
+    form.select_model(WAN)
+    numbers = lambda: (form.frames_spin.value(), form.fps_spin.value(), form.width_spin.value(),  # noqa: E731
+                       form.height_spin.value(), form.steps_spin.value(), form.guidance_spin.value())
+    assert numbers() == (81, 16, 832, 480, 50, 5.0)
+    assert form.frames_spin.singleStep() == 4 and "4k+1 frames" in form.frames_spin.toolTip()
+    assert "multiples of 16" in form.width_spin.toolTip()
+    assert not form.drop_zone.isEnabled() and "text-to-video only" in form.image_hint.text()
+    assert form.negative_edit.isEnabled() and not form.camera_combo.isEnabled()
+    assert form.request().image is None, "the picture is not sent to a model that refuses it"
+    form.frames_spin.setValue(11)
+    form.frames_spin.editingFinished.emit()
+    assert form.frames_spin.value() == 13, "snapped to the nearest 4k+1"
+
+    form.select_model("kinemo-starter")
+    assert form.frames_spin.maximum() == 16 and numbers() == (16, 8, 256, 256, 25, 1.0)
+    assert form.camera_combo.isEnabled() and form.drop_zone.isEnabled() and form.image_hint.isHidden()
+    assert form.request().image == picture
+
+    restored = GenerationRequest(PROMPT, model=WAN, frames=9, fps=12, width=64, height=96, steps=3, guidance=2.5)
+    form.set_request(restored)
+    _wait_checked(qtbot, window, WAN)  # the disk check of the model arrives after the restore
+    qtbot.wait(50)
+    assert numbers() == (9, 12, 64, 96, 3, 2.5), "a restored request keeps its own values"
+
+
+def test_other_model_folder_accepts_diffusers_folders_and_refuses_others(qtbot, hub_cache, window, monkeypatch, tmp_path):
+    form = window.form
+    folder = fake_diffusers_folder(tmp_path / "my-svd", "StableVideoDiffusionPipeline")
+    with qtbot.waitSignal(window.messageShown, timeout=CHECK_MS) as shown:
+        _choose_other_folder(qtbot, window, monkeypatch, folder)
+    assert shown.args == ["info", "Added Stable Video Diffusion · my-svd (folder)"]
+    assert form.model == str(folder) and str(folder) in form.model_folders()
+    assert _text(window, str(folder)) == "Stable Video Diffusion · my-svd (folder)"
+    assert not form.image_hint.isHidden() and "my-svd animates a picture" in form.image_hint.text()
+
+    empty = tmp_path / "not-a-model"
+    empty.mkdir()
+    with qtbot.waitSignal(window.messageShown, timeout=CHECK_MS) as shown:
+        _choose_other_folder(qtbot, window, monkeypatch, empty)
+    assert shown.args[0] == "error"
+    assert shown.args[1] == f"Model folder not added: {empty} is neither a Kinemo model folder (config.json) nor a diffusers one (model_index.json)"
+    assert form.model == str(folder) and form.model_combo.findData(str(empty)) < 0
+
+
+def test_download_shows_progress_then_the_model_is_on_disk(qtbot, hub_cache, window, monkeypatch, tmp_path):
+    import engine.hub
+
+    gate, calls = threading.Event(), []
+
+    def fake_pull(model, token=None, tqdm_class=None):
+        calls.append((model.hub_id, token))
+        bar = tqdm_class(total=2 * 10**9, unit="B", unit_scale=True, desc="Downloading")
+        bar.update(6 * 10**8)
+        while not gate.wait(0.01):
+            bar.update(0)  # a stalled download still notices a cancel
+        bar.update(14 * 10**8)
+        bar.close()
+        snapshot = hub_cache_with(hub_cache, model.hub_id, tmp_path)
+        return snapshot, None
+
+    monkeypatch.setattr(engine.hub, "pull", fake_pull)
+    form, panel = window.form, window.form.downloads
+    form.prompt_edit.setPlainText(PROMPT)
+    form.select_model(WAN)
+    _wait_checked(qtbot, window, WAN)
+    assert _text(window, WAN).endswith("· not downloaded (28 GB)")
+    assert not panel.isHidden() and panel.download_button.text() == "Download (about 28 GB)"
+    assert panel.progress_bar.isHidden()
+
+    qtbot.mouseClick(panel.download_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.progress_bar.value() == 300, timeout=5000)
+    assert panel.download_button.isHidden() and not panel.cancel_button.isHidden()
+    assert panel.progress_bar.format() == f"{WAN}: 0.60 GB of 2.00 GB"
+    window.generate()
+    assert "still downloading" in window.message and not window.queue.busy
+
+    with qtbot.waitSignal(panel.downloaded, timeout=10_000):
+        gate.set()
+    assert calls == [(catalog()[WAN].hub_id, None)]
+    assert _text(window, WAN) == "Wan 2.1 · wan2.1-t2v-1.3b · on disk"
+    assert panel.isHidden() and window.message == f"{WAN} is on disk"
+
+
+def test_a_failed_download_says_why_and_a_cancelled_one_stops(qtbot, hub_cache, window, monkeypatch):
+    import engine.hub
+
+    def failing_pull(model, token=None, tqdm_class=None):
+        raise ModelLoadError("stabilityai/stable-video-diffusion-img2vid is gated: accept its licence first")
+
+    monkeypatch.setattr(engine.hub, "pull", failing_pull)
+    panel = window.form.downloads
+    window.form.select_model("svd")
+    _wait_checked(qtbot, window, "svd")
+    assert "gated" in panel.download_button.toolTip()
+    with qtbot.waitSignal(panel.failed, timeout=10_000):
+        qtbot.mouseClick(panel.download_button, Qt.MouseButton.LeftButton)
+    assert window.message == "Download failed: stabilityai/stable-video-diffusion-img2vid is gated: accept its licence first"
+    assert window.message_label.property("level") == "error"
+    assert not panel.download_button.isHidden() and panel.progress_bar.isHidden()
+
+    updates = []
+
+    def endless_pull(model, token=None, tqdm_class=None):
+        bar = tqdm_class(total=10**6, unit="B")
+        while True:
+            bar.update(1000)  # raises once the user cancels
+            updates.append(1000)
+            time.sleep(0.005)
+
+    monkeypatch.setattr(engine.hub, "pull", endless_pull)
+    qtbot.mouseClick(panel.download_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.progress_bar.value() > 0, timeout=5000)
+    with qtbot.waitSignal(panel.cancelled, timeout=10_000):
+        qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
+    stopped_at = len(updates)
+    qtbot.wait(50)
+    assert len(updates) == stopped_at, "the download thread stopped"
+    assert "cancelled; it resumes where it stopped" in window.message
+    assert not panel.download_button.isHidden() and panel.progress_bar.isHidden()
+    assert _text(window, "svd").endswith("not downloaded (4.2 GB)")
+
+
+def test_the_meter_counts_each_byte_once_across_repositories():
+    meter = DownloadMeter()
+    bar_class = progress_tqdm(meter)
+    files = bar_class(total=3, unit="it")  # huggingface-hub's file counter: not bytes
+    transfer, written = bar_class(total=0, unit="B"), bar_class(total=0, unit="B")  # the same bytes, twice
+    assert meter.progress() == (0, 0)
+    written.total, transfer.total = 800, 800
+    written.update(500)
+    transfer.update(500)
+    files.update(1)
+    assert meter.progress() == (500, 800)
+    written.update(300)
+    adapter = bar_class(total=200, unit="B", initial=50)  # the next repository, resumed
+    assert meter.progress() == (850, 1000)
+    adapter.update(150)
+    assert meter.progress() == (1000, 1000)
+    meter.cancel()
+    with pytest.raises(ModelLoadError, match="cancelled"):
+        adapter.update(1)
+
+
+@pytest.fixture(scope="module")
+def tiny_animatediff(tmp_path_factory):
+    from tiny_diffusers.cases import CASES
+
+    case = CASES[0]
+    assert case.family == "animatediff"
+    return case.build(tmp_path_factory.mktemp("animatediff"))
+
+
+@pytest.fixture
+def thread_window(qtbot, data_dir, monkeypatch):
+    """A window whose engine runs in this process (the tiny pipeline is built here)."""
+    from app.studio.app import ensure_application
+    from app.studio.engine_client import ThreadEngine
+    from app.studio.main_window import MainWindow
+
+    monkeypatch.setenv("KINEMO_ENGINE", "thread")
+    ensure_application()
+    window = MainWindow(engine=ThreadEngine())
+    qtbot.addWidget(window)
+    return window
+
+
+def test_generate_with_a_diffusers_folder(qtbot, thread_window, tiny_animatediff, monkeypatch, data_dir):
+    window, form = thread_window, thread_window.form
+    with qtbot.waitSignal(window.messageShown, timeout=CHECK_MS):
+        _choose_other_folder(qtbot, window, monkeypatch, tiny_animatediff)
+    assert form.model == str(tiny_animatediff)
+    assert form.frames_spin.value() == 16 and form.guidance_spin.value() == 7.5, "AnimateDiff's defaults"
+    assert form.image_hint.text().endswith("is text-to-video only: a picture is not used.")
+    form.prompt_edit.setPlainText("a fox runs through the snow")
+    for spin, value in ((form.steps_spin, 2), (form.frames_spin, 8), (form.width_spin, 32), (form.height_spin, 32),
+                        (form.guidance_spin, 2.0), (form.seed_spin, 5)):
+        spin.setValue(value)
+    steps = []
+    window.queue.jobProgress.connect(lambda job, step, total, elapsed: steps.append((step, total)))
+
+    with qtbot.waitSignal(window.queue.jobSaved, timeout=JOB_TIMEOUT_MS) as saved:
+        qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.queue.busy)
+    job, result = saved.args
+    assert steps == [(1, 2), (2, 2)]
+    assert result.frames.shape == (8, 32, 32, 3) and result.frames.std() > 1
+    assert window.player.frame_count == 8 and window.history_list.count() == 1
+    assert "Done" in window.message
+    record = read_record(result.entry.clip_path)["request"]
+    assert (record["model"], record["frames"], record["steps"], record["seed"]) == (str(tiny_animatediff), 8, 2, 5)
+    assert Path(result.entry.clip_path).parent == data_dir / "history"
