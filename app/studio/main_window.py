@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QByteArray, QSize, Qt, QUrl, Signal, Slot
+from PySide6.QtCore import QByteArray, QSize, Qt, QTimer, QUrl, Signal, Slot
 from PySide6.QtGui import QIcon, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -36,6 +36,7 @@ from app.studio.engine_client import shared_engine
 from app.studio.exporter import ExportDialog, export_clip, is_taken, next_free_path, suggested_name, with_extension
 from app.studio.history import HistoryEntry, HistoryStore
 from app.studio.job_queue import JobQueue
+from app.studio.messages import describe
 from app.studio.preview import PlayerWidget
 from app.studio.request_form import RequestForm
 from app.studio.settings_store import SettingsStore
@@ -45,14 +46,7 @@ from engine.request import GenerationRequest
 
 ENTRY_ROLE = Qt.ItemDataRole.UserRole
 JOB_ROLE = Qt.ItemDataRole.UserRole + 1
-
-
-def describe(exc: BaseException) -> str:
-    """One line for the message area."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if isinstance(exc, KinemoError) or type(exc).__name__ == "ExportError":
-        return text or type(exc).__name__
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+MODEL_CHECK_DELAY_MS = 250  # after the window shows, check which models are on disk
 
 
 def read_clip_record(path: str) -> tuple[str, dict]:
@@ -85,6 +79,9 @@ class MainWindow(QMainWindow):
         self._record_worker: FunctionWorker | None = None
         self._entries: dict[str, HistoryEntry] = {}
         self._shown = False
+        self._model_check_timer = QTimer(self)
+        self._model_check_timer.setSingleShot(True)
+        self._model_check_timer.setInterval(MODEL_CHECK_DELAY_MS)
 
         self._build()
         self._connect()
@@ -208,6 +205,8 @@ class MainWindow(QMainWindow):
         self.cancel_button.clicked.connect(self.cancel)
         self.export_button.clicked.connect(self.open_export_dialog)
         self.form.message.connect(self.show_message)
+        self._model_check_timer.timeout.connect(self.form.refresh_models)
+        self.firstShown.connect(self._model_check_timer.start)
         self.queue.changed.connect(self._refresh_queue)
         self.queue.jobStarted.connect(self._on_job_started)
         self.queue.jobLoaded.connect(self._on_job_loaded)
@@ -308,12 +307,20 @@ class MainWindow(QMainWindow):
         self.progress_bar.setFormat(f"Done in {entry.seconds:.1f} s")
         self.show_message("info", f"Done: saved to the history as {entry.clip_path.name}")
         self._save_settings()
+        self._recheck_model(job.request.model)
 
     @Slot(object, object)
     def _on_job_failed(self, job, exc) -> None:
         self._reset_progress("Failed")
         self.show_message("error", f"Generation failed: {describe(exc)}")
         self._show_current_clip()
+        self._recheck_model(job.request.model)
+
+    def _recheck_model(self, model: str) -> None:
+        """The engine downloads a model it needs: check again whether one that was missing is on disk now."""
+        options = self.form.model_picker.options(model)
+        if options is not None and options.needs_download:
+            self.form.model_picker.check(model)
 
     @Slot(object)
     def _on_job_cancelled(self, job) -> None:
@@ -650,7 +657,9 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self._save_settings()
+        self._model_check_timer.stop()
         self.queue.shutdown()
+        self.form.shutdown()
         for worker in (self._export_worker, self._record_worker):
             wait_for(worker, 10000)
         super().closeEvent(event)

@@ -1,21 +1,21 @@
 """The left panel: everything that goes into a GenerationRequest.
 
 request() builds and validates the request the widgets describe; set_request() shows one (from
-the history, a dropped clip or the saved settings).
+the history, a dropped clip or the saved settings). Picking a model applies its options: its
+defaults, its frame limits, which inputs it takes (engine.model_info.ModelOptions); a request that
+is restored keeps its own values.
 """
 
 from __future__ import annotations
 
-import json
 import secrets
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -26,14 +26,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.studio.downloads import DownloadPanel
 from app.studio.drop_zone import ImageDropZone
+from app.studio.model_picker import OTHER_MODEL, ModelPicker  # noqa: F401 - OTHER_MODEL is part of this module's API
 from app.studio.prompt_tools import camera_move_in, camera_moves_for, unknown_words, with_camera_move
 from engine.errors import InvalidRequest
+from engine.model_info import ModelOptions
 from engine.request import DEFAULT_MODEL, LIMITS, GenerationRequest
 
-OTHER_MODEL = "__other__"
 NO_CAMERA = "No camera move"
 SEED_MAX = LIMITS["seed"][1]
+FRAMES_TIP = "Frames in the clip"
 
 
 def _spin(name: str, field: str, suffix: str = "", step: int = 1) -> QSpinBox:
@@ -52,11 +55,20 @@ def _label(text: str, name: str) -> QLabel:
     return label
 
 
-def is_model_folder(path: str) -> bool:
-    try:
-        return json.loads((Path(path) / "config.json").read_text()).get("model_type") == "kinemo-dit"
-    except (OSError, ValueError, AttributeError):
-        return False
+def frames_tip(options: ModelOptions | None) -> str:
+    """The frames spin's tooltip: which counts the model makes."""
+    if options is None:
+        return FRAMES_TIP
+    if options.frame_step > 1:
+        step = options.frame_step
+        return f"{FRAMES_TIP}: {options.family_label} makes {step}k+1 frames (1, {step + 1}, {2 * step + 1}, …)"
+    return f"{FRAMES_TIP} (at most {options.max_frames} for this model)"
+
+
+def size_tip(options: ModelOptions | None) -> str:
+    if options is None or options.size_multiple <= 2:
+        return "Even sizes only (video encoders need them)"
+    return f"{options.family_label} needs multiples of {options.size_multiple} px"
 
 
 class RequestForm(QWidget):
@@ -84,10 +96,12 @@ class RequestForm(QWidget):
         self.negative_edit.setFixedHeight(48)
 
         # model and camera ------------------------------------------------------------------------
-        self.model_combo = QComboBox()
-        self.model_combo.setObjectName("modelCombo")
-        self.model_combo.setToolTip("The model that renders the clip; add a local model folder with 'Other model folder…'")
-        self._fill_models()
+        self.model_picker = ModelPicker()
+        self.model_combo = self.model_picker  # the name the automation and older code use
+        self.model_picker.message.connect(self.message)
+        self.downloads = DownloadPanel()
+        self.downloads.message.connect(self.message)
+        self.downloads.downloaded.connect(self.model_picker.remember)
         self.camera_combo = QComboBox()
         self.camera_combo.setObjectName("cameraCombo")
         self.camera_combo.setToolTip("Inserts or replaces the 'the camera …' phrase in the prompt")
@@ -95,6 +109,10 @@ class RequestForm(QWidget):
         # picture --------------------------------------------------------------------------------
         self.drop_zone = ImageDropZone()
         self.drop_zone.refused.connect(self._on_image_refused)
+        self.drop_zone.imageChanged.connect(self._on_image_changed)
+        self.image_hint = _label("", "imageHint")
+        self.image_hint.setWordWrap(True)
+        self.image_hint.hide()
 
         # numbers --------------------------------------------------------------------------------
         self.frames_spin = _spin("framesSpin", "frames")
@@ -119,8 +137,13 @@ class RequestForm(QWidget):
         self.keep_seed_check = QCheckBox("Keep seed")
         self.keep_seed_check.setObjectName("keepSeedCheck")
         self.keep_seed_check.setToolTip("Keep this seed for the next generation (otherwise a new one is drawn after each)")
-        self.width_spin.editingFinished.connect(self._make_sizes_even)
-        self.height_spin.editingFinished.connect(self._make_sizes_even)
+        self.width_spin.editingFinished.connect(self._snap_sizes)
+        self.height_spin.editingFinished.connect(self._snap_sizes)
+        self.frames_spin.editingFinished.connect(self._snap_frames)
+        self._defaults_due: str | None = None  # the model whose defaults still wait for its options
+        self._adjusting = False  # the form itself is changing the numbers
+        for spin in self._number_spins():
+            spin.valueChanged.connect(self._forget_defaults)
 
         self.set_request(defaults.with_changes(prompt=""))
 
@@ -144,7 +167,8 @@ class RequestForm(QWidget):
 
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        form.addRow("Model", self.model_combo)
+        form.addRow("Model", self.model_picker)
+        form.addRow(self.downloads)
         form.addRow("Camera", self.camera_combo)
         form.addRow("Frames", timing_row)
         form.addRow("Size", size_row)
@@ -158,32 +182,47 @@ class RequestForm(QWidget):
         layout.addWidget(self.prompt_hint)
         layout.addWidget(self.negative_edit)
         layout.addWidget(_label("First frame", "sectionLabel"))
+        layout.addWidget(self.image_hint)
         layout.addWidget(self.drop_zone)
         layout.addWidget(_label("Settings", "sectionLabel"))
         layout.addLayout(form)
         layout.addStretch(1)
 
-        self.model_combo.activated.connect(self._on_model_activated)
-        self.model_combo.currentIndexChanged.connect(self._on_model_changed)
+        self.model_picker.modelSelected.connect(self._on_model_selected)
+        self.model_picker.optionsChecked.connect(self._on_options_checked)
         self.camera_combo.activated.connect(self._on_camera_chosen)
         self.prompt_edit.textChanged.connect(self._on_prompt_changed)
-        self._on_model_changed()
+        self._on_model_selected(self.model)
 
     # -- the request ----------------------------------------------------------------------------
     @property
     def model(self) -> str:
-        return self.model_combo.currentData() or DEFAULT_MODEL
+        return self.model_picker.model
+
+    @property
+    def options(self) -> ModelOptions | None:
+        """What is known about the selected model (None for a folder not yet checked)."""
+        return self.model_picker.options(self.model)
 
     def request(self) -> GenerationRequest:
         """The validated request the form describes; InvalidRequest if something is off."""
         if self.drop_zone.checking:
             raise InvalidRequest("the first-frame picture is still being checked; try again in a moment")
+        if self.downloads.downloading == self.model:
+            raise InvalidRequest(f"{self.model} is still downloading; generate once it is on disk")
+        options = self.options
+        image, image_sha256 = self.drop_zone.image_path, self.drop_zone.image_sha256
+        if options is not None and options.text_only:
+            image = image_sha256 = None  # the drop zone shows that this model does not use it
+        elif options is not None and options.requires_image and not image:
+            raise InvalidRequest(f"{options.name} animates a picture: add a first-frame picture, then generate")
+        takes_negative = options is None or options.negative_prompt
         return GenerationRequest(
             prompt=self.prompt_edit.toPlainText().strip(),
-            negative_prompt=self.negative_edit.toPlainText().strip(),
+            negative_prompt=self.negative_edit.toPlainText().strip() if takes_negative else "",
             model=self.model,
-            image=self.drop_zone.image_path,
-            image_sha256=self.drop_zone.image_sha256,
+            image=image,
+            image_sha256=image_sha256,
             frames=self.frames_spin.value(),
             fps=self.fps_spin.value(),
             width=self.width_spin.value(),
@@ -211,11 +250,23 @@ class RequestForm(QWidget):
             zone.set_image(r.image)
         elif not r.image and (zone.image_path or zone.checking):
             zone.clear()
+        self._defaults_due = None  # the request's own values win over the model's defaults
+
+    def _number_spins(self) -> tuple:
+        return (self.frames_spin, self.fps_spin, self.width_spin, self.height_spin, self.steps_spin, self.guidance_spin)
 
     @Slot()
-    def _make_sizes_even(self) -> None:
+    def _snap_sizes(self) -> None:
+        options = self.options
         for spin in (self.width_spin, self.height_spin):
-            spin.setValue(spin.value() - spin.value() % 2)  # video encoders need even sizes
+            value = spin.value()
+            spin.setValue(options.valid_size(value) if options else value - value % 2)  # video encoders need even sizes
+
+    @Slot()
+    def _snap_frames(self) -> None:
+        options = self.options
+        if options is not None:
+            self.frames_spin.setValue(options.valid_frames(self.frames_spin.value()))
 
     # -- seed -----------------------------------------------------------------------------------
     @property
@@ -227,64 +278,95 @@ class RequestForm(QWidget):
         self.seed_spin.setValue(secrets.randbelow(SEED_MAX + 1))
 
     # -- models ---------------------------------------------------------------------------------
-    def _fill_models(self) -> None:
-        from engine.backends import available_models
-
-        for model in available_models():
-            self.model_combo.addItem(model, model)
-        self.model_combo.insertSeparator(self.model_combo.count())
-        self.model_combo.addItem("Other model folder…", OTHER_MODEL)
-
     def model_folders(self) -> list[str]:
         """Model folders added by the user (persisted with the settings)."""
-        from engine.backends import available_models
-
-        known = set(available_models()) | {OTHER_MODEL, None}
-        return [self.model_combo.itemData(i) for i in range(self.model_combo.count()) if self.model_combo.itemData(i) not in known]
+        return self.model_picker.model_folders()
 
     def add_model(self, model: str) -> int:
         """Add a model id or folder to the picker (once); return its index."""
-        index = self.model_combo.findData(model)
-        if index < 0:
-            label = f"{Path(model).name} (folder)" if ("/" in model or "\\" in model) else model
-            index = self.model_combo.count() - 2  # before the separator and "Other…"
-            self.model_combo.insertItem(index, label, model)
-            self.model_combo.setItemData(index, model, Qt.ItemDataRole.ToolTipRole)
-        return index
+        return self.model_picker.add_model(model)
 
     def select_model(self, model: str) -> None:
-        self.model_combo.setCurrentIndex(self.add_model(model))
+        self.model_picker.select_model(model)
 
-    @Slot(int)
-    def _on_model_activated(self, index: int) -> None:
-        if self.model_combo.itemData(index) != OTHER_MODEL:
-            return
-        previous = self._model
-        self.select_model(previous)
-        folder = QFileDialog.getExistingDirectory(self, "Choose a Kinemo model folder")
-        if not folder:
-            return
-        if not is_model_folder(folder):
-            self.message.emit("error", f"{folder} is not a Kinemo model folder (it needs a config.json of a kinemo-dit model)")
-            return
-        self.select_model(folder)
+    def refresh_models(self) -> None:
+        """Check on a worker thread which models are on disk (after the window shows)."""
+        self.model_picker.refresh()
 
-    @Slot()
-    def _on_model_changed(self) -> None:
-        model = self.model_combo.currentData()
-        if model in (None, OTHER_MODEL):
-            return
+    @Slot(str)
+    def _on_model_selected(self, model: str) -> None:
         self._model = model
+        self._defaults_due = model
+        self._apply_options(self.model_picker.options(model))
         moves = camera_moves_for(model)
         self.camera_combo.clear()
         self.camera_combo.addItem(NO_CAMERA, None)
         for move in moves:
             self.camera_combo.addItem(f"The camera {move}", move)
         self.camera_combo.setEnabled(bool(moves))
-        if not moves:
-            self.camera_combo.setToolTip("This model takes no camera moves")
+        self.camera_combo.setToolTip("Inserts or replaces the 'the camera …' phrase in the prompt" if moves else "This model takes no camera moves")
         self._on_prompt_changed()
         self.modelChanged.emit(model)
+
+    @Slot(object)
+    def _on_options_checked(self, options: ModelOptions) -> None:
+        if options.model == self.model:
+            self._apply_options(options)
+
+    def _apply_options(self, options: ModelOptions | None) -> None:
+        """Show what the model takes; its defaults too, unless a value was set since it was picked."""
+        self._adjusting = True
+        try:
+            self._show_limits(options)
+            self._show_inputs(options)
+            self.downloads.show_model(options)
+            if options is not None and options.defaults and self._defaults_due == options.model:
+                self._apply_defaults(options.defaults)
+        finally:
+            self._adjusting = False
+
+    def _show_limits(self, options: ModelOptions | None) -> None:
+        self.frames_spin.setMaximum(options.max_frames if options else LIMITS["frames"][1])
+        self.frames_spin.setSingleStep(options.frame_step if options else 1)
+        self.frames_spin.setToolTip(frames_tip(options))
+        for spin in (self.width_spin, self.height_spin):
+            spin.setToolTip(size_tip(options))
+
+    def _show_inputs(self, options: ModelOptions | None) -> None:
+        takes_negative = options is None or options.negative_prompt
+        self.negative_edit.setEnabled(takes_negative)
+        self.negative_edit.setPlaceholderText(
+            "Negative prompt: what to steer away from (optional)" if takes_negative
+            else f"{options.family_label} takes no negative prompt"
+        )
+        self.drop_zone.setEnabled(options is None or not options.text_only)
+        if options is not None and options.requires_image:
+            self._show_image_hint("warning", f"{options.name} animates a picture: add one below (required).")
+        elif options is not None and options.text_only:
+            self._show_image_hint("info", f"{options.name} is text-to-video only: a picture is not used.")
+        else:
+            self.image_hint.hide()
+
+    def _show_image_hint(self, level: str, text: str) -> None:
+        self.image_hint.setText(text)
+        self.image_hint.setProperty("level", level)
+        self.image_hint.style().unpolish(self.image_hint)
+        self.image_hint.style().polish(self.image_hint)
+        self.image_hint.show()
+
+    def _apply_defaults(self, defaults: dict) -> None:
+        self._defaults_due = None
+        for spin, key in ((self.frames_spin, "frames"), (self.fps_spin, "fps"), (self.width_spin, "width"),
+                          (self.height_spin, "height"), (self.steps_spin, "steps")):
+            if key in defaults:
+                spin.setValue(int(defaults[key]))
+        if "guidance" in defaults:
+            self.guidance_spin.setValue(float(defaults["guidance"]))
+
+    @Slot()
+    def _forget_defaults(self) -> None:
+        if not self._adjusting:
+            self._defaults_due = None  # a value set by hand (or by a restore) wins over defaults that arrive later
 
     # -- prompt helpers -------------------------------------------------------------------------
     @Slot(int)
@@ -308,6 +390,13 @@ class RequestForm(QWidget):
     def _on_image_refused(self, reason: str) -> None:
         self.message.emit("error", f"Picture refused: {reason}")
 
+    @Slot(str)
+    def _on_image_changed(self, path: str) -> None:
+        options = self.options
+        if path and options is not None and options.text_only:
+            self.message.emit("warning", f"{options.name} is text-to-video only: the picture is kept but not used; "
+                                         "pick an image-to-video model to animate it")
+
     # -- persistence ----------------------------------------------------------------------------
     def state(self) -> dict:
         """What the settings file remembers (the request need not be valid)."""
@@ -322,6 +411,11 @@ class RequestForm(QWidget):
             "keep_seed": self.keep_seed,
             "model_folders": self.model_folders(),
         }
+
+    def shutdown(self) -> None:
+        """Stop a download and wait for the model checks (closing the window)."""
+        self.downloads.shutdown()
+        self.model_picker.shutdown()
 
     def restore_state(self, state: dict) -> None:
         for folder in state.get("model_folders", []):
