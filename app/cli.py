@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--model", default=DEFAULT_MODEL, help="catalog id (kinemo models list), hub id or model folder")
     gen.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU), cuda, cuda:N, mps or cpu")
     gen.add_argument("--token", help="Hugging Face token for gated models (default: HF_TOKEN or a saved login)")
+    gen.add_argument("--no-kv-cache", dest="kv_cache", action="store_false",
+                     help="recompute the conditioning's attention keys/values at every step (same output, slower)")
     gen.add_argument("--format", choices=FORMATS, help="default: from the output's extension, else mp4")
     gen.add_argument("--quality", type=int, default=80, help="1 (smallest) .. 100 (best)")
     gen.add_argument("--stats", type=Path, help="write timings and peak memory as JSON")
@@ -105,7 +107,7 @@ def run_generate(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     # 1. validate everything before any work: request, image, destinations
     fmt = choose_format(args.output, args.format)
-    backend = resolve_backend(args.model, args.device, token_from(args.token))
+    backend = resolve_backend(args.model, args.device, token_from(args.token), kv_cache=args.kv_cache)
     given = {k: getattr(args, k) for k in ("frames", "fps", "width", "height", "steps", "guidance")}
     chosen = {**backend.defaults(), **{k: v for k, v in given.items() if v is not None}}
     request = GenerationRequest(

@@ -18,6 +18,7 @@ from app.studio.worker import FunctionWorker, start_worker
 IMAGE_FILTER = "Pictures (*.png *.jpg *.jpeg *.webp *.bmp *.gif *.tif *.tiff);;All files (*)"
 CLIP_SUFFIXES = {".mp4", ".webm", ".gif", ".mov", ".mkv"}
 THUMB = 120
+OPTIONAL_CAPTION = "Image-to-video: the picture becomes the first frame (optional)."
 
 
 def check_picture(path: str, token: int) -> tuple:
@@ -60,6 +61,7 @@ class ImageDropZone(QFrame):
         self.image_path: str | None = None
         self.image_sha256: str | None = None
         self.last_folder = ""
+        self.empty_caption = OPTIONAL_CAPTION
         self._token = 0
         self._checking: str | None = None
 
@@ -104,8 +106,14 @@ class ImageDropZone(QFrame):
     def _show_empty(self) -> None:
         self.thumbnail.setPixmap(QPixmap())
         self.thumbnail.setText("Drop a picture\nhere")
-        self.caption.setText("Image-to-video: the picture becomes the first frame (optional).")
+        self.caption.setText(self.empty_caption)
         self.clear_button.setEnabled(False)
+
+    def set_empty_caption(self, text: str) -> None:
+        """What the zone says while it holds no picture (whether the model needs one)."""
+        self.empty_caption = text
+        if self.image_path is None and self._checking is None:
+            self.caption.setText(text)
 
     def set_image(self, path: str | None) -> None:
         """Check path on a worker thread; the result arrives as imageChanged or refused."""

@@ -27,8 +27,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.studio.downloads import DownloadPanel
-from app.studio.drop_zone import ImageDropZone
-from app.studio.model_picker import OTHER_MODEL, ModelPicker  # noqa: F401 - OTHER_MODEL is part of this module's API
+from app.studio.drop_zone import OPTIONAL_CAPTION, ImageDropZone
+from app.studio.model_picker import ModelPicker
 from app.studio.prompt_tools import camera_move_in, camera_moves_for, unknown_words, with_camera_move
 from engine.errors import InvalidRequest
 from engine.model_info import ModelOptions
@@ -304,7 +304,9 @@ class RequestForm(QWidget):
         for move in moves:
             self.camera_combo.addItem(f"The camera {move}", move)
         self.camera_combo.setEnabled(bool(moves))
-        self.camera_combo.setToolTip("Inserts or replaces the 'the camera …' phrase in the prompt" if moves else "This model takes no camera moves")
+        self.camera_combo.setToolTip(
+            "Inserts or replaces the 'the camera …' phrase in the prompt" if moves else "This model takes no camera moves"
+        )
         self._on_prompt_changed()
         self.modelChanged.emit(model)
 
@@ -342,10 +344,13 @@ class RequestForm(QWidget):
         self.drop_zone.setEnabled(options is None or not options.text_only)
         if options is not None and options.requires_image:
             self._show_image_hint("warning", f"{options.name} animates a picture: add one below (required).")
+            self.drop_zone.set_empty_caption("Image-to-video: the picture becomes the first frame (required).")
         elif options is not None and options.text_only:
             self._show_image_hint("info", f"{options.name} is text-to-video only: a picture is not used.")
+            self.drop_zone.set_empty_caption("Not used by this model.")
         else:
             self.image_hint.hide()
+            self.drop_zone.set_empty_caption(OPTIONAL_CAPTION)
 
     def _show_image_hint(self, level: str, text: str) -> None:
         self.image_hint.setText(text)

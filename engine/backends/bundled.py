@@ -49,10 +49,11 @@ def unknown_words_notice(label: str, text: str) -> Notice | None:
 class BundledBackend:
     """Kinemo's own small model, trained by engine.train and shipped in assets/."""
 
-    def __init__(self, folder: str | Path = STARTER_DIR, device: str = "cpu", model_id: str = STARTER_ID):
+    def __init__(self, folder: str | Path = STARTER_DIR, device: str = "cpu", model_id: str = STARTER_ID, kv_cache: bool = True):
         self.folder = Path(folder)
         self.device = device
         self.model_id = model_id
+        self.kv_cache = kv_cache  # reuse the conditioning's cross-attention K/V across steps (exact)
         self.model = None
         self.sampler = None
 
@@ -101,6 +102,7 @@ class BundledBackend:
         """Yield Loaded, Notice*, (Progress, Preview)*, Frames, Finished; raise Cancelled if stopped."""
         import torch
 
+        from engine.caches.conditioning_kv import conditioning_kv_cache
         from engine.models.kinemo_dit import Conditioning
         from engine.models.text_encoder import token_batch
         from engine.sampling.ddim import ddim_timesteps
@@ -143,13 +145,14 @@ class BundledBackend:
 
         started = time.perf_counter()
         estimate = noise
-        steps = sampler.sample(denoise, noise, timesteps, eta=request.eta, generator=generator)
-        for index, t, out in steps:
-            estimate = out.pred_original_sample if index + 1 < len(timesteps) else out.prev_sample
-            yield Progress(index + 1, len(timesteps), t, time.perf_counter() - started)
-            yield Preview(index + 1, to_uint8_frames(estimate[0]))
-            if should_stop is not None and should_stop():
-                raise Cancelled("generation cancelled")
+        with conditioning_kv_cache(model, self.kv_cache):
+            steps = sampler.sample(denoise, noise, timesteps, eta=request.eta, generator=generator)
+            for index, t, out in steps:
+                estimate = out.pred_original_sample if index + 1 < len(timesteps) else out.prev_sample
+                yield Progress(index + 1, len(timesteps), t, time.perf_counter() - started)
+                yield Preview(index + 1, to_uint8_frames(estimate[0]))
+                if should_stop is not None and should_stop():
+                    raise Cancelled("generation cancelled")
         seconds = time.perf_counter() - started
 
         # 6. finished frames

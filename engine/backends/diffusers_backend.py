@@ -77,8 +77,9 @@ def latent_preview(latents, layout: str, shape_hint: tuple[int, int, int] | None
 class DiffusersBackend:
     """One diffusers model (any supported family), loaded lazily on the chosen device."""
 
-    def __init__(self, source: Source, device: str = "auto", token: str | None = None, progress_class=None):
+    def __init__(self, source: Source, device: str = "auto", token: str | None = None, progress_class=None, kv_cache: bool = True):
         self.source = source
+        self.kv_cache = kv_cache  # reuse the conditioning's cross-attention K/V (UNet families; exact)
         self.model_id = source.name
         self.requested_device = device
         self.token = token
@@ -269,6 +270,7 @@ class DiffusersBackend:
                 events.put(("error", exc))
 
         started = time.perf_counter()
+        cache = self._attach_kv_cache(family.name)
         worker = threading.Thread(target=work, name="kinemo-diffusers", daemon=True)
         worker.start()
         try:
@@ -287,11 +289,21 @@ class DiffusersBackend:
         finally:
             stop.set()  # the consumer may have walked away: the callback ends the run at the next step
             worker.join()
+            if cache is not None:
+                cache.remove()
         seconds = time.perf_counter() - started
 
         # 3. finished frames
         yield Frames(0, frames)
         yield Finished(len(frames), seconds, {"seconds_per_step": seconds / max(1, request.steps)})
+
+    def _attach_kv_cache(self, family: str):
+        """Conditioning K/V reuse for the UNet families, whose cross-attention sees one copy per frame."""
+        if not self.kv_cache or family not in ("animatediff", "svd"):
+            return None  # the transformer families attend from all frames at once already
+        from engine.caches.diffusers_kv import attach_conditioning_kv
+
+        return attach_conditioning_kv(self.pipe.unet)
 
     def _latent_grid(self, request: GenerationRequest) -> tuple[int, int, int]:
         """(frames, height, width) of LTX's packed latent tokens."""

@@ -50,3 +50,18 @@ def test_cli_frames_equal_the_direct_diffusers_call(case, build, tmp_path, capsy
     assert np.abs(written.astype(int) - expected.astype(int)).max() <= 1
     record = json.loads((out / "kinemo.json").read_text())
     assert record["request"]["model"] == str(folder) and record["request"]["seed"] == 5
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.family in ("animatediff", "svd")], ids=lambda c: c.name)
+def test_no_kv_cache_draws_the_same_frames(case, build, tmp_path, capsys):
+    folder = build(case)
+    image = gradient_picture(tmp_path / "first.png") if case.image_to_video else None
+    clips = []
+    for flag in ([], ["--no-kv-cache"]):
+        out = tmp_path / f"frames{len(clips)}"
+        argv = ["generate", PROMPT, "-o", str(out), "--format", "png", "--model", str(folder), "--steps", "2",
+                "--frames", str(case.frames), "--width", "32", "--height", "32", *flag]
+        code = main(argv + (["--image", str(image)] if image else []))
+        assert code == 0, capsys.readouterr().err
+        clips.append(np.stack([np.asarray(Image.open(p)) for p in sorted(out.glob("*.png"))]))
+    assert np.abs(clips[0].astype(int) - clips[1].astype(int)).max() <= 1

@@ -81,7 +81,7 @@ def test_an_image_to_video_model_asks_for_a_picture(qtbot, hub_cache, window, tm
     form.negative_edit.setPlainText("blurry")
     form.select_model("svd")
     assert not form.image_hint.isHidden() and "svd animates a picture" in form.image_hint.text()
-    assert form.drop_zone.isEnabled()
+    assert form.drop_zone.isEnabled() and form.drop_zone.caption.text().endswith("(required).")
     assert not form.negative_edit.isEnabled(), "SVD takes no negative prompt"
     assert not form.camera_combo.isEnabled()
     assert (form.frames_spin.value(), form.width_spin.value(), form.height_spin.value()) == (14, 1024, 576)
@@ -106,8 +106,11 @@ def test_a_text_to_video_model_applies_its_defaults_and_ignores_pictures(qtbot, 
     qtbot.waitUntil(lambda: form.drop_zone.image_path == picture)
 
     form.select_model(WAN)
-    numbers = lambda: (form.frames_spin.value(), form.fps_spin.value(), form.width_spin.value(),  # noqa: E731
-                       form.height_spin.value(), form.steps_spin.value(), form.guidance_spin.value())
+
+    def numbers():
+        return tuple(spin.value() for spin in (form.frames_spin, form.fps_spin, form.width_spin, form.height_spin,
+                                               form.steps_spin, form.guidance_spin))
+
     assert numbers() == (81, 16, 832, 480, 50, 5.0)
     assert form.frames_spin.singleStep() == 4 and "4k+1 frames" in form.frames_spin.toolTip()
     assert "multiples of 16" in form.width_spin.toolTip()
@@ -117,17 +120,40 @@ def test_a_text_to_video_model_applies_its_defaults_and_ignores_pictures(qtbot, 
     form.frames_spin.setValue(11)
     form.frames_spin.editingFinished.emit()
     assert form.frames_spin.value() == 13, "snapped to the nearest 4k+1"
+    dropped = _picture(tmp_path / "dropped.png")
+    with qtbot.waitSignal(form.message) as warned:
+        window.open_path(dropped)  # dropped on the window
+    assert warned.args[0] == "warning" and "text-to-video only: the picture is kept but not used" in warned.args[1]
+    assert form.request().image is None
 
     form.select_model("kinemo-starter")
     assert form.frames_spin.maximum() == 16 and numbers() == (16, 8, 256, 256, 25, 1.0)
     assert form.camera_combo.isEnabled() and form.drop_zone.isEnabled() and form.image_hint.isHidden()
-    assert form.request().image == picture
+    assert form.request().image == dropped
 
-    restored = GenerationRequest(PROMPT, model=WAN, frames=9, fps=12, width=64, height=96, steps=3, guidance=2.5)
+    # a folder's options arrive from a worker thread: its defaults apply unless values were set meanwhile
+    picked = str(fake_diffusers_folder(tmp_path / "picked-wan"))
+    form.select_model(picked)
+    assert form.frames_spin.maximum() == 1024 and form.drop_zone.isEnabled(), "nothing known yet"
+    _wait_checked(qtbot, window, picked)
+    assert numbers() == (81, 16, 832, 480, 50, 5.0) and form.frames_spin.singleStep() == 4
+
+    touched = str(fake_diffusers_folder(tmp_path / "touched-wan"))
+    form.select_model("kinemo-starter")
+    form.select_model(touched)
+    form.steps_spin.setValue(7)  # set by hand before the folder's options arrive
+    _wait_checked(qtbot, window, touched)
+    assert numbers() == (16, 8, 256, 256, 7, 1.0), "a value set by hand keeps the defaults from arriving late"
+    assert form.frames_spin.singleStep() == 4
+
+    restored_folder = str(fake_diffusers_folder(tmp_path / "restored-wan"))
+    restored = GenerationRequest(PROMPT, model=restored_folder, frames=9, fps=12, width=64, height=96, steps=3, guidance=2.5)
     form.set_request(restored)
-    _wait_checked(qtbot, window, WAN)  # the disk check of the model arrives after the restore
-    qtbot.wait(50)
+    _wait_checked(qtbot, window, restored_folder)  # started by the restore, so it arrives after it
     assert numbers() == (9, 12, 64, 96, 3, 2.5), "a restored request keeps its own values"
+    assert form.frames_spin.singleStep() == 4 and not form.drop_zone.isEnabled()
+    form.set_request(GenerationRequest(PROMPT, model=WAN, frames=5, fps=10, width=96, height=64, steps=4, guidance=3.0))
+    assert numbers() == (5, 10, 96, 64, 4, 3.0)
 
 
 def test_other_model_folder_accepts_diffusers_folders_and_refuses_others(qtbot, hub_cache, window, monkeypatch, tmp_path):
@@ -145,7 +171,8 @@ def test_other_model_folder_accepts_diffusers_folders_and_refuses_others(qtbot, 
     with qtbot.waitSignal(window.messageShown, timeout=CHECK_MS) as shown:
         _choose_other_folder(qtbot, window, monkeypatch, empty)
     assert shown.args[0] == "error"
-    assert shown.args[1] == f"Model folder not added: {empty} is neither a Kinemo model folder (config.json) nor a diffusers one (model_index.json)"
+    assert shown.args[1] == (f"Model folder not added: {empty} is neither a Kinemo model folder (config.json) "
+                             "nor a diffusers one (model_index.json)")
     assert form.model == str(folder) and form.model_combo.findData(str(empty)) < 0
 
 
@@ -288,7 +315,7 @@ def test_generate_with_a_diffusers_folder(qtbot, thread_window, tiny_animatediff
     with qtbot.waitSignal(window.queue.jobSaved, timeout=JOB_TIMEOUT_MS) as saved:
         qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not window.queue.busy)
-    job, result = saved.args
+    _, result = saved.args
     assert steps == [(1, 2), (2, 2)]
     assert result.frames.shape == (8, 32, 32, 3) and result.frames.std() > 1
     assert window.player.frame_count == 8 and window.history_list.count() == 1

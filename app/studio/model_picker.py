@@ -1,0 +1,236 @@
+"""The model picker: the starter model, the catalog and the user's folders, with what is on disk.
+
+Labels come from the catalog at once (engine.model_info.catalog_options reads no disk). Whether
+each hub model is on disk, and what a folder holds, is checked on worker threads: refresh() after
+the window shows, check() for one model, and a folder picked with "Other model folder…" is
+inspected before it is added.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import QComboBox, QFileDialog
+
+from app.studio.messages import describe
+from app.studio.worker import FunctionWorker, start_worker, wait_for
+from engine.model_info import ModelOptions, catalog_options
+from engine.request import DEFAULT_MODEL
+
+OTHER_MODEL = "__other__"
+TASK_NAMES = {("t2v",): "text-to-video", ("i2v",): "image-to-video (needs a picture)", ("t2v", "i2v"): "text- or image-to-video"}
+
+
+def check_models(models: list[str]) -> dict[str, ModelOptions | str]:
+    """Worker thread: each model's options, or the one line that says why it cannot be used."""
+    from engine.model_info import model_options
+
+    found: dict[str, ModelOptions | str] = {}
+    for model in models:
+        try:
+            found[model] = model_options(model)
+        except Exception as exc:  # noqa: BLE001 - a broken folder must not stop the others
+            found[model] = describe(exc)
+    return found
+
+
+def picker_text(options: ModelOptions, checked: bool) -> str:
+    """The picker's line for a model; the disk state appears once it was checked."""
+    if options.kind == "bundled":
+        return f"{options.label} · built in"
+    if options.kind == "folder" or not checked:
+        return options.label
+    if options.needs_download:
+        return f"{options.label} · not downloaded" + (f" ({options.disk_gb:g} GB)" if options.disk_gb else "")
+    return f"{options.label} · on disk"
+
+
+def picker_tooltip(options: ModelOptions) -> str:
+    lines = [options.model, TASK_NAMES.get(tuple(sorted(options.tasks, reverse=True)), "")]
+    if options.vram_gb:
+        lines.append(f"about {options.vram_gb:g} GB of GPU memory, {options.disk_gb:g} GB on disk")
+    if options.license:
+        lines.append(f"licence: {options.license}")
+    return "\n".join(line for line in lines if line)
+
+
+def folder_label(model: str) -> str:
+    return f"{Path(model).name} (folder)" if ("/" in model or "\\" in model) else model
+
+
+class ModelPicker(QComboBox):
+    message = Signal(str, str)  # level, text
+    modelSelected = Signal(str)  # another model became the current one
+    optionsChecked = Signal(object)  # a model's ModelOptions, fresh from the disk
+    modelsChecked = Signal()  # refresh() has checked every listed model
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("modelCombo")
+        self.setToolTip("The model that renders the clip; add a local model folder with 'Other model folder…'")
+        self._checked: dict[str, ModelOptions] = {}
+        self._problems: dict[str, str] = {}
+        self._pending: set[str] = set()
+        self._workers: list[FunctionWorker] = []
+        self._fill()
+        self._model = self.currentData()
+        self.currentIndexChanged.connect(self._on_index_changed)
+        self.activated.connect(self._on_activated)
+
+    # -- contents -------------------------------------------------------------------------------
+    def _fill(self) -> None:
+        from engine.backends import STARTER_ID, available_models
+
+        self._checked[STARTER_ID] = catalog_options(STARTER_ID)  # nothing of it to check on disk
+        for model in available_models():
+            options = catalog_options(model)
+            self.addItem(picker_text(options, model in self._checked), model)
+            self.setItemData(self.count() - 1, picker_tooltip(options), Qt.ItemDataRole.ToolTipRole)
+        self.insertSeparator(self.count())
+        self.addItem("Other model folder…", OTHER_MODEL)
+        self.setItemData(self.count() - 1, "A Kinemo model folder (config.json) or a diffusers one (model_index.json)",
+                         Qt.ItemDataRole.ToolTipRole)
+
+    @property
+    def model(self) -> str:
+        data = self.currentData()
+        return data if data not in (None, OTHER_MODEL) else self._model or DEFAULT_MODEL
+
+    def models(self) -> list[str]:
+        """Every model listed."""
+        return [self.itemData(i) for i in range(self.count()) if self.itemData(i) not in (None, OTHER_MODEL)]
+
+    def model_folders(self) -> list[str]:
+        """Model folders added by the user (persisted with the settings)."""
+        from engine.backends import available_models
+
+        known = set(available_models())
+        return [m for m in self.models() if m not in known]
+
+    def add_model(self, model: str) -> int:
+        """Add a model id or folder to the picker (once); return its index."""
+        index = self.findData(model)
+        if index < 0:
+            index = self.count() - 2  # before the separator and "Other…"
+            options = self._checked.get(model)
+            self.insertItem(index, picker_text(options, True) if options else folder_label(model), model)
+            self.setItemData(index, picker_tooltip(options) if options else model, Qt.ItemDataRole.ToolTipRole)
+        return index
+
+    def select_model(self, model: str) -> None:
+        self.setCurrentIndex(self.add_model(model))
+
+    def options(self, model: str | None = None) -> ModelOptions | None:
+        """What is known about a model now: checked on disk, else from the catalog; None for an unchecked folder."""
+        model = model or self.model
+        return self._checked.get(model) or catalog_options(model)
+
+    def is_checked(self, model: str) -> bool:
+        return model in self._checked
+
+    def problem(self, model: str) -> str | None:
+        """Why a model cannot be used, when its check said so."""
+        return self._problems.get(model)
+
+    # -- checking on worker threads -------------------------------------------------------------
+    def refresh(self) -> None:
+        """Check every listed model (what is on disk) on a worker thread."""
+        self._start_check(self.models(), self._on_all_checked)
+
+    def check(self, model: str) -> None:
+        """Check one model again on a worker thread (after a download or a generation)."""
+        self._start_check([model], self._on_checked)
+
+    def _start_check(self, models: list[str], slot) -> None:
+        self._pending.update(models)
+        worker = FunctionWorker(check_models, models)
+        worker.returned.connect(slot)
+        worker.errored.connect(self._on_check_failed)
+        self._keep(worker)
+        start_worker(worker)
+
+    def _keep(self, worker: FunctionWorker) -> None:
+        self._workers = [w for w in self._workers if w.thread_handle is not None and not w.thread_handle.isFinished()]
+        self._workers.append(worker)
+
+    @Slot(object)
+    def _on_all_checked(self, found: dict) -> None:
+        self._on_checked(found)
+        self.modelsChecked.emit()
+
+    @Slot(object)
+    def _on_checked(self, found: dict) -> None:
+        for model, result in found.items():
+            self._pending.discard(model)
+            if isinstance(result, ModelOptions):
+                self.remember(result)
+            else:
+                self._remember_problem(model, result)
+
+    @Slot(object)
+    def _on_check_failed(self, exc) -> None:
+        self.message.emit("warning", f"Could not check the models on disk: {describe(exc)}")
+
+    def remember(self, options: ModelOptions) -> None:
+        """Keep a model's checked options, show them in its line and tell the form."""
+        self._checked[options.model] = options
+        self._problems.pop(options.model, None)
+        index = self.findData(options.model)
+        if index >= 0:
+            self.setItemText(index, picker_text(options, True))
+            self.setItemData(index, picker_tooltip(options), Qt.ItemDataRole.ToolTipRole)
+        self.optionsChecked.emit(options)
+
+    def _remember_problem(self, model: str, reason: str) -> None:
+        self._problems[model] = reason
+        index = self.findData(model)
+        if index >= 0:
+            self.setItemText(index, f"{folder_label(model)} · unusable")
+            self.setItemData(index, reason, Qt.ItemDataRole.ToolTipRole)
+        if model == self.model:
+            self.message.emit("error", reason)
+
+    # -- selection ------------------------------------------------------------------------------
+    @Slot(int)
+    def _on_index_changed(self, index: int) -> None:
+        model = self.itemData(index)
+        if model in (None, OTHER_MODEL) or model == self._model:
+            return
+        self._model = model
+        self.modelSelected.emit(model)
+        if model not in self._checked and model not in self._pending:
+            self.check(model)
+
+    @Slot(int)
+    def _on_activated(self, index: int) -> None:
+        if self.itemData(index) != OTHER_MODEL:
+            return
+        self.select_model(self._model)  # stay on the current model while the folder is looked at
+        folder = QFileDialog.getExistingDirectory(self, "Choose a model folder (Kinemo or diffusers)")
+        if folder:
+            self.add_folder(folder)
+
+    def add_folder(self, folder: str) -> None:
+        """Inspect a folder on a worker thread; add and select it when it holds a usable model."""
+        worker = FunctionWorker(check_models, [folder])
+        worker.returned.connect(self._on_folder_checked)
+        worker.errored.connect(self._on_check_failed)
+        self._keep(worker)
+        start_worker(worker)
+
+    @Slot(object)
+    def _on_folder_checked(self, found: dict) -> None:
+        (folder, result), = found.items()
+        if not isinstance(result, ModelOptions):
+            self.message.emit("error", f"Model folder not added: {result}")
+            return
+        self._checked[folder] = result
+        self.select_model(folder)
+        self.remember(result)
+        self.message.emit("info", f"Added {result.label}")
+
+    def shutdown(self, timeout_ms: int = 10000) -> None:
+        """Wait for running checks (closing the window)."""
+        for worker in self._workers:
+            wait_for(worker, timeout_ms)
