@@ -19,7 +19,7 @@ from engine.catalog import CatalogEntry, catalog, find_entry
 from engine.errors import InvalidRequest
 from engine.request import LIMITS, GenerationRequest
 
-STARTER_MAX_FRAMES = 16
+STARTER_MAX_FRAMES = LIMITS["frames"][1]  # beyond its 16-frame window, the bundled model works window by window
 STARTER_LABEL = "Kinemo"
 DEFAULT_KEYS = ("steps", "guidance", "width", "height", "frames", "fps")
 
@@ -156,10 +156,7 @@ def _folder_options(model: str, folder: Path) -> ModelOptions:
     if not isinstance(data, dict) or data.get("model_type") != "kinemo-dit":
         model_type = data.get("model_type") if isinstance(data, dict) else None
         raise InvalidRequest(f"{folder} is not a Kinemo model folder (model_type {model_type!r})")
-    max_frames = data.get("max_frames", STARTER_MAX_FRAMES)
-    if not isinstance(max_frames, int) or max_frames < 1:
-        max_frames = STARTER_MAX_FRAMES
-    return _kinemo_options(model, f"{STARTER_LABEL} · {name}", "folder", max_frames)
+    return _kinemo_options(model, f"{STARTER_LABEL} · {name}", "folder", STARTER_MAX_FRAMES)
 
 
 def _unknown_hub_model(model: str, needs_download: bool) -> ModelOptions:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from engine.vocabulary import tokenize
 log = logging.getLogger("kinemo.engine")
 
 TIMESTEP_SPACING = "trailing"
+ANCHORS, RECENT = 2, 6  # context frames a long clip's later windows read: from the start, and the latest
+MAX_FRAMES = 1024
 
 
 def to_uint8_frames(video) -> np.ndarray:
@@ -89,7 +92,7 @@ class BundledBackend:
     def check(self, request: GenerationRequest) -> None:
         """Validate what this backend needs beyond the request's own ranges."""
         request.validate()
-        low, high = 1, self.max_frames
+        low, high = 1, MAX_FRAMES  # beyond the model's window, clips are made window by window
         if not low <= request.frames <= high:
             raise InvalidRequest(f"frames must be between {low} and {high} for {self.model_id}, got {request.frames}")
 
@@ -103,6 +106,7 @@ class BundledBackend:
         import torch
 
         from engine.caches.conditioning_kv import conditioning_kv_cache
+        from engine.caches.temporal_kv import RollingTemporalKV, plan_windows, window_position
         from engine.models.kinemo_dit import Conditioning
         from engine.models.text_encoder import token_batch
         from engine.sampling.ddim import ddim_timesteps
@@ -130,32 +134,53 @@ class BundledBackend:
         # 3. timesteps
         timesteps = ddim_timesteps(request.steps, sampler.num_train_timesteps, TIMESTEP_SPACING)
 
-        # 4. initial noise, seeded on the CPU so a seed means the same clip on every device
-        generator = torch.Generator("cpu").manual_seed(request.seed)
-        noise = torch.randn((1, 3, native_frames, size, size), generator=generator).to(device)
+        # 4. windows: one for a clip the model's window holds, else rolling windows over a K/V cache
+        long_clip = request.frames > native_frames
+        windows = plan_windows(request.frames, native_frames, ANCHORS, RECENT) if long_clip else [list(range(native_frames))]
+        rolling = RollingTemporalKV(ANCHORS, RECENT) if long_clip else None
+        generator = torch.Generator("cpu").manual_seed(request.seed)  # on the CPU: a seed means one clip everywhere
+        step_of = {t: i for i, t in enumerate(timesteps)}
+        total = len(windows) * len(timesteps)
 
         # 5. denoising loop with classifier-free guidance (the sampler runs it in inference mode)
-        def denoise(x: torch.Tensor, t: int) -> torch.Tensor:
+        def denoise(x: torch.Tensor, t: int, frame_indices) -> torch.Tensor:
+            if rolling is not None:
+                rolling.step = step_of[t]
             batch = x.expand(len(cond.image_mask), -1, -1, -1, -1)
-            out = model(batch, torch.tensor([t], device=device), cond)
+            out = model(batch, torch.tensor([t], device=device), cond, frame_indices)
             if not guided:
                 return out
             positive, negative = out.chunk(2)
             return negative + request.guidance * (positive - negative)
 
         started = time.perf_counter()
-        estimate = noise
-        with conditioning_kv_cache(model, self.kv_cache):
-            steps = sampler.sample(denoise, noise, timesteps, eta=request.eta, generator=generator)
-            for index, t, out in steps:
-                estimate = out.pred_original_sample if index + 1 < len(timesteps) else out.prev_sample
-                yield Progress(index + 1, len(timesteps), t, time.perf_counter() - started)
-                yield Preview(index + 1, to_uint8_frames(estimate[0]))
-                if should_stop is not None and should_stop():
-                    raise Cancelled("generation cancelled")
-        seconds = time.perf_counter() - started
+        with conditioning_kv_cache(model, self.kv_cache), (rolling.attached(model) if rolling else nullcontext()):
+            for number, ids in enumerate(windows):
+                # (1, 3, f, h, w) noise for this window's new frames
+                noise = torch.randn((1, 3, len(ids), size, size), generator=generator).to(device)
+                frame_indices = None
+                if rolling is not None:
+                    places = {g: window_position(g, request.frames, native_frames) for g in range(ids[-1] + 1)}
+                    rolling.begin_window(ids, places)
+                    frame_indices = torch.tensor([places[g] for g in ids], dtype=torch.float32, device=device)
+                estimate = noise
+                steps = sampler.sample(lambda x, t: denoise(x, t, frame_indices), noise, timesteps, eta=request.eta, generator=generator)
+                for index, t, out in steps:
+                    estimate = out.pred_original_sample if index + 1 < len(timesteps) else out.prev_sample
+                    yield Progress(number * len(timesteps) + index + 1, total, t, time.perf_counter() - started)
+                    yield Preview(number * len(timesteps) + index + 1, to_uint8_frames(estimate[0]))
+                    if should_stop is not None and should_stop():
+                        raise Cancelled("generation cancelled")
 
-        # 6. finished frames
-        frames = resample_frames(to_uint8_frames(estimate[0]), request.frames)
-        yield Frames(0, frames)
-        yield Finished(len(frames), seconds, {"seconds_per_step": seconds / len(timesteps)})
+                # 6. finished frames leave as each window completes
+                if rolling is None:
+                    frames = resample_frames(to_uint8_frames(estimate[0]), request.frames)
+                    yield Frames(0, frames)
+                else:
+                    rolling.end_window()
+                    yield Frames(ids[0], to_uint8_frames(estimate[0]))
+        seconds = time.perf_counter() - started
+        stats = {"seconds_per_step": seconds / total, "windows": len(windows)}
+        if rolling is not None:
+            stats["temporal_kv_cache_mb"] = rolling.peak_bytes / 2**20
+        yield Finished(request.frames, seconds, stats)

@@ -199,6 +199,15 @@ class KinemoDiT(nn.Module):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
+    def frame_positions(self, frame_indices: torch.Tensor) -> torch.Tensor:
+        """Frame position embeddings (f, d); fractional positions interpolate between table rows."""
+        if not frame_indices.is_floating_point():
+            return self.frame_position[frame_indices]
+        low = frame_indices.floor().long().clamp(max=self.config.max_frames - 1)
+        high = (low + 1).clamp(max=self.config.max_frames - 1)
+        weight = (frame_indices - low)[:, None]
+        return self.frame_position[low] * (1 - weight) + self.frame_position[high] * weight
+
     def encode(self, text_ids: torch.Tensor, image: torch.Tensor | None = None, image_mask: torch.Tensor | None = None) -> Conditioning:
         """Encode the conditioning once per request: ids (b, l), image (b, 3, h, w) in [-1, 1]."""
         states, mask, pooled = self.text_encoder(text_ids)
@@ -216,7 +225,8 @@ class KinemoDiT(nn.Module):
         """frame_indices (f,): where each given frame sits in the model's window, default 0..f-1.
 
         Training passes sparse, increasing indices (e.g. 0, 3, 9, 15) to see whole moves in a few
-        frames; generation uses every frame of the window.
+        frames; generation uses every frame of the window. Long clips pass fractional positions
+        (frame g of n sits at (window - 1) * g / (n - 1)), so a whole clip spans one window's move.
         """
         b, _, f, h, w = sample.shape
         p = self.config.patch
@@ -224,7 +234,7 @@ class KinemoDiT(nn.Module):
             if f > self.config.max_frames:
                 raise ValueError(f"{f} frames exceed the model's window of {self.config.max_frames}")
             frame_indices = torch.arange(f, device=sample.device)
-        elif frame_indices.shape != (f,) or int(frame_indices.max()) >= self.config.max_frames:
+        elif frame_indices.shape != (f,) or float(frame_indices.max()) > self.config.max_frames - 1 or float(frame_indices.min()) < 0:
             raise ValueError(f"frame indices {frame_indices.tolist()} do not fit {f} frames in a window of {self.config.max_frames}")
         if timestep.ndim == 0:
             timestep = timestep.expand(b)
@@ -234,7 +244,7 @@ class KinemoDiT(nn.Module):
         img = rearrange(cond.image, "b c (gh p1) (gw p2) -> b 1 (gh gw) (p1 p2 c)", p1=p, p2=p)
         mask = cond.image_mask[:, None, None, None].expand(b, f, x.shape[2], 1)
         tokens = torch.cat([x, img.expand(-1, f, -1, -1), mask], dim=-1)
-        x = self.patch_in(tokens) + self.spatial_position + self.frame_position[frame_indices][:, None]
+        x = self.patch_in(tokens) + self.spatial_position + self.frame_positions(frame_indices)[:, None]
 
         # 2. global conditioning: timestep + pooled text
         c = self.time_embed(timestep_features(timestep)) + self.text_embed(cond.text_pooled)

@@ -114,7 +114,7 @@ def _bad_cases(tmp_path):
         "truncated image": ([PROMPT, "-o", out, "--image", str(pictures / "cut.png")], "truncated"),
         "not an image": ([PROMPT, "-o", out, "--image", str(pictures / "text.png")], "not a picture"),
         "frames": ([PROMPT, "-o", out, "--frames", "0"], "frames"),
-        "too many frames": ([PROMPT, "-o", out, "--frames", "17"], "frames"),
+        "too many frames": ([PROMPT, "-o", out, "--frames", "1025"], "frames"),
         "steps": ([PROMPT, "-o", out, "--steps", "0"], "steps"),
         "fps": ([PROMPT, "-o", out, "--fps", "500"], "fps"),
         "size": ([PROMPT, "-o", out, "--width", "8"], "width"),

@@ -127,7 +127,7 @@ def test_a_text_to_video_model_applies_its_defaults_and_ignores_pictures(qtbot, 
     assert form.request().image is None
 
     form.select_model("kinemo-starter")
-    assert form.frames_spin.maximum() == 16 and numbers() == (16, 8, 256, 256, 25, 1.0)
+    assert form.frames_spin.maximum() == 1024 and numbers() == (16, 8, 256, 256, 25, 1.0)
     assert form.camera_combo.isEnabled() and form.drop_zone.isEnabled() and form.image_hint.isHidden()
     assert form.request().image == dropped
 

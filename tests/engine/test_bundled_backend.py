@@ -80,8 +80,8 @@ def test_image_to_video_reads_the_picture(tiny_model_dir, tmp_path):
 
 
 def test_frame_count_out_of_range_for_the_model(tiny_model_dir):
-    with pytest.raises(InvalidRequest, match="frames must be between 1 and 16"):
-        _events(BundledBackend(tiny_model_dir), GenerationRequest("a red circle").with_changes(frames=32))
+    with pytest.raises(InvalidRequest, match="frames must be between 1 and 1024"):
+        _events(BundledBackend(tiny_model_dir), GenerationRequest("a red circle").with_changes(frames=1025))
 
 
 def test_fewer_frames_keep_the_whole_move():

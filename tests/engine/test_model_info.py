@@ -36,7 +36,7 @@ def test_the_starter_model():
     assert options.defaults == {k: getattr(defaults, k) for k in ("steps", "guidance", "width", "height", "frames", "fps")}
     assert (options.label, options.kind, options.family) == ("Kinemo · kinemo-starter", "bundled", "kinemo")
     assert options.tasks == ("t2v", "i2v")
-    assert (options.max_frames, options.frame_step, options.size_multiple) == (16, 1, 2)
+    assert (options.max_frames, options.frame_step, options.size_multiple) == (LIMITS["frames"][1], 1, 2)
     assert options.camera_moves and options.negative_prompt and not options.needs_download
     assert not options.requires_image and not options.text_only
 
@@ -84,7 +84,7 @@ def test_a_hub_id_outside_the_catalog(hub_cache, tmp_path):
 
 def test_folders(tmp_path):
     kinemo = model_options(str(fake_kinemo_folder(tmp_path / "mine", max_frames=8)))
-    assert (kinemo.kind, kinemo.family, kinemo.max_frames, kinemo.label) == ("folder", "kinemo", 8, "Kinemo · mine (folder)")
+    assert (kinemo.kind, kinemo.family, kinemo.max_frames, kinemo.label) == ("folder", "kinemo", LIMITS["frames"][1], "Kinemo · mine (folder)")
     assert kinemo.camera_moves and kinemo.tasks == ("t2v", "i2v")
 
     svd = model_options(str(fake_diffusers_folder(tmp_path / "svd-copy", "StableVideoDiffusionPipeline")))
@@ -115,7 +115,7 @@ def test_unusable_names_and_folders(tmp_path):
 def test_nearest_valid_frames_and_sizes():
     wan, starter, ltx = catalog_options("wan2.1-t2v-1.3b"), catalog_options("kinemo-starter"), catalog_options("ltx-video")
     assert [wan.valid_frames(n) for n in (1, 2, 4, 80, 81, 83, 5000)] == [1, 1, 5, 81, 81, 85, 1021]
-    assert [starter.valid_frames(n) for n in (0, 7, 16, 40)] == [1, 7, 16, 16]
+    assert [starter.valid_frames(n) for n in (0, 7, 16, 40, 2000)] == [1, 7, 16, 40, 1024]
     assert [starter.valid_size(n) for n in (33, 64, 2048)] == [34, 64, 2048]
     assert [ltx.valid_size(n) for n in (40, 500, 2047)] == [32, 512, 2048]
     assert [wan.valid_size(n) for n in (8, 479)] == [32, 480]
