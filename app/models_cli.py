@@ -7,20 +7,18 @@ import json
 
 
 def hub_model_for(name: str):
-    """The HubModel behind a catalog id or a hub id."""
-    from engine.backends import HUB_ID, STARTER_ID
+    """(catalog entry or None, HubModel) behind a catalog id or a hub id."""
+    from engine.backends import STARTER_ID
     from engine.catalog import find_entry
     from engine.errors import InvalidRequest
-    from engine.hub import HubModel
+    from engine.model_info import hub_model
 
     if name == STARTER_ID:
         raise InvalidRequest(f"{STARTER_ID} ships with Kinemo: there is nothing to download or remove")
-    entry = find_entry(name)
-    if entry is not None:
-        return entry, HubModel.from_entry(entry)
-    if HUB_ID.match(name):
-        return None, HubModel(name, name)
-    raise InvalidRequest(f"unknown model {name!r}: use a catalog id (`kinemo models list`) or a hub id such as org/name")
+    model = hub_model(name)
+    if model is None:
+        raise InvalidRequest(f"unknown model {name!r}: use a catalog id (`kinemo models list`) or a hub id such as org/name")
+    return find_entry(name), model
 
 
 def size_text(num_bytes: int) -> str:
