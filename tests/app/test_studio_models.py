@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny_diffusers.cases import CASES
+from tiny_diffusers.direct import gradient_picture
 from fake_layouts import fake_diffusers_folder, hub_cache_with
 from PIL import Image
 from PySide6.QtCore import Qt
@@ -276,12 +278,16 @@ def test_the_meter_counts_each_byte_once_across_repositories():
 
 
 @pytest.fixture(scope="module")
-def tiny_animatediff(tmp_path_factory):
-    from tiny_diffusers.cases import CASES
+def built(tmp_path_factory):
+    """Tiny diffusers folders, built once per module and family."""
+    folders = {}
 
-    case = CASES[0]
-    assert case.family == "animatediff"
-    return case.build(tmp_path_factory.mktemp("animatediff"))
+    def get(case):
+        if case.build not in folders:
+            folders[case.build] = case.build(tmp_path_factory.mktemp(case.name))
+        return folders[case.build]
+
+    return get
 
 
 @pytest.fixture
@@ -298,28 +304,40 @@ def thread_window(qtbot, data_dir, monkeypatch):
     return window
 
 
-def test_generate_with_a_diffusers_folder(qtbot, thread_window, tiny_animatediff, monkeypatch, data_dir):
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_generate_with_a_diffusers_folder(qtbot, thread_window, built, case, monkeypatch, data_dir, tmp_path):
     window, form = thread_window, thread_window.form
+    folder = built(case)
     with qtbot.waitSignal(window.messageShown, timeout=CHECK_MS):
-        _choose_other_folder(qtbot, window, monkeypatch, tiny_animatediff)
-    assert form.model == str(tiny_animatediff)
-    assert form.frames_spin.value() == 16 and form.guidance_spin.value() == 7.5, "AnimateDiff's defaults"
-    assert form.image_hint.text().endswith("is text-to-video only: a picture is not used.")
+        _choose_other_folder(qtbot, window, monkeypatch, folder)
+    assert form.model == str(folder)
+    if case.family == "animatediff":
+        assert form.frames_spin.value() == 16 and form.guidance_spin.value() == 7.5, "AnimateDiff's defaults"
+    if case.image_to_video:
+        form.drop_zone.set_image(str(gradient_picture(tmp_path / "first.png")))
+        qtbot.waitUntil(lambda: bool(form.drop_zone.image_path) and not form.drop_zone.checking, timeout=CHECK_MS)
+    elif case.family != "ltx":  # an LTX folder does both; the others do one task each
+        assert form.image_hint.text().endswith("is text-to-video only: a picture is not used.")
     form.prompt_edit.setPlainText("a fox runs through the snow")
-    for spin, value in ((form.steps_spin, 2), (form.frames_spin, 8), (form.width_spin, 32), (form.height_spin, 32),
-                        (form.guidance_spin, 2.0), (form.seed_spin, 5)):
+    for spin, value in ((form.steps_spin, 2), (form.frames_spin, case.frames), (form.width_spin, case.size),
+                        (form.height_spin, case.size), (form.guidance_spin, 2.0), (form.seed_spin, 5)):
         spin.setValue(value)
     steps = []
     window.queue.jobProgress.connect(lambda job, step, total, elapsed: steps.append((step, total)))
 
-    with qtbot.waitSignal(window.queue.jobSaved, timeout=JOB_TIMEOUT_MS) as saved:
-        qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
+    saved, failures = [], []
+    window.queue.jobSaved.connect(lambda job, result: saved.append(result))
+    window.queue.jobFailed.connect(lambda job, exc: failures.append(exc))
+    qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(saved or failures), timeout=JOB_TIMEOUT_MS)
+    assert not failures, window.message
     qtbot.waitUntil(lambda: not window.queue.busy)
-    _, result = saved.args
+    result = saved[0]
     assert steps == [(1, 2), (2, 2)]
-    assert result.frames.shape == (8, 32, 32, 3) and result.frames.std() > 1
-    assert window.player.frame_count == 8 and window.history_list.count() == 1
+    assert result.frames.shape == (case.frames, case.size, case.size, 3) and result.frames.std() > 1
+    assert window.player.frame_count == case.frames and window.history_list.count() == 1
     assert "Done" in window.message
     record = read_record(result.entry.clip_path)["request"]
-    assert (record["model"], record["frames"], record["steps"], record["seed"]) == (str(tiny_animatediff), 8, 2, 5)
+    assert (record["model"], record["frames"], record["steps"], record["seed"]) == (str(folder), case.frames, 2, 5)
+    assert bool(record["image"]) == case.image_to_video
     assert Path(result.entry.clip_path).parent == data_dir / "history"
