@@ -52,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--token", help="Hugging Face token for gated models (default: HF_TOKEN or a saved login)")
     gen.add_argument("--no-kv-cache", dest="kv_cache", action="store_false",
                      help="recompute the conditioning's attention keys/values at every step (same output, slower)")
+    gen.add_argument("--quantize", choices=["int8"],
+                     help="keep the denoiser's weights in int8 (about 0.27x the memory; made once, then cached)")
+    gen.add_argument("--onnx-temporal", action="store_true",
+                     help="run the temporal attention blocks in onnxruntime (exported once, then cached)")
+    gen.add_argument("--memory", choices=("auto", "high", "low", "minimal"), default="auto",
+                     help="auto: the lightest way to run that fits the free memory (default); high: everything on the GPU; "
+                          "low: model offload + VAE slicing/tiling; minimal: sequential offload + VAE slicing/tiling "
+                          "+ fp8 weights where supported. The estimate and the choice are printed before the run")
     gen.add_argument("--format", choices=FORMATS, help="default: from the output's extension, else mp4")
     gen.add_argument("--quality", type=int, default=80, help="1 (smallest) .. 100 (best)")
     gen.add_argument("--stats", type=Path, help="write timings and peak memory as JSON")
@@ -95,8 +103,9 @@ def peak_memory_mb() -> float:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from engine.backends import resolve_backend
+    from engine.backends import generate_planned, resolve_backend
     from engine.events import Finished, Frames, Loaded, Notice, Progress
+    from engine.memory_plan import MemoryNotice
     from engine.hub import token_from
     from engine.images import file_sha256, load_image
     from engine.model_files import atomic_write_bytes
@@ -107,7 +116,10 @@ def run_generate(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     # 1. validate everything before any work: request, image, destinations
     fmt = choose_format(args.output, args.format)
-    backend = resolve_backend(args.model, args.device, token_from(args.token), kv_cache=args.kv_cache)
+    backend = resolve_backend(
+        args.model, args.device, token_from(args.token), kv_cache=args.kv_cache,
+        quantize=args.quantize, onnx_temporal=args.onnx_temporal, memory=args.memory,
+    )
     given = {k: getattr(args, k) for k in ("frames", "fps", "width", "height", "steps", "guidance")}
     chosen = {**backend.defaults(), **{k: v for k, v in given.items() if v is not None}}
     request = GenerationRequest(
@@ -127,14 +139,22 @@ def run_generate(args: argparse.Namespace) -> int:
     record = make_record(request.to_dict(), {"format": fmt, "quality": args.quality})
     writer, bar, stats = None, None, {}
     try:
-        for event in backend.generate(request):
+        for event in generate_planned(backend, request, memory=args.memory):
             if isinstance(event, Loaded):
                 stats["load_seconds"] = event.seconds
+            elif isinstance(event, MemoryNotice):
+                print(event.message, file=sys.stderr)  # the estimate and the choice, before the run
+                if event.plan is not None:
+                    stats.update(memory_policy=event.plan.policy.name, memory_estimate_ram_mb=event.plan.estimate.ram / 2**20,
+                                 memory_estimate_vram_mb=event.plan.estimate.vram / 2**20,
+                                 memory_baseline_mb=event.plan.estimate.parts.get("baseline", 0) / 2**20)
             elif isinstance(event, Notice):
                 print(f"warning: {event.message}", file=sys.stderr)
             elif isinstance(event, Progress):
                 if bar is None:
                     bar = tqdm(total=event.total, desc="generating", unit="step", file=sys.stderr, leave=False)
+                elif event.step == 1 and bar.n:  # a retry (after running out of memory) starts over
+                    bar.reset(total=event.total)
                 bar.update(1)
             elif isinstance(event, Frames):
                 if writer is None:

@@ -27,7 +27,9 @@ class EngineCrashed(errors.KinemoError):
 
 def rebuild_error(name: str, message: str) -> Exception:
     """The parent-side exception for an error the engine process reported by name."""
-    cls = getattr(errors, name, None)
+    from engine import memory_plan
+
+    cls = getattr(errors, name, None) or getattr(memory_plan, name, None)
     if isinstance(cls, type) and issubclass(cls, errors.KinemoError):
         return cls(message)
     return errors.KinemoError(f"the engine failed ({name}): {message}")
@@ -88,12 +90,14 @@ class ProcessEngine:
         return self._process is not None and self._process.is_alive()
 
     # -- jobs ---------------------------------------------------------------------------------------
-    def generate(self, request, should_stop: Callable[[], bool] | None = None) -> Iterator:
-        """Yield the backend's events for request; raise what the backend raised (Cancelled on stop)."""
+    def generate(self, request, should_stop: Callable[[], bool] | None = None, memory: str = "auto") -> Iterator:
+        """Yield the backend's events for request; raise what the backend raised (Cancelled on stop).
+
+        memory: the run's memory setting (engine.memory_plan: auto, high, low, minimal)."""
         self.start()
         conn, job = self._conn, next(self._jobs)
         try:
-            conn.send(("generate", job, request.to_dict()))
+            conn.send(("generate", job, {"request": request.to_dict(), "memory": memory}))
         except (OSError, ValueError):
             raise self._crashed() from None
         settled = stop_sent = False
@@ -155,12 +159,12 @@ class ThreadEngine:
     def shutdown(self, timeout: float = 2.0) -> None:
         self._backends.clear()
 
-    def generate(self, request, should_stop: Callable[[], bool] | None = None) -> Iterator:
-        from engine.backends import resolve_backend
+    def generate(self, request, should_stop: Callable[[], bool] | None = None, memory: str = "auto") -> Iterator:
+        from engine.backends import generate_planned, resolve_backend
         from engine.events import Loaded
 
         backend = self._backends.get(request.model) or resolve_backend(request.model)
-        for event in backend.generate(request, should_stop=should_stop):
+        for event in generate_planned(backend, request, should_stop=should_stop, memory=memory):
             if isinstance(event, Loaded):
                 self._backends[request.model] = backend
             yield event

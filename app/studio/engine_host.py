@@ -4,7 +4,8 @@ Running the engine in a child process keeps torch out of the studio's process en
 importing torch (which holds the GIL for ~0.2 s) nor loading weights can stall the UI thread.
 Loaded backends stay cached here across jobs.
 
-Messages, parent -> child: ("generate", job, request_dict), ("stop", job), ("warm", None), ("quit", None)
+Messages, parent -> child: ("generate", job, {"request": request_dict, "memory": setting}) (a bare request
+dict is taken too, with memory "auto"), ("stop", job), ("warm", None), ("quit", None)
 Messages, child -> parent: ("event", job, engine event), ("error", job, (class name, message)), ("done", job, None)
 """
 
@@ -40,8 +41,8 @@ class _Inbox:
         return self.pending.popleft()
 
 
-def _run_job(conn, inbox: _Inbox, backends: dict, job: int, request_dict: dict) -> None:
-    from engine.backends import resolve_backend
+def _run_job(conn, inbox: _Inbox, backends: dict, job: int, payload: dict) -> None:
+    from engine.backends import generate_planned, resolve_backend
     from engine.errors import Cancelled
     from engine.request import GenerationRequest
 
@@ -49,11 +50,12 @@ def _run_job(conn, inbox: _Inbox, backends: dict, job: int, request_dict: dict) 
         inbox.drain()
         return job in inbox.stopped
 
+    request_dict, memory = (payload["request"], payload.get("memory", "auto")) if "request" in payload else (payload, "auto")
     request = GenerationRequest.from_dict(request_dict)
     backend = backends.get(request.model)
     if backend is None:
         backend = resolve_backend(request.model)
-    events = backend.generate(request, should_stop=should_stop)
+    events = generate_planned(backend, request, should_stop=should_stop, memory=memory)
     try:
         for event in events:
             conn.send(("event", job, event))

@@ -251,7 +251,7 @@ class MainWindow(QMainWindow):
         except KinemoError as exc:
             self.show_message("error", describe(exc))
             return
-        job = self.queue.add(request)
+        job = self.queue.add(request, memory=self.form.memory)
         if not self.form.keep_seed:
             self.form.randomise_seed()
         if self.queue.current is not job:
@@ -279,7 +279,8 @@ class MainWindow(QMainWindow):
 
     @Slot(object, str)
     def _on_job_notice(self, job, message: str) -> None:
-        self.show_message("warning", message)
+        is_plan = message.startswith("memory:")  # the memory plan, announced as the run starts
+        self.show_message("info" if is_plan else "warning", message[0].upper() + message[1:] if is_plan else message)
 
     @Slot(object, int, int, float)
     def _on_job_progress(self, job, step: int, total: int, elapsed: float) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from PySide6.QtCore import Signal, Slot
+from PySide6.QtCore import QTimer, Signal, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -30,11 +30,28 @@ from app.studio.downloads import DownloadPanel
 from app.studio.drop_zone import OPTIONAL_CAPTION, ImageDropZone
 from app.studio.model_picker import ModelPicker
 from app.studio.prompt_tools import camera_move_in, camera_moves_for, unknown_words, with_camera_move
+from app.studio.worker import FunctionWorker, start_worker, wait_for
 from engine.errors import InvalidRequest
 from engine.model_info import ModelOptions
 from engine.request import DEFAULT_MODEL, LIMITS, GenerationRequest
 
 NO_CAMERA = "No camera move"
+MEMORY_CHOICES = (("auto", "Auto: the lightest that fits"), ("high", "High: all on the GPU (fastest)"),
+                  ("low", "Low: model offload + VAE tiling"), ("minimal", "Minimal: sequential offload (slowest)"))
+MEMORY_PLAN_DELAY_MS = 300  # settle after a change before estimating again
+
+
+def memory_plan_line(model: str, frames: int, width: int, height: int, steps: int, guidance: float, memory: str,
+                     image: bool) -> str:
+    """Worker thread: the memory plan's line (reads weight headers and free memory; no torch)."""
+    from engine.memory_plan import preview_plan
+
+    try:
+        return preview_plan(model, frames, width, height, steps, guidance, memory, image)
+    except Exception as exc:  # noqa: BLE001 - an estimate must never break the form
+        from app.studio.messages import describe
+
+        return f"memory: not estimated ({describe(exc)})"
 SEED_MAX = LIMITS["seed"][1]
 FRAMES_TIP = "Frames in the clip"
 
@@ -102,6 +119,21 @@ class RequestForm(QWidget):
         self.downloads = DownloadPanel()
         self.downloads.message.connect(self.message)
         self.downloads.downloaded.connect(self.model_picker.remember)
+        self.memory_combo = QComboBox()
+        self.memory_combo.setObjectName("memoryCombo")
+        for value, text in MEMORY_CHOICES:
+            self.memory_combo.addItem(text, value)
+        self.memory_combo.setToolTip("How a diffusers model trades speed for memory (kinemo generate --memory); the engine "
+                                     "checks the free memory again when the run starts, and retries once with less if it runs out")
+        self.memory_label = _label("", "memoryPlanLabel")
+        self.memory_label.setWordWrap(True)
+        self.memory_label.setToolTip("Estimated peak memory of the run and how it will run (before it starts)")
+        self._memory_timer = QTimer(self)
+        self._memory_timer.setSingleShot(True)
+        self._memory_timer.setInterval(MEMORY_PLAN_DELAY_MS)
+        self._memory_timer.timeout.connect(self.update_memory_plan)
+        self._memory_worker: FunctionWorker | None = None
+        self._memory_asked: tuple | None = None  # what the latest estimate is for
         self.camera_combo = QComboBox()
         self.camera_combo.setObjectName("cameraCombo")
         self.camera_combo.setToolTip("Inserts or replaces the 'the camera …' phrase in the prompt")
@@ -169,6 +201,8 @@ class RequestForm(QWidget):
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.addRow("Model", self.model_picker)
         form.addRow(self.downloads)
+        form.addRow("Memory", self.memory_combo)
+        form.addRow(self.memory_label)
         form.addRow("Camera", self.camera_combo)
         form.addRow("Frames", timing_row)
         form.addRow("Size", size_row)
@@ -192,6 +226,10 @@ class RequestForm(QWidget):
         self.model_picker.optionsChecked.connect(self._on_options_checked)
         self.camera_combo.activated.connect(self._on_camera_chosen)
         self.prompt_edit.textChanged.connect(self._on_prompt_changed)
+        for spin in self._number_spins():
+            spin.valueChanged.connect(self._memory_timer.start)
+        self.memory_combo.currentIndexChanged.connect(self._memory_timer.start)
+        self.drop_zone.imageChanged.connect(self._memory_timer.start)
         self._on_model_selected(self.model)
 
     # -- the request ----------------------------------------------------------------------------
@@ -269,6 +307,49 @@ class RequestForm(QWidget):
             self.frames_spin.setValue(options.valid_frames(self.frames_spin.value()))
 
     # -- seed -----------------------------------------------------------------------------------
+    # -- memory -----------------------------------------------------------------------------------
+    @property
+    def memory(self) -> str:
+        """The run's memory setting: auto, high, low or minimal (goes with the run, not the request)."""
+        return self.memory_combo.currentData()
+
+    def set_memory(self, memory: str) -> None:
+        index = self.memory_combo.findData(memory)
+        self.memory_combo.setCurrentIndex(max(index, 0))
+
+    def _memory_question(self) -> tuple:
+        return (self.model, self.frames_spin.value(), self.width_spin.value(), self.height_spin.value(),
+                self.steps_spin.value(), float(self.guidance_spin.value()), self.memory,
+                bool(self.drop_zone.image_path) and not (self.options is not None and self.options.text_only))
+
+    @Slot()
+    def update_memory_plan(self) -> None:
+        """Estimate the run's memory on a worker thread; the label shows it when it comes back."""
+        question = self._memory_question()
+        if question == self._memory_asked:
+            return
+        if self._memory_worker is not None:  # one at a time: asked again when this one returns
+            self._memory_timer.start()
+            return
+        self._memory_asked = question
+        worker = FunctionWorker(lambda q=question: (q, memory_plan_line(*q)))
+        worker.returned.connect(self._on_memory_plan)
+        worker.finished.connect(self._on_memory_worker_done)
+        self._memory_worker = worker
+        start_worker(worker)
+
+    @Slot(object)
+    def _on_memory_plan(self, result) -> None:
+        question, line = result
+        if question == self._memory_question():
+            self.memory_label.setText(line[0].upper() + line[1:] if line else "")
+
+    @Slot()
+    def _on_memory_worker_done(self) -> None:
+        self._memory_worker = None
+        if self._memory_question() != self._memory_asked:
+            self._memory_timer.start()
+
     @property
     def keep_seed(self) -> bool:
         return self.keep_seed_check.isChecked()
@@ -308,12 +389,15 @@ class RequestForm(QWidget):
             "Inserts or replaces the 'the camera …' phrase in the prompt" if moves else "This model takes no camera moves"
         )
         self._on_prompt_changed()
+        self._memory_timer.start()
         self.modelChanged.emit(model)
 
     @Slot(object)
     def _on_options_checked(self, options: ModelOptions) -> None:
         if options.model == self.model:
             self._apply_options(options)
+            self._memory_asked = None  # on disk now, perhaps: estimate again
+            self._memory_timer.start()
 
     def _apply_options(self, options: ModelOptions | None) -> None:
         """Show what the model takes; its defaults too, unless a value was set since it was picked."""
@@ -414,6 +498,7 @@ class RequestForm(QWidget):
                 "seed": int(self.seed_spin.value()), "eta": self._eta,
             },
             "keep_seed": self.keep_seed,
+            "memory": self.memory,
             "model_folders": self.model_folders(),
         }
 
@@ -421,12 +506,15 @@ class RequestForm(QWidget):
         """Stop a download and wait for the model checks (closing the window)."""
         self.downloads.shutdown()
         self.model_picker.shutdown()
+        self._memory_timer.stop()
+        wait_for(self._memory_worker, 10000)
 
     def restore_state(self, state: dict) -> None:
         for folder in state.get("model_folders", []):
             if isinstance(folder, str) and Path(folder).is_dir():
                 self.add_model(folder)
         self.keep_seed_check.setChecked(bool(state.get("keep_seed", False)))
+        self.set_memory(state.get("memory", "auto"))
         saved = state.get("request")
         if isinstance(saved, dict):
             try:

@@ -23,24 +23,36 @@ def available_models() -> list[str]:
     return [STARTER_ID, *catalog()]
 
 
-def resolve_backend(model: str, device: str = "auto", token: str | None = None, kv_cache: bool = True):
+def resolve_backend(
+    model: str, device: str = "auto", token: str | None = None, kv_cache: bool = True,
+    quantize: str | None = None, onnx_temporal: bool = False, memory: str = "auto",
+):
     """A backend for a model id, a hub id or a local model folder; raises InvalidRequest for unknown names.
 
     kv_cache: reuse the conditioning's attention keys/values across steps and frames (exact; on by default).
+    quantize: "int8" keeps the denoiser's weights in int8 (the bundled model only, for now).
+    onnx_temporal: run the temporal attention blocks in onnxruntime (the bundled model only).
+    memory: auto, high, low or minimal (engine.memory_plan): how a diffusers model trades speed for memory.
     """
+    from engine.memory_plan import check_mode
+
+    check_mode(memory)
     from engine.backends.bundled import BundledBackend
     from engine.backends.diffusers_backend import DiffusersBackend, Source
     from engine.catalog import find_entry
 
+    fast = {"quantize": quantize, "onnx_temporal": onnx_temporal}
     if model == STARTER_ID:
-        return BundledBackend(device=_bundled_device(device), kv_cache=kv_cache)
+        return BundledBackend(device=_bundled_device(device), kv_cache=kv_cache, **fast)
+    if (quantize or onnx_temporal) and not _is_kinemo_folder(model):
+        _not_yet_for_diffusers(model, quantize, onnx_temporal)
     folder = Path(model).expanduser()
     if folder.is_dir():
         if (folder / "model_index.json").is_file():
             from engine.devices import pick_device
 
             pick_device(device)
-            return DiffusersBackend(Source(str(folder), folder=folder), device, token, kv_cache=kv_cache)
+            return DiffusersBackend(Source(str(folder), folder=folder), device, token, kv_cache=kv_cache, memory=memory)
         config = folder / "config.json"
         if config.is_file():
             try:
@@ -48,7 +60,7 @@ def resolve_backend(model: str, device: str = "auto", token: str | None = None, 
             except (ValueError, OSError, AttributeError):
                 model_type = None
             if model_type == "kinemo-dit":
-                return BundledBackend(folder, device=_bundled_device(device), model_id=str(folder), kv_cache=kv_cache)
+                return BundledBackend(folder, device=_bundled_device(device), model_id=str(folder), kv_cache=kv_cache, **fast)
             raise InvalidRequest(f"{folder} is not a Kinemo model folder (model_type {model_type!r})")
         raise InvalidRequest(f"{folder} is neither a Kinemo model folder (config.json) nor a diffusers one (model_index.json)")
     entry = find_entry(model)
@@ -57,12 +69,26 @@ def resolve_backend(model: str, device: str = "auto", token: str | None = None, 
 
         pick_device(device)  # an unusable --device is bad input: say so before any download
     if entry is not None:
-        return DiffusersBackend(Source(entry.id, entry=entry), device, token, kv_cache=kv_cache)
+        return DiffusersBackend(Source(entry.id, entry=entry), device, token, kv_cache=kv_cache, memory=memory)
     if HUB_ID.match(model) and not model.startswith((".", "~")):
-        return DiffusersBackend(Source(model, hub_id=model), device, token, kv_cache=kv_cache)
+        return DiffusersBackend(Source(model, hub_id=model), device, token, kv_cache=kv_cache, memory=memory)
     raise InvalidRequest(
         f"unknown model {model!r}: use a catalog id (`kinemo models list`), a hub id such as org/name, or a model folder"
     )
+
+
+def _is_kinemo_folder(model: str) -> bool:
+    config = Path(model).expanduser() / "config.json"
+    try:
+        return config.is_file() and json.loads(config.read_text()).get("model_type") == "kinemo-dit"
+    except (ValueError, OSError, AttributeError):
+        return False
+
+
+def _not_yet_for_diffusers(model: str, quantize: str | None, onnx_temporal: bool) -> None:
+    """int8 weights and ONNX temporal attention are not there yet for diffusers models: say so."""
+    option = f"--quantize {quantize}" if quantize else "--onnx-temporal"
+    raise InvalidRequest(f"{option} works with {STARTER_ID} and Kinemo model folders, not yet with diffusers models ({model})")
 
 
 def _bundled_device(device: str) -> str:
@@ -71,3 +97,30 @@ def _bundled_device(device: str) -> str:
     from engine.devices import pick_device
 
     return pick_device(device)
+
+
+def generate_planned(backend, request, should_stop=None, memory: str = "auto"):
+    """backend.generate(request) under a memory setting, its memory plan announced right after Loaded.
+
+    Diffusers backends plan, apply and announce the plan themselves (engine.memory_plan.MemoryNotice);
+    the bundled model has one way to run, so its plan (an estimate) is made here before it loads.
+    """
+    from engine.events import Loaded
+    from engine.memory_plan import MemoryNotice, check_mode, plan_bundled_backend
+
+    check_mode(memory)
+    if hasattr(backend, "plan_memory"):
+        backend.memory = memory
+        return (yield from backend.generate(request, should_stop=should_stop))
+    request.validate()
+    plan = plan_bundled_backend(backend, request, memory)
+    events = backend.generate(request, should_stop=should_stop)
+    try:
+        announced = False
+        for event in events:
+            yield event
+            if not announced and isinstance(event, Loaded):
+                announced = True
+                yield MemoryNotice(plan.text(), plan)
+    finally:
+        events.close()

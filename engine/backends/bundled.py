@@ -52,13 +52,22 @@ def unknown_words_notice(label: str, text: str) -> Notice | None:
 class BundledBackend:
     """Kinemo's own small model, trained by engine.train and shipped in assets/."""
 
-    def __init__(self, folder: str | Path = STARTER_DIR, device: str = "cpu", model_id: str = STARTER_ID, kv_cache: bool = True):
+    def __init__(
+        self, folder: str | Path = STARTER_DIR, device: str = "cpu", model_id: str = STARTER_ID, kv_cache: bool = True,
+        quantize: str | None = None, onnx_temporal: bool = False,
+    ):
+        from engine.quantize import check_choice
+
+        check_choice(quantize)
         self.folder = Path(folder)
         self.device = device
         self.model_id = model_id
         self.kv_cache = kv_cache  # reuse the conditioning's cross-attention K/V across steps (exact)
+        self.quantize = quantize  # "int8": the denoiser's weights in int8 (engine.quantize), cached
+        self.onnx_temporal = onnx_temporal  # temporal attention in onnxruntime (engine.onnx_temporal)
         self.model = None
         self.sampler = None
+        self.onnx = None
 
     # -- loading ---------------------------------------------------------------------------------
     def load(self) -> float:
@@ -70,7 +79,16 @@ class BundledBackend:
         from engine.sampling.ddim import DDIMSampler
         from engine.sampling.schedule import alphas_cumprod, make_betas
 
-        model = load_model(self.folder).to(self.device)
+        if self.quantize:
+            from engine.quantize import load_quantized
+
+            model = load_quantized(self.folder, self.quantize, self.device).model
+        else:
+            model = load_model(self.folder).to(self.device)
+        if self.onnx_temporal:
+            from engine.onnx_temporal import OnnxTemporal
+
+            self.onnx = OnnxTemporal.prepare(model, self.device)  # exported once per model, then reused
         config = model.config
         betas = make_betas(config.beta_schedule, config.num_train_timesteps, snr_scale=config.snr_scale)
         self.sampler = DDIMSampler(alphas_cumprod(betas), prediction_type=config.prediction_type, clip_sample=True)
@@ -153,8 +171,12 @@ class BundledBackend:
             positive, negative = out.chunk(2)
             return negative + request.guidance * (positive - negative)
 
+        onnx = self.onnx.attached(model) if self.onnx is not None and rolling is None else nullcontext()
+        if self.onnx is not None and rolling is not None:
+            yield Notice("ONNX temporal attention covers one window; this longer clip runs its temporal attention in torch")
+
         started = time.perf_counter()
-        with conditioning_kv_cache(model, self.kv_cache), (rolling.attached(model) if rolling else nullcontext()):
+        with conditioning_kv_cache(model, self.kv_cache), (rolling.attached(model) if rolling else nullcontext()), onnx:
             for number, ids in enumerate(windows):
                 # (1, 3, f, h, w) noise for this window's new frames
                 noise = torch.randn((1, 3, len(ids), size, size), generator=generator).to(device)

@@ -7,6 +7,7 @@ Cancelled when the consumer asks to stop or walks away.
 
 from __future__ import annotations
 
+import gc
 import logging
 import queue
 import threading
@@ -74,18 +75,28 @@ def latent_preview(latents, layout: str, shape_hint: tuple[int, int, int] | None
     return (rgb * 255).round().byte().permute(0, 2, 3, 1).numpy()
 
 
+class _OutOfMemory(Exception):
+    """Internal: the pipeline (or loading it) ran out of memory; generate() retries or raises OutOfMemory."""
+
+
 class DiffusersBackend:
     """One diffusers model (any supported family), loaded lazily on the chosen device."""
 
-    def __init__(self, source: Source, device: str = "auto", token: str | None = None, progress_class=None, kv_cache: bool = True):
+    def __init__(self, source: Source, device: str = "auto", token: str | None = None, progress_class=None, kv_cache: bool = True,
+                 memory: str = "auto"):
+        from engine.memory_plan import check_mode
+
         self.source = source
         self.kv_cache = kv_cache  # reuse the conditioning's cross-attention K/V (UNet families; exact)
+        self.memory = check_mode(memory)  # auto, high, low or minimal (engine.memory_plan)
         self.model_id = source.name
         self.requested_device = device
         self.token = token
         self.progress_class = progress_class  # tqdm class for downloads (the studio passes its own)
         self.pipe = None
         self.pipe_task: str | None = None
+        self.pipe_policy = None  # the engine.memory_plan.Policy the loaded pipeline runs under
+        self.plan = None  # the last run's engine.memory_plan.MemoryPlan
         self.device: str | None = None
         self._folder: DiffusersFolder | None = None
         self._adapter: Path | None = None
@@ -167,31 +178,97 @@ class DiffusersBackend:
         pipeline, adapter = pull(model, self.token, self.progress_class)
         self._folder, self._adapter = inspect_folder(pipeline, model.motion_base), adapter
 
-    def load(self, task: str = "t2v") -> float:
-        """Load the pipeline for a task once; returns the seconds it took (0 when already loaded)."""
+    def load(self, task: str = "t2v", policy=None) -> float:
+        """Load the pipeline for a task once, placed as policy says (engine.memory_plan.Policy; default: all on
+        the device); returns the seconds it took (0 when it was loaded already and only the VAE's tiling changed)."""
+        from engine.memory_plan import BY_NAME, set_vae_tiling
+
+        policy = policy or BY_NAME["none"]
         if self.pipe is not None and self.pipe_task == task:
-            return 0.0
+            same = self.pipe_policy is not None and (self.pipe_policy.placement, self.pipe_policy.fp8) == (policy.placement, policy.fp8)
+            if same:
+                set_vae_tiling(self.pipe, policy.vae_tiling)
+                self.pipe_policy = policy
+                return 0.0
+        if self.pipe is not None:
+            self.release()  # another task, or weights placed (or stored) otherwise: load afresh
         started = time.perf_counter()
         folder = self.local_folder()
         if folder is None:
             raise ModelLoadError(f"{self.model_id} is not on disk; run `kinemo models pull {self.model_id}`")
         from engine.devices import pick_device, pick_dtype
         from engine.backends.families import FAMILIES
+        from engine.memory_plan import apply_policy, is_out_of_memory
 
         device = pick_device(self.requested_device)
         dtype = pick_dtype(device)
         family = FAMILIES[folder.family]
         try:
             pipe = self._from_pretrained(folder, family.pipeline_class(task), dtype)
+            pipe.set_progress_bar_config(disable=True)
+            apply_policy(pipe, policy, device, dtype)
         except KinemoError:
             raise
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        except BaseException as exc:
+            if is_out_of_memory(exc):
+                raise _OutOfMemory(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__) from None
+            if not isinstance(exc, (OSError, ValueError, KeyError, TypeError, RuntimeError)):
+                raise
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelLoadError(f"cannot load {self.model_id} from {folder.path}: {first}") from exc
-        pipe.set_progress_bar_config(disable=True)
-        self.pipe, self.pipe_task, self.device = pipe.to(device), task, device
-        log.info("loaded %s (%s) on %s in %s", self.model_id, type(pipe).__name__, device, dtype)
+        self.pipe, self.pipe_task, self.pipe_policy, self.device = pipe, task, policy, device
+        log.info("loaded %s (%s) on %s in %s with %s", self.model_id, type(pipe).__name__, device, dtype, policy.label)
         return time.perf_counter() - started
+
+    def release(self) -> None:
+        """Drop the pipeline and give its memory back (the GPU's too)."""
+        from engine.memory_plan import free_device_memory
+
+        pipe, self.pipe, self.pipe_task, self.pipe_policy = self.pipe, None, None, None
+        if pipe is not None and hasattr(pipe, "remove_all_hooks"):
+            try:
+                pipe.remove_all_hooks()
+            except Exception:  # noqa: BLE001 - freeing must not fail
+                pass
+        del pipe
+        free_device_memory(self.device)
+
+    # -- memory ----------------------------------------------------------------------------------
+    def plan_memory(self, request: GenerationRequest, task: str | None = None):
+        """The memory plan for a request (engine.memory_plan.MemoryPlan): reads weight headers, never loads."""
+        import diffusers
+
+        from engine.backends.families import FAMILIES
+        from engine.devices import pick_device, pick_dtype
+        from engine.memory_plan import Shape, free_ram, free_vram, plan_diffusers, process_rss, read_pipeline
+
+        folder = self.local_folder()
+        if folder is None:
+            raise ModelLoadError(f"{self.model_id} is not on disk; run `kinemo models pull {self.model_id}`")
+        task = task or ("i2v" if request.image else "t2v")
+        getattr(diffusers, FAMILIES[folder.family].pipeline_class(task))  # the run imports it anyway: count it in
+        device = pick_device(self.requested_device)
+        entry = self.source.entry
+        components = read_pipeline(folder.path, entry.variant if entry else None, self._adapter)
+        held = self._host_bytes()  # a pipeline kept loaded from an earlier run is part of the plan, not the baseline
+        baseline = max(process_rss() - held, 0)
+        ram = free_ram()
+        vram = free_vram(device) if device.startswith("cuda") else None
+        size = 4 if str(pick_dtype(device)) == "torch.float32" else 2
+        return plan_diffusers(components, Shape.of(folder.family, request), self.memory, device, baseline,
+                              vram=vram, ram=None if ram is None else ram + held, dtype_bytes=size)
+
+    def _host_bytes(self) -> int:
+        """Bytes of the loaded pipeline's weights that sit in this process's RAM."""
+        if self.pipe is None:
+            return 0
+        total = 0
+        for component in self.pipe.components.values():
+            if hasattr(component, "parameters"):
+                for tensor in [*component.parameters(), *component.buffers()]:
+                    if tensor.device.type == "cpu":
+                        total += tensor.numel() * tensor.element_size()
+        return total
 
     def _from_pretrained(self, folder: DiffusersFolder, class_name: str, dtype):
         import diffusers
@@ -224,26 +301,74 @@ class DiffusersBackend:
 
     # -- generation ------------------------------------------------------------------------------
     def generate(self, request: GenerationRequest, should_stop: Callable[[], bool] | None = None) -> Iterator[Event]:
-        """Yield Loaded, Notice*, (Progress, Preview)*, Frames, Finished; raise Cancelled if stopped."""
+        """Yield Loaded, Notice*, (Progress, Preview)*, Frames, Finished; raise Cancelled if stopped.
+
+        The first Notice is the memory plan (engine.memory_plan.MemoryNotice), made before loading; running
+        out of memory retries once with the next heavier policy (a Notice says so), then raises OutOfMemory."""
         from PIL import Image
 
         from engine.backends.families import FAMILIES, pipeline_arguments
         from engine.images import load_image
 
-        # 1. check inputs; make sure the weights are on disk; load
+        # 1. check inputs; make sure the weights are on disk; plan the memory; load
         self.check(request)
         image = Image.fromarray(load_image(request.image)) if request.image else None
         yield from self.fetch()
         self.check(request)  # a bare hub id's family is known only now
         task = "i2v" if image is not None else "t2v"
-        yield Loaded(self.model_id, self.load(task))
-        yield from self.notices(request)
+        from engine.memory_plan import MemoryNotice, OutOfMemory, gb
+
+        plan = self.plan = self.plan_memory(request, task)  # before loading: the policy decides how to load
+        announce = [MemoryNotice(plan.text(), plan)]  # yielded right after Loaded (or before a retry's notice)
         family = FAMILIES[self.local_folder().family]
         extra = self.source.entry.call if self.source.entry else {}
         arguments = pipeline_arguments(family.name, request, image, extra)
-        latent_grid = self._latent_grid(request) if family.latent_layout == "packed" else None
 
-        # 2. run the pipeline on a worker thread; its step callback reports here
+        # 2. load and run; out of memory, once more with the next heavier policy
+        policy, loaded, frames = plan.policy, False, None
+        for attempt in (1, 2):
+            try:
+                seconds = self.load(task, policy)
+                if not loaded:
+                    yield Loaded(self.model_id, seconds)
+                    yield from announce
+                    announce.clear()
+                    yield from self.notices(request)
+                    loaded = True
+                frames, seconds = yield from self._run_pipeline(family, arguments, request, should_stop)
+                break
+            except _OutOfMemory as oom:
+                heavier = plan.next_policy(policy)
+                if attempt == 2 or heavier is None:
+                    self.release()  # never leave the device full
+                    where = "GPU" if plan.accelerator else "RAM"
+                    raise OutOfMemory(
+                        f"{self.model_id} ran out of memory ({where}) with {policy.label}"
+                        + (f" after retrying from {plan.policy.label}" if attempt == 2 else "")
+                        + f"; the plan estimated {gb(plan.estimate.vram) + ' VRAM + ' if plan.accelerator else ''}"
+                        f"{gb(plan.estimate.ram)} RAM: make fewer frames or a smaller size, or close what else uses the "
+                        f"{'GPU' if plan.accelerator else 'memory'}"
+                    ) from None
+                if heavier.placement != policy.placement or heavier.fp8 != policy.fp8:
+                    self.release()
+                else:
+                    from engine.memory_plan import free_device_memory
+
+                    free_device_memory(self.device)
+                yield from announce
+                announce.clear()
+                yield Notice(f"out of memory with {policy.label} ({oom}); retrying once with {heavier.label}")
+                policy = heavier
+
+        # 3. finished frames
+        yield Frames(0, frames)
+        yield Finished(len(frames), seconds, {"seconds_per_step": seconds / max(1, request.steps), "memory_policy": policy.name})
+
+    def _run_pipeline(self, family, arguments: dict, request: GenerationRequest, should_stop):
+        """Run the pipeline on a worker thread, yielding Progress and Preview; return (frames, seconds)."""
+        from engine.memory_plan import is_out_of_memory
+
+        latent_grid = self._latent_grid(request) if family.latent_layout == "packed" else None
         events: queue.Queue = queue.Queue()
         stop = threading.Event()
 
@@ -267,7 +392,10 @@ class DiffusersBackend:
                 else:
                     events.put(("error", InvalidRequest(f"{self.model_id}: {str(exc).strip().splitlines()[0]}")))
             except BaseException as exc:  # handed to the consumer's thread, raised there
-                events.put(("error", exc))
+                if is_out_of_memory(exc):  # only the message: the traceback would keep the run's tensors alive
+                    events.put(("oom", str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__))
+                else:
+                    events.put(("error", exc))
 
         started = time.perf_counter()
         cache = self._attach_kv_cache(family.name)
@@ -278,6 +406,8 @@ class DiffusersBackend:
                 kind, *payload = events.get()
                 if kind == "error":
                     raise payload[0]
+                if kind == "oom":
+                    raise _OutOfMemory(payload[0])
                 if kind == "done":
                     frames = to_uint8(np.asarray(payload[0])[0])
                     break
@@ -291,11 +421,7 @@ class DiffusersBackend:
             worker.join()
             if cache is not None:
                 cache.remove()
-        seconds = time.perf_counter() - started
-
-        # 3. finished frames
-        yield Frames(0, frames)
-        yield Finished(len(frames), seconds, {"seconds_per_step": seconds / max(1, request.steps)})
+        return frames, time.perf_counter() - started
 
     def _attach_kv_cache(self, family: str):
         """Conditioning K/V reuse for the UNet families, whose cross-attention sees one copy per frame."""

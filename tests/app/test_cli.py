@@ -123,13 +123,17 @@ def _bad_cases(tmp_path):
         "missing folder": ([PROMPT, "-o", str(missing_dir)], "does not exist"),
         "read-only folder": ([PROMPT, "-o", str(readonly / "clip.mp4")], "read-only"),
         "unknown model": ([PROMPT, "-o", out, "--model", "no-such-model"], "unknown model"),
+        "unknown quantisation": ([PROMPT, "-o", out, "--quantize", "int4"], "invalid choice"),
+        "int8 diffusers": ([PROMPT, "-o", out, "--model", "wan2.1-t2v-1.3b", "--quantize", "int8"], "not yet with diffusers models"),
+        "onnx diffusers": ([PROMPT, "-o", out, "--model", "svd", "--onnx-temporal"], "not yet with diffusers models"),
     }
 
 
 BAD = [
     "empty prompt", "blank prompt", "unknown format", "unknown extension", "missing image", "empty image",
     "truncated image", "not an image", "frames", "too many frames", "steps", "fps", "size", "odd size",
-    "not a number", "missing folder", "read-only folder", "unknown model",
+    "not a number", "missing folder", "read-only folder", "unknown model", "unknown quantisation", "int8 diffusers",
+    "onnx diffusers",
 ]
 
 
@@ -163,3 +167,17 @@ def test_a_real_process_reports_bad_input_without_a_traceback(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["kinemo: error: the prompt is empty: describe the clip, e.g. 'a red circle moves right on a black background'"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_int8_and_onnx_temporal_flags_draw_the_fp32_clip(tiny_model_dir, tmp_path, capsys):
+    clips = {}
+    for name, flags in {"plain": [], "onnx": ["--onnx-temporal"], "int8+onnx": ["--quantize", "int8", "--onnx-temporal"]}.items():
+        out = tmp_path / name
+        code, _, err = _run(capsys, "generate", PROMPT, "-o", str(out), "--format", "png", "--steps", "3",
+                            "--model", str(tiny_model_dir), "--seed", "4", *flags)
+        assert code == 0, err
+        clips[name] = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted(out.glob("*.png"))]).astype(float)
+    assert clips["plain"].std() > 1
+    assert np.abs(clips["onnx"] - clips["plain"]).max() <= 1
+    mse = np.mean((clips["int8+onnx"] - clips["plain"]) ** 2)
+    assert mse == 0 or 10 * np.log10(255**2 / mse) >= 30

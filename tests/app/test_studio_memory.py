@@ -1,0 +1,68 @@
+"""The studio shows the memory plan before a run, off the UI thread, and sends the memory setting with the run."""
+
+import threading
+
+from app.studio import request_form
+from app.studio.engine_client import ProcessEngine, rebuild_error
+from app.studio.job_queue import Job
+from engine.events import Loaded
+from engine.memory_plan import MemoryNotice, OutOfMemory
+from engine.request import GenerationRequest
+
+
+def test_the_plan_shows_under_the_model_picker_and_follows_the_settings(qtbot, window, monkeypatch):
+    threads = []
+    line = request_form.memory_plan_line
+
+    def spy(*args):
+        threads.append(threading.current_thread() is threading.main_thread())
+        return line(*args)
+
+    monkeypatch.setattr(request_form, "memory_plan_line", spy)
+    form = window.form
+    form.select_model("kinemo-starter")
+    form.frames_spin.setValue(16)
+    qtbot.waitUntil(lambda: form.memory_label.text().startswith("Memory: about") and "RAM on the CPU" in form.memory_label.text(),
+                    timeout=15000)
+    short = form.memory_label.text()
+    form.frames_spin.setValue(128)  # a long clip: the rolling cache adds to the estimate
+    qtbot.waitUntil(lambda: form.memory_label.text() not in ("", short), timeout=15000)
+    assert form.memory_label.text().startswith("Memory: about")
+    assert threads and not any(threads)  # estimated on worker threads only
+
+
+def test_the_memory_setting_goes_with_the_run_and_is_remembered(qtbot, window, monkeypatch):
+    form = window.form
+    form.select_model("kinemo-starter")
+    form.prompt_edit.setPlainText("a red circle moves right on a black background")
+    form.set_memory("minimal")
+    added = []
+
+    def add(request, memory="auto"):
+        added.append((request, memory))
+        return Job(request, memory=memory)
+
+    monkeypatch.setattr(window.queue, "add", add)
+    window.generate()
+    assert added and added[0][1] == "minimal" and isinstance(added[0][0], GenerationRequest)
+    assert form.state()["memory"] == "minimal"
+    form.set_memory("auto")
+    form.restore_state({"memory": "low"})
+    assert form.memory == "low"
+
+
+def test_the_engine_process_announces_the_plan_of_the_setting(tiny_model):
+    engine = ProcessEngine()
+    try:
+        request = GenerationRequest("a red circle", model=tiny_model, steps=2, frames=4)
+        events = list(engine.generate(request, memory="low"))
+        assert isinstance(events[0], Loaded) and isinstance(events[1], MemoryNotice)
+        assert events[1].message.startswith("memory: about") and "--memory low" in events[1].message
+        assert events[1].plan is not None and events[1].plan.estimate.ram > 0
+    finally:
+        engine.shutdown()
+
+
+def test_out_of_memory_comes_back_as_itself():
+    error = rebuild_error("OutOfMemory", "x ran out of memory (GPU) with model offload")
+    assert isinstance(error, OutOfMemory) and str(error) == "x ran out of memory (GPU) with model offload"
