@@ -13,6 +13,7 @@ WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 ASSETS_DIR = Path(os.environ.get("KINEMO_ASSETS", Path(__file__).resolve().parent.parent / "assets"))
 STARTER_DIR = ASSETS_DIR / "kinemo-starter"
+FAST_DIR = ASSETS_DIR / "kinemo-starter-fast"  # the starter distilled to a few steps (engine.distill)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -47,6 +48,18 @@ def read_config(folder: Path) -> dict:
     except ValueError as exc:
         raise ModelLoadError(f"unreadable model config {config_path}: {exc}") from exc
     return {k: v for k, v in raw.items() if k != "model_type" and not k.startswith("_")}
+
+
+def read_sampling(folder: Path) -> list[int] | None:
+    """The explicit timesteps a distilled model was trained for ("_sampling" in its config), else None."""
+    try:
+        raw = json.loads((Path(folder) / CONFIG_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    timesteps = (raw.get("_sampling") or {}).get("timesteps") if isinstance(raw, dict) else None
+    if not timesteps or not all(isinstance(t, int) for t in timesteps):
+        return None
+    return list(timesteps)
 
 
 def load_model(folder: Path = STARTER_DIR):

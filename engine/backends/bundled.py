@@ -105,11 +105,24 @@ class BundledBackend:
     def defaults(self) -> dict:
         """Sizes, steps and guidance a request gets when the user gives none."""
         d = GenerationRequest(prompt="-")
-        return {k: getattr(d, k) for k in ("steps", "guidance", "width", "height", "frames", "fps")}
+        defaults = {k: getattr(d, k) for k in ("steps", "guidance", "width", "height", "frames", "fps")}
+        if self.fixed_timesteps:
+            defaults["steps"] = len(self.fixed_timesteps)
+        return defaults
+
+    @property
+    def fixed_timesteps(self) -> list[int] | None:
+        """The timesteps a distilled model was trained for; None for a model that takes any step count."""
+        from engine.model_files import read_sampling
+
+        return read_sampling(self.folder)
 
     def check(self, request: GenerationRequest) -> None:
         """Validate what this backend needs beyond the request's own ranges."""
         request.validate()
+        fixed = self.fixed_timesteps
+        if fixed and request.steps != len(fixed):
+            raise InvalidRequest(f"{self.model_id} is distilled for {len(fixed)} steps; use --steps {len(fixed)}")
         low, high = 1, MAX_FRAMES  # beyond the model's window, clips are made window by window
         if not low <= request.frames <= high:
             raise InvalidRequest(f"frames must be between {low} and {high} for {self.model_id}, got {request.frames}")
@@ -150,7 +163,7 @@ class BundledBackend:
             cond: Conditioning = model.encode(ids, first)
 
         # 3. timesteps
-        timesteps = ddim_timesteps(request.steps, sampler.num_train_timesteps, TIMESTEP_SPACING)
+        timesteps = self.fixed_timesteps or ddim_timesteps(request.steps, sampler.num_train_timesteps, TIMESTEP_SPACING)
 
         # 4. windows: one for a clip the model's window holds, else rolling windows over a K/V cache
         long_clip = request.frames > native_frames
