@@ -254,7 +254,7 @@ class DiffusersBackend:
         baseline = max(process_rss() - held, 0)
         ram = free_ram()
         vram = free_vram(device) if device.startswith("cuda") else None
-        size = 4 if str(pick_dtype(device)) == "torch.float32" else 2
+        size = pick_dtype(device).itemsize
         return plan_diffusers(components, Shape.of(folder.family, request), self.memory, device, baseline,
                               vram=vram, ram=None if ram is None else ram + held, dtype_bytes=size)
 
