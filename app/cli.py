@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="recompute the conditioning's attention keys/values at every step (same output, slower)")
     gen.add_argument("--quantize", choices=["int8"],
                      help="keep the denoiser's weights in int8 (about 0.27x the memory; made once, then cached)")
+    gen.add_argument("--fast", action="store_true",
+                     help="use the model's distilled few-step version (kinemo-starter-fast, AnimateDiff-Lightning, LTX distilled)")
     gen.add_argument("--onnx-temporal", action="store_true",
                      help="run the temporal attention blocks in onnxruntime (exported once, then cached)")
     gen.add_argument("--memory", choices=("auto", "high", "low", "minimal"), default="auto",
@@ -96,6 +98,14 @@ def choose_format(output: Path, requested: str | None) -> str:
 
 
 def peak_memory_mb() -> float:
+    """This process's peak resident memory. On Linux from VmHWM: ru_maxrss survives exec, so a
+    process started by a large parent would report the parent's size."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     import resource
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -103,7 +113,7 @@ def peak_memory_mb() -> float:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from engine.backends import generate_planned, resolve_backend
+    from engine.backends import fast_model, generate_planned, resolve_backend
     from engine.events import Finished, Frames, Loaded, Notice, Progress
     from engine.memory_plan import MemoryNotice
     from engine.hub import token_from
@@ -116,14 +126,15 @@ def run_generate(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     # 1. validate everything before any work: request, image, destinations
     fmt = choose_format(args.output, args.format)
+    model = fast_model(args.model) if args.fast else args.model
     backend = resolve_backend(
-        args.model, args.device, token_from(args.token), kv_cache=args.kv_cache,
+        model, args.device, token_from(args.token), kv_cache=args.kv_cache,
         quantize=args.quantize, onnx_temporal=args.onnx_temporal, memory=args.memory,
     )
     given = {k: getattr(args, k) for k in ("frames", "fps", "width", "height", "steps", "guidance")}
     chosen = {**backend.defaults(), **{k: v for k, v in given.items() if v is not None}}
     request = GenerationRequest(
-        prompt=args.prompt, negative_prompt=args.negative, model=args.model,
+        prompt=args.prompt, negative_prompt=args.negative, model=model,
         image=str(args.image) if args.image else None, seed=args.seed, eta=args.eta, **chosen,
     ).validate()
     settings = ExportSettings(fmt, request.fps, request.width, request.height, args.quality).validate()

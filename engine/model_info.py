@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from engine.backends import HUB_ID, STARTER_ID
+from engine.backends import HUB_ID, STARTER_FAST_ID, STARTER_ID
 from engine.backends.families import FAMILIES
 from engine.catalog import CatalogEntry, catalog, find_entry
 from engine.errors import InvalidRequest
@@ -111,6 +111,9 @@ def catalog_options(model: str) -> ModelOptions | None:
     None for anything else (folders and hub ids need model_options)."""
     if model == STARTER_ID:
         return _kinemo_options(model, f"{STARTER_LABEL} · {STARTER_ID}", "bundled", STARTER_MAX_FRAMES)
+    if model == STARTER_FAST_ID:
+        options = _kinemo_options(model, f"{STARTER_LABEL} fast · {STARTER_FAST_ID}", "bundled", STARTER_MAX_FRAMES)
+        return replace(options, defaults={**options.defaults, "steps": 4})
     entry = catalog().get(model)
     return _entry_options(model, entry) if entry is not None else None
 
@@ -119,7 +122,7 @@ def hub_model(model: str):
     """The engine.hub.HubModel behind a catalog id or a hub id; None for the starter and folders."""
     from engine.hub import HubModel
 
-    if model == STARTER_ID or Path(model).expanduser().is_dir():
+    if model in (STARTER_ID, STARTER_FAST_ID) or Path(model).expanduser().is_dir():
         return None
     entry = find_entry(model)
     if entry is not None:
@@ -191,7 +194,7 @@ def model_options(model: str) -> ModelOptions:
     """
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequest("the model name is empty")
-    if model == STARTER_ID:
+    if model in (STARTER_ID, STARTER_FAST_ID):
         return catalog_options(model)
     folder = Path(model).expanduser()
     if folder.is_dir():

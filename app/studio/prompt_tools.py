@@ -9,14 +9,14 @@ from pathlib import Path
 
 from engine.vocabulary import CAMERA_MOVES, camera_caption, tokenize
 
-STARTER_ID = "kinemo-starter"
+BUNDLED_IDS = ("kinemo-starter", "kinemo-starter-fast")
 _CAMERA = re.compile(r"(?:,\s*)?\bthe camera (" + "|".join(re.escape(m) for m in CAMERA_MOVES) + r")\b", re.IGNORECASE)
 
 
 @lru_cache(maxsize=64)  # asked on every keystroke; a folder's config does not change under us
 def is_bundled_family(model: str) -> bool:
     """True for the starter model and for local folders holding a Kinemo DiT (same vocabulary)."""
-    if model == STARTER_ID:
+    if model in BUNDLED_IDS:
         return True
     config = Path(model).expanduser() / "config.json"
     try:

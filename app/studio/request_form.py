@@ -166,6 +166,9 @@ class RequestForm(QWidget):
         self.seed_random_button.setObjectName("seedRandomButton")
         self.seed_random_button.setToolTip("New random seed")
         self.seed_random_button.clicked.connect(self.randomise_seed)
+        self.fast_check = QCheckBox("Fast")
+        self.fast_check.setObjectName("fastCheck")
+        self._slow_model: str | None = None  # the model to go back to when Fast is switched off
         self.keep_seed_check = QCheckBox("Keep seed")
         self.keep_seed_check.setObjectName("keepSeedCheck")
         self.keep_seed_check.setToolTip("Keep this seed for the next generation (otherwise a new one is drawn after each)")
@@ -199,7 +202,10 @@ class RequestForm(QWidget):
 
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        form.addRow("Model", self.model_picker)
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model_picker, 1)
+        model_row.addWidget(self.fast_check)
+        form.addRow("Model", model_row)
         form.addRow(self.downloads)
         form.addRow("Memory", self.memory_combo)
         form.addRow(self.memory_label)
@@ -223,6 +229,7 @@ class RequestForm(QWidget):
         layout.addStretch(1)
 
         self.model_picker.modelSelected.connect(self._on_model_selected)
+        self.fast_check.toggled.connect(self._on_fast_toggled)
         self.model_picker.optionsChecked.connect(self._on_options_checked)
         self.camera_combo.activated.connect(self._on_camera_chosen)
         self.prompt_edit.textChanged.connect(self._on_prompt_changed)
@@ -231,6 +238,35 @@ class RequestForm(QWidget):
         self.memory_combo.currentIndexChanged.connect(self._memory_timer.start)
         self.drop_zone.imageChanged.connect(self._memory_timer.start)
         self._on_model_selected(self.model)
+
+    # -- fast (distilled) models ----------------------------------------------------------------
+    def _update_fast(self, model: str) -> None:
+        """Fast is on for a distilled model, available where one exists, greyed out elsewhere."""
+        from engine.backends import fast_model
+
+        try:
+            fast = fast_model(model)
+        except InvalidRequest:
+            fast = None
+        self.fast_check.blockSignals(True)
+        self.fast_check.setChecked(fast == model)
+        self.fast_check.blockSignals(False)
+        self.fast_check.setEnabled(fast is not None and (fast == model or fast in self.model_picker.models()))
+        self.fast_check.setToolTip(
+            f"Use {fast}, distilled to run in a few steps" if fast and fast != model
+            else "This is a distilled few-step model" if fast == model
+            else "This model has no distilled version"
+        )
+
+    @Slot(bool)
+    def _on_fast_toggled(self, on: bool) -> None:
+        from engine.backends import fast_model
+
+        if on:
+            self._slow_model = self.model
+            self.model_picker.select_model(fast_model(self.model))
+        elif self._slow_model:
+            self.model_picker.select_model(self._slow_model)
 
     # -- the request ----------------------------------------------------------------------------
     @property
@@ -377,6 +413,7 @@ class RequestForm(QWidget):
     @Slot(str)
     def _on_model_selected(self, model: str) -> None:
         self._model = model
+        self._update_fast(model)
         self._defaults_due = model
         self._apply_options(self.model_picker.options(model))
         moves = camera_moves_for(model)

@@ -13,14 +13,29 @@ from pathlib import Path
 from engine.errors import InvalidRequest
 
 STARTER_ID = "kinemo-starter"
+STARTER_FAST_ID = "kinemo-starter-fast"  # the starter distilled to 4 steps (engine.distill)
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def available_models() -> list[str]:
-    """The bundled model, then every catalog id."""
+    """The bundled model (and its distilled student, when shipped), then every catalog id."""
     from engine.catalog import catalog
+    from engine.model_files import FAST_DIR
 
-    return [STARTER_ID, *catalog()]
+    return [STARTER_ID, *([STARTER_FAST_ID] if (FAST_DIR / "config.json").is_file() else []), *catalog()]
+
+
+def fast_model(model: str) -> str:
+    """The distilled few-step version of a model (--fast); raises InvalidRequest when it has none."""
+    from engine.catalog import catalog, find_entry
+
+    if model in (STARTER_ID, STARTER_FAST_ID):
+        return STARTER_FAST_ID
+    entry = find_entry(model)
+    if entry is not None and (entry.distilled or entry.fast):
+        return entry.id if entry.distilled else entry.fast
+    known = ", ".join([STARTER_ID, *(e.id for e in catalog().values() if e.fast)])
+    raise InvalidRequest(f"{model} has no distilled version for --fast; models that have one: {known}")
 
 
 def resolve_backend(
@@ -44,6 +59,10 @@ def resolve_backend(
     fast = {"quantize": quantize, "onnx_temporal": onnx_temporal}
     if model == STARTER_ID:
         return BundledBackend(device=_bundled_device(device), kv_cache=kv_cache, **fast)
+    if model == STARTER_FAST_ID:
+        from engine.model_files import FAST_DIR
+
+        return BundledBackend(FAST_DIR, device=_bundled_device(device), model_id=STARTER_FAST_ID, kv_cache=kv_cache, **fast)
     if (quantize or onnx_temporal) and not _is_kinemo_folder(model):
         _not_yet_for_diffusers(model, quantize, onnx_temporal)
     folder = Path(model).expanduser()

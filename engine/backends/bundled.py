@@ -168,7 +168,7 @@ class BundledBackend:
         # 4. windows: one for a clip the model's window holds, else rolling windows over a K/V cache
         long_clip = request.frames > native_frames
         windows = plan_windows(request.frames, native_frames, ANCHORS, RECENT) if long_clip else [list(range(native_frames))]
-        rolling = RollingTemporalKV(ANCHORS, RECENT) if long_clip else None
+        rolling = RollingTemporalKV(ANCHORS, RECENT, store_dtype=torch.float16) if long_clip else None
         generator = torch.Generator("cpu").manual_seed(request.seed)  # on the CPU: a seed means one clip everywhere
         step_of = {t: i for i, t in enumerate(timesteps)}
         total = len(windows) * len(timesteps)

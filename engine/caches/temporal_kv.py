@@ -9,7 +9,10 @@ at step j, at the same noise level, as in one joint window. Only anchors + recen
 kept, so memory does not grow with the clip's length.
 
 Keys are kept before rotary position embedding and rotated at use, with each frame's position in
-the current window, so relative distances stay within what the model was trained on.
+the current window, so relative distances stay within what the model was trained on. A frame that
+leaves the context is dropped as soon as each (step, block) has used it for the last time, so the
+cache holds exactly anchors + recent frames per (step, block), in one preallocated pair of tensors
+each (optionally float16).
 
     cache = RollingTemporalKV(anchors=2, recent=6)
     with cache.attached(model):
@@ -46,6 +49,42 @@ def plan_windows(frames: int, window: int, anchors: int, recent: int) -> list[li
     return plan
 
 
+class SlotStore:
+    """Raw keys and values of up to `capacity` frames for one (step, block), in one preallocated pair
+    of tensors: (capacity, n, heads, head_dim) each. One allocation per pair, reused window after
+    window, so the cache costs its size and nothing more (thousands of small tensors would not)."""
+
+    def __init__(self, capacity: int, like: torch.Tensor, dtype: torch.dtype):
+        n, h, e = like.shape
+        self.k = torch.empty(capacity, n, h, e, dtype=dtype, device=like.device)
+        self.v = torch.empty_like(self.k)
+        self.slots: dict[int, int] = {}  # frame id -> slot
+
+    def put(self, fid: int, k: torch.Tensor, v: torch.Tensor) -> None:
+        slot = self.slots.get(fid)
+        if slot is None:
+            free = sorted(set(range(len(self.k))) - set(self.slots.values()))
+            if not free:
+                raise RuntimeError("the temporal K/V cache is full")
+            slot = self.slots[fid] = free[0]
+        self.k[slot].copy_(k)
+        self.v[slot].copy_(v)
+
+    def gather(self, fids: list[int], dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values of fids as (n, heads, len(fids), head_dim)."""
+        index = torch.tensor([self.slots[fid] for fid in fids], device=self.k.device)
+        pick = lambda t: t.index_select(0, index).to(dtype).permute(1, 2, 0, 3)  # noqa: E731
+        return pick(self.k), pick(self.v)
+
+    def drop_all_but(self, keep: set[int]) -> None:
+        for fid in [fid for fid in self.slots if fid not in keep]:
+            del self.slots[fid]
+
+    @property
+    def nbytes(self) -> int:
+        return 2 * self.k.numel() * self.k.element_size()
+
+
 class RollingTemporalKV:
     def __init__(self, anchors: int = 2, recent: int = 6, store_dtype: torch.dtype | None = None):
         self.anchors, self.recent = anchors, recent
@@ -54,14 +93,14 @@ class RollingTemporalKV:
         self.frame_ids: list[int] = []  # global ids of the frames the current window makes
         self.positions: dict[int, float] = {}  # global id -> window position, for new and context frames
         self.context_ids: list[int] = []  # frames whose keys/values the current window reads
-        self.kept: dict[tuple[int, int], dict[int, tuple[torch.Tensor, torch.Tensor]]] = {}  # (step, block) -> id -> raw k, v
+        self.kept: dict[tuple[int, int], SlotStore] = {}  # (step, block) -> raw k, v of anchors + recent frames
         self.peak_bytes = 0  # the most the cache held at the end of any window
 
     # -- window bookkeeping -------------------------------------------------------------------------
     def begin_window(self, frame_ids: list[int], positions: dict[int, float]) -> None:
         """Start a window that makes frame_ids; positions gives every frame's place in this window."""
         self.frame_ids = list(frame_ids)
-        self.context_ids = sorted({fid for per_step in self.kept.values() for fid in per_step})
+        self.context_ids = sorted({fid for store in self.kept.values() for fid in store.slots})
         missing = [fid for fid in self.context_ids + self.frame_ids if fid not in positions]
         if missing:
             raise ValueError(f"no window position for frames {missing}")
@@ -70,18 +109,23 @@ class RollingTemporalKV:
     def keep_ids(self) -> set[int]:
         """Of all frames made so far and in this window: the anchors and the most recent ones."""
         made = sorted(set(self.context_ids) | set(self.frame_ids))
-        return set(made[: self.anchors]) | set(made[-self.recent :])
+        return set(made[: self.anchors]) | set(made[len(made) - self.recent :] if self.recent else [])
+
+    def store(self, block: int, like: torch.Tensor) -> SlotStore:
+        key = (self.step, block)
+        if key not in self.kept:
+            self.kept[key] = SlotStore(self.anchors + self.recent, like, self.store_dtype or like.dtype)
+        return self.kept[key]
 
     def end_window(self) -> None:
         """Forget the frames the next window will not read."""
         self.peak_bytes = max(self.peak_bytes, self.nbytes())
         keep = self.keep_ids()
-        for per_step in self.kept.values():
-            for fid in [fid for fid in per_step if fid not in keep]:
-                del per_step[fid]
+        for store in self.kept.values():
+            store.drop_all_but(keep)
 
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for per in self.kept.values() for kv in per.values() for t in kv)
+        return sum(store.nbytes for store in self.kept.values())
 
     # -- attaching -------------------------------------------------------------------------------
     @contextmanager
@@ -108,24 +152,26 @@ class ContextualTemporalAttention(nn.Module):
     def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
         cache, inner = self.cache, self.inner
         q, k, v = rearrange(inner.to_qkv(x), "n f (three h e) -> three n h f e", three=3, h=inner.heads)
+        store = cache.store(self.block, k[:, :, 0])
 
-        # 1. keep the raw keys/values of new frames that later windows will read
-        kept = cache.kept.setdefault((cache.step, self.block), {})
-        wanted = cache.keep_ids()
-        for slot, fid in enumerate(cache.frame_ids):
-            if fid in wanted:
-                pair = (k[:, :, slot], v[:, :, slot])
-                kept[fid] = tuple(t.to(cache.store_dtype) if cache.store_dtype else t.clone() for t in pair)
-
-        # 2. context frames first, then the new ones, each rotated to its place in this window
-        context = [fid for fid in cache.context_ids if fid in kept and fid not in cache.frame_ids]
+        # 1. context frames first, then the new ones, each rotated to its place in this window
+        context = [fid for fid in cache.context_ids if fid in store.slots and fid not in cache.frame_ids]
+        new_k, new_v = k, v
         if context:
-            k = torch.cat([torch.stack([kept[fid][0] for fid in context], dim=2).to(k.dtype), k], dim=2)
-            v = torch.cat([torch.stack([kept[fid][1] for fid in context], dim=2).to(v.dtype), v], dim=2)
+            context_k, context_v = store.gather(context, k.dtype)
+            k, v = torch.cat([context_k, k], dim=2), torch.cat([context_v, v], dim=2)
         ids = context + cache.frame_ids
         key_positions = torch.tensor([cache.positions[fid] for fid in ids], dtype=torch.float32, device=x.device)
         cos, sin = rotary_tables(key_positions, inner.head_dim)
         k = apply_rotary(k, cos, sin)
         q = apply_rotary(q, cos[len(context) :], sin[len(context) :])
         out = F.scaled_dot_product_attention(q, k, v)  # (n, h, f_new, e)
+
+        # 2. this step of this block is done with frames later windows will not read; keep the new
+        #    frames they will read, in the slots just freed
+        wanted = cache.keep_ids()
+        store.drop_all_but(wanted)
+        for slot, fid in enumerate(cache.frame_ids):
+            if fid in wanted:
+                store.put(fid, new_k[:, :, slot], new_v[:, :, slot])
         return inner.to_out(rearrange(out, "n h f e -> n f (h e)"))

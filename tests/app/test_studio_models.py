@@ -341,3 +341,16 @@ def test_generate_with_a_diffusers_folder(qtbot, thread_window, built, case, mon
     assert (record["model"], record["frames"], record["steps"], record["seed"]) == (str(folder), case.frames, 2, 5)
     assert bool(record["image"]) == case.image_to_video
     assert Path(result.entry.clip_path).parent == data_dir / "history"
+
+
+def test_fast_switches_to_the_distilled_model_and_back(qtbot, hub_cache, window):
+    form = window.form
+    form.select_model("animatediff-v1-5-3")
+    assert form.fast_check.isEnabled() and not form.fast_check.isChecked()
+    form.fast_check.setChecked(True)
+    assert form.model == "animatediff-lightning-4step"
+    assert form.steps_spin.value() == 4 and form.guidance_spin.value() == 1.0, "Lightning's own schedule"
+    form.fast_check.setChecked(False)
+    assert form.model == "animatediff-v1-5-3" and form.steps_spin.value() == 25
+    form.select_model(WAN)
+    assert not form.fast_check.isEnabled() and "no distilled version" in form.fast_check.toolTip()

@@ -56,3 +56,14 @@ def test_the_backend_runs_a_student_at_its_timesteps(tiny_model_dir, tmp_path):
     assert next(e for e in events if isinstance(e, Frames)).frames.shape == (16, 64, 64, 3)
     with pytest.raises(InvalidRequest, match="distilled for 4 steps; use --steps 4"):
         fast.check(GenerationRequest("a red circle", steps=25))
+
+
+def test_fast_picks_the_distilled_version():
+    from engine.backends import fast_model
+
+    assert fast_model("kinemo-starter") == fast_model("kinemo-starter-fast") == "kinemo-starter-fast"
+    assert fast_model("animatediff-v1-5-3") == "animatediff-lightning-4step"
+    assert fast_model("ltx-video") == "ltx-video-0.9.7-distilled"
+    assert fast_model("animatediff-lightning-4step") == "animatediff-lightning-4step"
+    with pytest.raises(InvalidRequest, match="wan2.1-t2v-1.3b has no distilled version for --fast"):
+        fast_model("wan2.1-t2v-1.3b")

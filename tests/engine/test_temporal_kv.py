@@ -38,7 +38,7 @@ def test_only_anchors_and_recent_frames_are_kept():
         cache.begin_window(ids, positions)
         wrapped(torch.randn(3, len(ids), 8))
         cache.end_window()
-        assert sorted(cache.kept[(0, 0)]) == [0, 1] + list(range(ids[-1] - 2, ids[-1] + 1))
+        assert sorted(cache.kept[(0, 0)].slots) == [0, 1] + list(range(ids[-1] - 2, ids[-1] + 1))
 
 
 def test_window_plan_and_positions():
