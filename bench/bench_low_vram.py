@@ -89,7 +89,8 @@ def diffusers_kv(workdir: Path) -> list[tuple]:
 
 # -- 2. long clips --------------------------------------------------------------------------------
 def run_clip(model: str, frames: int, workdir: Path) -> tuple[dict, np.ndarray]:
-    out, stats = workdir / f"clip{frames}", workdir / f"stats{frames}.json"
+    run = Path(tempfile.mkdtemp(dir=workdir))
+    out, stats = run / f"clip{frames}", run / f"stats{frames}.json"
     cmd = [sys.executable, "-m", "app.cli", "generate", PROMPT, "-o", str(out), "--format", "png", "--model", model,
            "--frames", str(frames), "--width", "64", "--height", "64", "--stats", str(stats)]
     subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)

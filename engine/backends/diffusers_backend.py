@@ -27,6 +27,7 @@ from engine.request import GenerationRequest
 log = logging.getLogger("kinemo.engine")
 
 PREVIEW_SIZE = 96  # longest side of live previews, pixels
+ANIMATEDIFF_CONTEXT = 16  # frames AnimateDiff's motion modules see at once
 
 
 @dataclass(frozen=True)
@@ -335,6 +336,7 @@ class DiffusersBackend:
                     announce.clear()
                     yield from self.notices(request)
                     loaded = True
+                self._context_windows(family.name, request)
                 frames, seconds = yield from self._run_pipeline(family, arguments, request, should_stop)
                 break
             except _OutOfMemory as oom:
@@ -422,6 +424,16 @@ class DiffusersBackend:
             if cache is not None:
                 cache.remove()
         return frames, time.perf_counter() - started
+
+    def _context_windows(self, family: str, request: GenerationRequest) -> None:
+        """AnimateDiff's motion modules were trained on 16-frame clips: longer clips are denoised in
+        overlapping 16-frame context windows (FreeNoise, as diffusers provides it), so any length works."""
+        if family != "animatediff":
+            return
+        if request.frames > ANIMATEDIFF_CONTEXT:
+            self.pipe.enable_free_noise(context_length=ANIMATEDIFF_CONTEXT, context_stride=4)
+        elif getattr(self.pipe, "free_noise_enabled", False):
+            self.pipe.disable_free_noise()
 
     def _attach_kv_cache(self, family: str):
         """Conditioning K/V reuse for the UNet families, whose cross-attention sees one copy per frame."""

@@ -129,3 +129,12 @@ def test_unloadable_weights_are_reported_in_one_line(build, tmp_path):
         weights.write_bytes(b"not safetensors at all")
     with pytest.raises(ModelLoadError, match="cannot load"):
         list(resolve_backend(str(copy)).generate(request_for(CASES[0], tmp_path)))
+
+
+def test_long_animatediff_clips_use_context_windows(build, tmp_path):
+    case = CASES[0]
+    backend = resolve_backend(str(build(case)), device="cpu")
+    frames = next(e.frames for e in backend.generate(request_for(case, tmp_path, frames=20)) if isinstance(e, Frames))
+    assert frames.shape == (20, case.size, case.size, 3) and backend.pipe.free_noise_enabled
+    next(e for e in backend.generate(request_for(case, tmp_path, frames=8)) if isinstance(e, Frames))
+    assert not backend.pipe.free_noise_enabled
