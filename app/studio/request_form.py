@@ -114,12 +114,17 @@ class RequestForm(QWidget):
 
         # model and camera ------------------------------------------------------------------------
         self.model_picker = ModelPicker()
+        # long labels ("LTX-Video · ltx-video-0.9.7-distilled · not downloaded (45 GB)") must not widen the panel
+        self.model_picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model_picker.setMinimumContentsLength(16)
         self.model_combo = self.model_picker  # the name the automation and older code use
         self.model_picker.message.connect(self.message)
         self.downloads = DownloadPanel()
         self.downloads.message.connect(self.message)
         self.downloads.downloaded.connect(self.model_picker.remember)
         self.memory_combo = QComboBox()
+        self.memory_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.memory_combo.setMinimumContentsLength(12)
         self.memory_combo.setObjectName("memoryCombo")
         for value, text in MEMORY_CHOICES:
             self.memory_combo.addItem(text, value)
