@@ -41,6 +41,36 @@ def resample_frames(frames: np.ndarray, count: int) -> np.ndarray:
     return frames[index]
 
 
+def _libc():
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+def release_freed_memory() -> None:
+    """Hand memory freed by torch back to the system (glibc keeps it otherwise, and RSS creeps up)."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
+
+
+def keep_large_blocks_out_of_the_heap(threshold: int = 1 << 20) -> None:
+    """Serve allocations of threshold bytes and more with mmap, so freeing them returns them at once.
+
+    glibc raises its mmap threshold each time a large block is freed, after which same-sized tensors
+    come from the heap, which fragments over a long run; a fixed threshold stops that.
+    """
+    libc = _libc()
+    if libc is not None and hasattr(libc, "mallopt"):
+        libc.mallopt(-3, threshold)  # M_MMAP_THRESHOLD
+
+
 def unknown_words_notice(label: str, text: str) -> Notice | None:
     words = tokenize(text).unknown_words
     if not words:
@@ -189,6 +219,8 @@ class BundledBackend:
             yield Notice("ONNX temporal attention covers one window; this longer clip runs its temporal attention in torch")
 
         started = time.perf_counter()
+        if rolling is not None:
+            keep_large_blocks_out_of_the_heap()
         with conditioning_kv_cache(model, self.kv_cache), (rolling.attached(model) if rolling else nullcontext()), onnx:
             for number, ids in enumerate(windows):
                 # (1, 3, f, h, w) noise for this window's new frames
@@ -213,6 +245,7 @@ class BundledBackend:
                     yield Frames(0, frames)
                 else:
                     rolling.end_window()
+                    release_freed_memory()  # a long run frees and reallocates a lot: keep the heap from growing
                     yield Frames(ids[0], to_uint8_frames(estimate[0]))
         seconds = time.perf_counter() - started
         stats = {"seconds_per_step": seconds / total, "windows": len(windows)}
