@@ -129,8 +129,25 @@ def end_to_end(folder: Path, device: str, repeats: int, steps: int) -> tuple[dic
     return figures, clips
 
 
+def teacher_vs_student(teacher: Path, student: Path, repeats: int) -> dict:
+    """CPU seconds per clip: the teacher at 25 steps against the distilled student at its own steps."""
+    from engine.backends.bundled import BundledBackend
+    from engine.request import GenerationRequest
+
+    runs = {"teacher": (BundledBackend(teacher), 25), "student": (BundledBackend(student, model_id="fast"), None)}
+    seconds = {name: [] for name in runs}
+    for _ in range(repeats):
+        for prompt, seed in PROMPTS:
+            for name, (backend, steps) in runs.items():
+                steps = steps or backend.defaults()["steps"]
+                started = time.process_time()
+                list(backend.generate(GenerationRequest(prompt, steps=steps, frames=16, width=64, height=64, seed=seed)))
+                seconds[name].append(time.process_time() - started)
+    return {name: (statistics.median(values), runs[name][1] or runs[name][0].defaults()["steps"]) for name, values in seconds.items()}
+
+
 def main() -> None:
-    from engine.model_files import STARTER_DIR, load_model
+    from engine.model_files import FAST_DIR, STARTER_DIR, load_model
     from engine.quantize import quantize_model, weight_bytes
 
     p = argparse.ArgumentParser()
@@ -184,6 +201,13 @@ def main() -> None:
         print("  CPU s/step: median CPU time of the process per step (whole generate call); wall s/step: the least")
         print("  load: cold = quantise / export into an empty cache (int8+onnx reuses the int8 entry), warm = from the cache")
         print("  PSNR: the worst of the prompts against the fp32 torch clip; max diff: largest 8-bit difference")
+
+        # 4. teacher vs distilled student
+        if (FAST_DIR / "config.json").is_file():
+            timing = teacher_vs_student(opts.model, FAST_DIR, opts.repeats)
+            (t, t_steps), (s, s_steps) = timing["teacher"], timing["student"]
+            print(f"\nteacher ({t_steps} steps) vs distilled student ({s_steps} steps), CPU s per 16-frame clip, median")
+            print(f"  teacher {t:.3f}   student {s:.3f}   speed-up {t / s:.2f}x   (quality: python -m engine.evaluate --model {FAST_DIR})")
 
 
 if __name__ == "__main__":
