@@ -43,8 +43,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--teacher", type=Path, default=STARTER_DIR)
     p.add_argument("--student-steps", type=int, default=4)
     p.add_argument("--teacher-steps", type=int, default=24, help="a multiple of --student-steps")
-    p.add_argument("--steps", type=int, default=400, help="optimiser steps")
-    p.add_argument("--batch", type=int, default=8, help="teacher trajectories per step")
+    p.add_argument("--steps", type=int, default=150, help="optimiser steps")
+    p.add_argument("--batch", type=int, default=6, help="teacher trajectories per step")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--ema", type=float, default=0.99)
     p.add_argument("--seed", type=int, default=0)
@@ -54,6 +54,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=FAST_DIR)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     return p.parse_args(argv)
+
+
+def shown_path(path: Path) -> str:
+    """A path as the repository sees it where it is inside it (model cards travel with the repository)."""
+    root = STARTER_DIR.parent.parent
+    try:
+        return str(Path(path).resolve().relative_to(root))
+    except ValueError:
+        return str(path)
 
 
 def student_timesteps(student_steps: int, teacher_steps: int, num_train_timesteps: int) -> tuple[list[int], list[int]]:
@@ -156,7 +165,7 @@ def main(argv=None) -> None:
     # 3. the student, with the timesteps it was distilled for
     extra = {
         "_sampling": {"timesteps": student_ts, "spacing": SPACING},
-        "_distillation": {"teacher": str(args.teacher), "teacher_steps": args.teacher_steps, "student_steps": args.student_steps,
+        "_distillation": {"teacher": shown_path(args.teacher), "teacher_steps": args.teacher_steps, "student_steps": args.student_steps,
                           "steps": step, "batch": args.batch, "lr": args.lr, "ema": args.ema, "seed": args.seed,
                           "train_seconds": round(seconds, 1), "final_loss": running, "device": str(device)},
     }
