@@ -181,3 +181,20 @@ def test_int8_and_onnx_temporal_flags_draw_the_fp32_clip(tiny_model_dir, tmp_pat
     assert np.abs(clips["onnx"] - clips["plain"]).max() <= 1
     mse = np.mean((clips["int8+onnx"] - clips["plain"]) ** 2)
     assert mse == 0 or 10 * np.log10(255**2 / mse) >= 30
+
+
+def test_fast_uses_the_distilled_starter(tmp_path, capsys):
+    out = tmp_path / "fast.mp4"
+    code, _, err = _run(capsys, "generate", PROMPT, "-o", str(out), "--fast", "--width", "64", "--height", "64")
+    assert code == 0, err
+    code, stdout, _ = _run(capsys, "info", str(out))
+    request = json.loads(stdout)["request"]
+    assert (request["model"], request["steps"]) == ("kinemo-starter-fast", 4)
+    meta, frames = _decode(out)
+    reading = check_clip(frames)
+    assert (reading.colour, reading.motion, reading.background) == ("red", "moves right", "black")
+
+
+def test_fast_with_a_model_that_has_no_distilled_version(tmp_path, capsys):
+    code, _, err = _run(capsys, "generate", PROMPT, "-o", str(tmp_path / "c.mp4"), "--fast", "--model", "wan2.1-t2v-1.3b")
+    assert code == 2 and "has no distilled version for --fast" in err and not (tmp_path / "c.mp4").exists()
