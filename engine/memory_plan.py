@@ -456,11 +456,12 @@ def estimate_diffusers(components: dict[str, Component], shape: Shape, policy: P
 # -- the bundled model ---------------------------------------------------------------------------------
 # Fitted by bench/bench_memory_plan.py --calibrate on the starter model (CPU, fp32): a window's activations
 # are BUNDLED_K units of batch x window frames x tokens x dim floats, plus BUNDLED_FIXED; the rolling K/V
-# cache of a long clip costs BUNDLED_CACHE_RSS bytes of RSS per byte it holds (its many small tensors
-# fragment the heap: measured 1.6-2.0 x at 48 frames, 1.9-2.5 x at 128 and 2.0 x at 256).
+# cache of a long clip (one preallocated float16 slot pair per step and block) costs BUNDLED_CACHE_RSS
+# bytes of RSS per byte it holds: 128-frame clips peaked 43-57 MB above 16-frame ones for its 37.5 MB
+# (bench/bench_low_vram.py, medians of 3 runs, two runs), i.e. 1.15-1.5 x.
 BUNDLED_K = 48.0
 BUNDLED_FIXED = 0
-BUNDLED_CACHE_RSS = 2.1
+BUNDLED_CACHE_RSS = 1.3
 BUNDLED_LOAD = 11 * MB  # RSS loading adds beyond the weights (measured 11 MB)
 BUNDLED_ANCHORS, BUNDLED_RECENT = 2, 6  # engine.backends.bundled.ANCHORS, RECENT
 
@@ -468,17 +469,15 @@ BUNDLED_ANCHORS, BUNDLED_RECENT = 2, 6  # engine.backends.bundled.ANCHORS, RECEN
 def bundled_cache_bytes(config: dict, frames: int, steps: int, guided: bool) -> int:
     """Peak bytes of the bundled model's rolling temporal K/V cache (0 for a clip its window holds).
 
-    Kept per step and block: keys and values of the anchors and the most recent frames, 64 tokens each,
-    `steps * depth * (anchors + recent) * tokens * dim * 2 * 4` bytes for batch 1, doubled with guidance.
-    Before a window's end prunes it, the newest frames it made are there too (up to `recent` more), so
-    the peak holds anchors + recent + min(new frames per window, recent) frames."""
+    Kept per step and block, in preallocated float16 slots: keys and values of the anchors and the most
+    recent frames, 64 tokens each, `steps * depth * (anchors + recent) * tokens * dim * 2 * 2` bytes for
+    batch 1, doubled with guidance (engine.caches.temporal_kv)."""
     window = int(config.get("max_frames", 16))
     if frames <= window:
         return 0
     tokens = (int(config.get("size", 64)) // int(config.get("patch", 8))) ** 2
-    fresh = window - BUNDLED_ANCHORS - BUNDLED_RECENT
-    kept = BUNDLED_ANCHORS + BUNDLED_RECENT + min(fresh, BUNDLED_RECENT)
-    return steps * int(config.get("depth", 6)) * kept * tokens * int(config.get("dim", 128)) * 2 * 4 * (2 if guided else 1)
+    kept = BUNDLED_ANCHORS + BUNDLED_RECENT
+    return steps * int(config.get("depth", 6)) * kept * tokens * int(config.get("dim", 128)) * 2 * 2 * (2 if guided else 1)
 
 
 def estimate_bundled(folder: str | Path, shape: Shape, baseline: int, accelerator: bool = False) -> Estimate:
