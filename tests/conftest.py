@@ -22,3 +22,28 @@ def kinemo_cache_dir(tmp_path_factory):
 @pytest.fixture
 def tiny_model_dir(tmp_path):
     return save_tiny_model(tmp_path / "tiny-model")
+
+
+@pytest.fixture(scope="session")
+def build(tmp_path_factory):
+    """Tiny diffusers folders (tests/tiny_diffusers), built once per session and case builder."""
+    built = {}
+
+    def get(case):
+        if case.build not in built:
+            built[case.build] = case.build(tmp_path_factory.mktemp(case.name))
+        return built[case.build]
+
+    return get
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch):
+    """An empty huggingface-hub cache folder, offline."""
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    return cache

@@ -17,18 +17,6 @@ from app.cli import main
 PROMPT = "ein Fuchs läuft durch den Schnee"
 
 
-@pytest.fixture(scope="module")
-def build(tmp_path_factory):
-    built = {}
-
-    def get(case):
-        if case.build not in built:
-            built[case.build] = case.build(tmp_path_factory.mktemp(case.name))
-        return built[case.build]
-
-    return get
-
-
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_cli_frames_equal_the_direct_diffusers_call(case, build, tmp_path, capsys):
     folder = build(case)

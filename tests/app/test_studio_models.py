@@ -277,19 +277,6 @@ def test_the_meter_counts_each_byte_once_across_repositories():
         adapter.update(1)
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """Tiny diffusers folders, built once per module and family."""
-    folders = {}
-
-    def get(case):
-        if case.build not in folders:
-            folders[case.build] = case.build(tmp_path_factory.mktemp(case.name))
-        return folders[case.build]
-
-    return get
-
-
 @pytest.fixture
 def thread_window(qtbot, data_dir, monkeypatch):
     """A window whose engine runs in this process (the tiny pipeline is built here)."""
@@ -305,9 +292,9 @@ def thread_window(qtbot, data_dir, monkeypatch):
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-def test_generate_with_a_diffusers_folder(qtbot, thread_window, built, case, monkeypatch, data_dir, tmp_path):
+def test_generate_with_a_diffusers_folder(qtbot, thread_window, build, case, monkeypatch, data_dir, tmp_path):
     window, form = thread_window, thread_window.form
-    folder = built(case)
+    folder = build(case)
     with qtbot.waitSignal(window.messageShown, timeout=CHECK_MS):
         _choose_other_folder(qtbot, window, monkeypatch, folder)
     assert form.model == str(folder)

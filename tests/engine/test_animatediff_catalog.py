@@ -15,16 +15,6 @@ from engine.events import Frames
 from engine.request import GenerationRequest
 
 
-@pytest.fixture
-def hub_cache(tmp_path, monkeypatch):
-    from huggingface_hub import constants
-
-    cache = tmp_path / "hub"
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    return cache
-
-
 @pytest.fixture(scope="module")
 def pieces(tmp_path_factory):
     root = tmp_path_factory.mktemp("animatediff")

@@ -14,18 +14,6 @@ from engine.events import Finished, Frames, Loaded, Preview, Progress
 from engine.request import GenerationRequest
 
 
-@pytest.fixture(scope="module")
-def build(tmp_path_factory):
-    built = {}
-
-    def get(case):
-        if case.build not in built:
-            built[case.build] = case.build(tmp_path_factory.mktemp(case.name))
-        return built[case.build]
-
-    return get
-
-
 def request_for(case, tmp_path, **changes):
     image = str(gradient_picture(tmp_path / "first.png")) if case.image_to_video else None
     fields = dict(prompt="a fox runs through snow", model="tiny", image=image, frames=case.frames, width=case.size,

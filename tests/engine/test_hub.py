@@ -14,17 +14,6 @@ from engine.hub import HubModel, local_paths, pull
 WAN = find_entry("wan2.1-t2v-1.3b")
 
 
-@pytest.fixture
-def hub_cache(tmp_path, monkeypatch):
-    from huggingface_hub import constants
-
-    cache = tmp_path / "hub"
-    cache.mkdir()
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    return cache
-
-
 @pytest.fixture(scope="module")
 def tiny_wan(tmp_path_factory):
     return save_tiny_wan_t2v(tmp_path_factory.mktemp("wan"))

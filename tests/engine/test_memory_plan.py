@@ -19,18 +19,6 @@ WAN = next(c for c in CASES if c.name == "wan-t2v")
 SVD = next(c for c in CASES if c.name == "svd")
 
 
-@pytest.fixture(scope="module")
-def build(tmp_path_factory):
-    built = {}
-
-    def get(case):
-        if case.build not in built:
-            built[case.build] = case.build(tmp_path_factory.mktemp(case.name))
-        return built[case.build]
-
-    return get
-
-
 def request(**changes):
     fields = dict(prompt="a fox runs through snow", model="tiny", frames=8, width=32, height=32, steps=2, guidance=2.0, seed=1)
     return GenerationRequest(**{**fields, **changes})

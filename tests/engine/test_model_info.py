@@ -18,17 +18,6 @@ from engine.request import LIMITS, GenerationRequest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def hub_cache(tmp_path, monkeypatch):
-    from huggingface_hub import constants
-
-    cache = tmp_path / "hub"
-    cache.mkdir()
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    return cache
-
-
 def test_the_starter_model():
     options = model_options("kinemo-starter")
     assert options == catalog_options("kinemo-starter")
