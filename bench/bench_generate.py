@@ -52,7 +52,7 @@ def main() -> None:
         print("-" * len(header))
         for name, args in cases.items():
             runs = [run_case(args, workdir) for _ in range(opts.repeats)]
-            med = {k: float(np.median([r[k] for r in runs])) for k in runs[0]}
+            med = {k: float(np.median([r[k] for r in runs])) for k, v in runs[0].items() if isinstance(v, (int, float))}
             print(
                 f"{name:34} {med['seconds_per_step']:8.3f} {med['generate_seconds']:11.2f} {med['export_seconds']:9.2f} "
                 f"{med['load_seconds']:7.2f} {med['total_seconds']:8.2f} {med['peak_memory_mb']:8.0f}"
