@@ -107,6 +107,7 @@ class JobQueue(QObject):
     jobNotice = Signal(object, str)
     jobProgress = Signal(object, int, int, float)  # Job, step, total, elapsed
     jobPreview = Signal(object, int, object)  # Job, step, frames
+    jobFrames = Signal(object, int, object)  # Job, start index, finished frames (long clips: window by window)
     jobSaved = Signal(object, object)  # Job, Saved
     jobFailed = Signal(object, object)  # Job, exception
     jobCancelled = Signal(object)
@@ -180,6 +181,7 @@ class JobQueue(QObject):
         worker.notice.connect(relay.notice)
         worker.progress.connect(relay.progress)
         worker.preview.connect(relay.preview)
+        worker.frames.connect(relay.frames)
         worker.saved.connect(relay.saved)
         worker.errored.connect(relay.errored)
         worker.aborted.connect(relay.aborted)
@@ -230,6 +232,10 @@ class _JobRelay(QObject):
     @Slot(int, object)
     def preview(self, step: int, frames) -> None:
         self.queue.jobPreview.emit(self.job, step, frames)
+
+    @Slot(int, object)
+    def frames(self, start: int, frames) -> None:
+        self.queue.jobFrames.emit(self.job, start, frames)
 
     @Slot(object)
     def saved(self, saved) -> None:

@@ -71,6 +71,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.settings_store = SettingsStore()
         self._settings = self.settings_store.load()
+        self._finished: dict[int, list] = {}  # job id -> finished windows of a long clip, shown while it grows
         self.history = HistoryStore()
         self.engine = engine if engine is not None else shared_engine()
         self.queue = JobQueue(self.engine, self.history, self)
@@ -213,6 +214,7 @@ class MainWindow(QMainWindow):
         self.queue.jobNotice.connect(self._on_job_notice)
         self.queue.jobProgress.connect(self._on_job_progress)
         self.queue.jobPreview.connect(self._on_job_preview)
+        self.queue.jobFrames.connect(self._on_job_frames)
         self.queue.jobSaved.connect(self._on_job_saved)
         self.queue.jobFailed.connect(self._on_job_failed)
         self.queue.jobCancelled.connect(self._on_job_cancelled)
@@ -265,6 +267,7 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_job_started(self, job) -> None:
+        self._finished = {job.id: []}  # finished windows of the running job
         self.progress_bar.setRange(0, 0)
         self.progress_bar.setFormat("Loading the model…")
         self.statusBar().showMessage(f"Generating: {job.label}")
@@ -295,7 +298,17 @@ class MainWindow(QMainWindow):
     @Slot(object, int, object)
     def _on_job_preview(self, job, step: int, frames) -> None:
         r = job.request
+        finished = self._finished.get(job.id)
+        if finished:  # a long clip: the windows already made, then the one being made
+            frames = np.concatenate([*finished, frames])
         self.player.show_frames(frames, fps=r.fps if step == 1 else None, aspect=r.width / r.height, live=True)
+
+    @Slot(object, int, object)
+    def _on_job_frames(self, job, start: int, frames) -> None:
+        """Finished frames arrive window by window for long clips; keep them on screen as the next is made."""
+        if start == 0:
+            self._finished[job.id] = []
+        self._finished.setdefault(job.id, []).append(frames)
 
     @Slot(object, object)
     def _on_job_saved(self, job, saved) -> None:

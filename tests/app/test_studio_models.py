@@ -341,3 +341,18 @@ def test_fast_switches_to_the_distilled_model_and_back(qtbot, hub_cache, window)
     assert form.model == "animatediff-v1-5-3" and form.steps_spin.value() == 25
     form.select_model(WAN)
     assert not form.fast_check.isEnabled() and "no distilled version" in form.fast_check.toolTip()
+
+
+def test_a_long_clip_keeps_its_finished_windows_on_screen(qtbot, window):
+    from app.studio.job_queue import Job
+    from engine.request import GenerationRequest
+
+    job = Job(GenerationRequest(PROMPT, frames=40))
+    window._on_job_started(job)
+    first = np.zeros((16, 8, 8, 3), np.uint8)
+    window._on_job_frames(job, 0, first)
+    window._on_job_preview(job, 26, np.full((8, 8, 8, 3), 200, np.uint8))  # the second window, being made
+    assert window.player.frame_count == 24
+    window._on_job_frames(job, 16, np.ones((8, 8, 8, 3), np.uint8))
+    window._on_job_preview(job, 51, np.full((8, 8, 8, 3), 100, np.uint8))
+    assert window.player.frame_count == 32
