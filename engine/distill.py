@@ -32,7 +32,7 @@ from engine.model_files import FAST_DIR, STARTER_DIR, load_model, save_model
 from engine.sampling.ddim import DDIMSampler, ddim_timesteps
 from engine.sampling.schedule import alphas_cumprod, make_betas
 from engine.synthetic import make_batch
-from engine.train import caption_ids, save_checkpoint
+from engine.train import caption_ids, optimise, resume, save_run
 
 log = logging.getLogger("kinemo.distill")
 SPACING = "trailing"
@@ -111,14 +111,7 @@ def main(argv=None) -> None:
     ema = copy.deepcopy(teacher).requires_grad_(False)
     optimiser = torch.optim.AdamW(student.parameters(), lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
 
-    step, history, seconds = 0, [], 0.0
-    if args.checkpoint.exists():
-        state = torch.load(args.checkpoint, map_location=device, weights_only=True)
-        student.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        optimiser.load_state_dict(state["optimiser"])
-        step, history, seconds = state["step"], state["history"], state["seconds"]
-        log.info("resumed from %s at step %d", args.checkpoint, step)
+    step, history, seconds = resume(args.checkpoint, student, ema, optimiser, device)
 
     # 2. distil: teacher trajectories -> one-step targets for every student step
     bar = tqdm(total=args.steps, initial=step, desc="distil", mininterval=5)
@@ -142,13 +135,7 @@ def main(argv=None) -> None:
             target = landing_x0(waypoints[i], waypoints[i + 1], a_t, a_s).clamp(-1, 1)
             prediction = student(waypoints[i], torch.full((args.batch,), t, device=device), s_cond)
             loss = loss + (prediction - target).pow(2).mean() / len(student_ts)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-        optimiser.step()
-        with torch.no_grad():
-            for e, p in zip(ema.parameters(), student.parameters()):
-                e.lerp_(p, 1 - args.ema)
+        optimise(student, ema, optimiser, loss, args.ema)
 
         step += 1
         seconds += time.perf_counter() - started
@@ -157,9 +144,7 @@ def main(argv=None) -> None:
         bar.set_postfix(loss=f"{running:.5f}")
         history.append((step, running, round(seconds, 1)))
         if step % args.checkpoint_every == 0 or step == args.steps:
-            save_checkpoint(args.checkpoint, {"model": student.state_dict(), "ema": ema.state_dict(),
-                                              "optimiser": optimiser.state_dict(), "step": step, "history": history,
-                                              "seconds": seconds})
+            save_run(args.checkpoint, student, ema, optimiser, step, history, seconds)
     bar.close()
 
     # 3. the student, with the timesteps it was distilled for

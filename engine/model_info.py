@@ -113,7 +113,10 @@ def catalog_options(model: str) -> ModelOptions | None:
         return _kinemo_options(model, f"{STARTER_LABEL} · {STARTER_ID}", "bundled", STARTER_MAX_FRAMES)
     if model == STARTER_FAST_ID:
         options = _kinemo_options(model, f"{STARTER_LABEL} fast · {STARTER_FAST_ID}", "bundled", STARTER_MAX_FRAMES)
-        return replace(options, defaults={**options.defaults, "steps": 4})
+        from engine.model_files import FAST_DIR, read_sampling
+
+        timesteps = read_sampling(FAST_DIR)  # a few bytes of JSON: the steps it was distilled for
+        return replace(options, defaults={**options.defaults, "steps": len(timesteps) if timesteps else 4})
     entry = catalog().get(model)
     return _entry_options(model, entry) if entry is not None else None
 

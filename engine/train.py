@@ -103,6 +103,34 @@ def save_checkpoint(path: Path, state: dict) -> None:
     os.replace(tmp, path)
 
 
+def resume(path: Path, model, ema, optimiser, device) -> tuple[int, list, float]:
+    """Load a checkpoint written by save_run into model, EMA and optimiser; (step, history, seconds)."""
+    if not path.exists():
+        return 0, [], 0.0
+    state = torch.load(path, map_location=device, weights_only=True)
+    model.load_state_dict(state["model"])
+    ema.load_state_dict(state["ema"])
+    optimiser.load_state_dict(state["optimiser"])
+    log.info("resumed from %s at step %d", path, state["step"])
+    return state["step"], state["history"], state["seconds"]
+
+
+def save_run(path: Path, model, ema, optimiser, step: int, history: list, seconds: float) -> None:
+    save_checkpoint(path, {"model": model.state_dict(), "ema": ema.state_dict(), "optimiser": optimiser.state_dict(),
+                           "step": step, "history": history, "seconds": seconds})
+
+
+def optimise(model, ema, optimiser, loss: torch.Tensor, ema_decay: float) -> None:
+    """One optimiser step with gradients clipped to norm 1, then the EMA follows."""
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimiser.step()
+    with torch.no_grad():
+        for e, p in zip(ema.parameters(), model.parameters()):
+            e.lerp_(p, 1 - ema_decay)
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -116,14 +144,7 @@ def main(argv=None) -> None:
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
     cumprod = alphas_cumprod(make_betas(config.beta_schedule, config.num_train_timesteps, snr_scale=config.snr_scale)).to(device)
 
-    step, history, seconds = 0, [], 0.0
-    if args.checkpoint.exists():
-        state = torch.load(args.checkpoint, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        optimiser.load_state_dict(state["optimiser"])
-        step, history, seconds = state["step"], state["history"], state["seconds"]
-        log.info("resumed from %s at step %d", args.checkpoint, step)
+    step, history, seconds = resume(args.checkpoint, model, ema, optimiser, device)
 
     log.info("model: %.2fM parameters, %s", sum(p.numel() for p in model.parameters()) / 1e6, config)
     bar = tqdm(total=args.steps, initial=step, desc="train", mininterval=5)
@@ -139,14 +160,7 @@ def main(argv=None) -> None:
             group["lr"] = args.lr * min(1.0, (step + 1) / args.warmup)
 
         loss = training_step(model, batch, ids, cumprod, generator, device, frame_indices)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimiser.step()
-        decay = min(args.ema, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for e, p in zip(ema.parameters(), model.parameters()):
-                e.lerp_(p, 1 - decay)
+        optimise(model, ema, optimiser, loss, min(args.ema, (1 + step) / (10 + step)))
 
         step += 1
         seconds += time.perf_counter() - started
@@ -156,10 +170,7 @@ def main(argv=None) -> None:
         if step % 10 == 0:
             history.append((step, running, round(seconds, 1)))
         if step % args.checkpoint_every == 0 or step == args.steps:
-            save_checkpoint(args.checkpoint, {
-                "model": model.state_dict(), "ema": ema.state_dict(), "optimiser": optimiser.state_dict(),
-                "step": step, "history": history, "seconds": seconds,
-            })
+            save_run(args.checkpoint, model, ema, optimiser, step, history, seconds)
     bar.close()
     training = {"steps": step, "batch": args.batch, "short_frames": args.short_frames, "full_every": args.full_every, "lr": args.lr, "ema": args.ema, "seed": args.seed,
                 "train_seconds": round(seconds, 1), "final_loss": running, "device": str(device)}

@@ -20,6 +20,14 @@ def kinemo_cache_dir(tmp_path_factory):
 
 
 @pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    """An empty cache folder of the test's own (int8 weights, ONNX graphs)."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("KINEMO_CACHE_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture
 def tiny_model_dir(tmp_path):
     return save_tiny_model(tmp_path / "tiny-model")
 

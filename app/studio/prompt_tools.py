@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import re
 from functools import lru_cache
-from pathlib import Path
 
+from engine.backends import STARTER_FAST_ID, STARTER_ID, is_kinemo_folder
 from engine.vocabulary import CAMERA_MOVES, camera_caption, tokenize
 
-BUNDLED_IDS = ("kinemo-starter", "kinemo-starter-fast")
+BUNDLED_IDS = (STARTER_ID, STARTER_FAST_ID)
 _CAMERA = re.compile(r"(?:,\s*)?\bthe camera (" + "|".join(re.escape(m) for m in CAMERA_MOVES) + r")\b", re.IGNORECASE)
 
 
 @lru_cache(maxsize=64)  # asked on every keystroke; a folder's config does not change under us
 def is_bundled_family(model: str) -> bool:
     """True for the starter model and for local folders holding a Kinemo DiT (same vocabulary)."""
-    if model in BUNDLED_IDS:
-        return True
-    config = Path(model).expanduser() / "config.json"
-    try:
-        return json.loads(config.read_text()).get("model_type") == "kinemo-dit"
-    except (OSError, ValueError, AttributeError):
-        return False
+    return model in BUNDLED_IDS or is_kinemo_folder(model)
 
 
 def camera_moves_for(model: str) -> tuple[str, ...]:

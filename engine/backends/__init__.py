@@ -63,7 +63,7 @@ def resolve_backend(
         from engine.model_files import FAST_DIR
 
         return BundledBackend(FAST_DIR, device=_bundled_device(device), model_id=STARTER_FAST_ID, kv_cache=kv_cache, **fast)
-    if (quantize or onnx_temporal) and not _is_kinemo_folder(model):
+    if (quantize or onnx_temporal) and not is_kinemo_folder(model):
         _not_yet_for_diffusers(model, quantize, onnx_temporal)
     folder = Path(model).expanduser()
     if folder.is_dir():
@@ -96,7 +96,8 @@ def resolve_backend(
     )
 
 
-def _is_kinemo_folder(model: str) -> bool:
+def is_kinemo_folder(model: str) -> bool:
+    """True for a folder holding a Kinemo DiT (config.json with model_type kinemo-dit)."""
     config = Path(model).expanduser() / "config.json"
     try:
         return config.is_file() and json.loads(config.read_text()).get("model_type") == "kinemo-dit"

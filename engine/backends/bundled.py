@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import nullcontext
+from functools import cached_property, lru_cache
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -41,6 +42,7 @@ def resample_frames(frames: np.ndarray, count: int) -> np.ndarray:
     return frames[index]
 
 
+@lru_cache(maxsize=1)
 def _libc():
     import ctypes
     import sys
@@ -140,7 +142,7 @@ class BundledBackend:
             defaults["steps"] = len(self.fixed_timesteps)
         return defaults
 
-    @property
+    @cached_property
     def fixed_timesteps(self) -> list[int] | None:
         """The timesteps a distilled model was trained for; None for a model that takes any step count."""
         from engine.model_files import read_sampling

@@ -26,16 +26,10 @@ CHECK_MS = 30_000  # the first check imports huggingface-hub on a worker thread
 
 
 @pytest.fixture
-def hub_cache(tmp_path, monkeypatch):
-    """An empty huggingface-hub cache, offline (the engine runs in this process in these tests)."""
-    from huggingface_hub import constants
-
-    cache = tmp_path / "hub"
-    cache.mkdir()
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+def hub_cache(hub_cache, monkeypatch):
+    """The shared offline hub cache, with the engine in this process (it sees the monkeypatched hub)."""
     monkeypatch.setenv("KINEMO_ENGINE", "thread")
-    return cache
+    return hub_cache
 
 
 def _text(window, model):

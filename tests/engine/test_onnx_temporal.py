@@ -21,13 +21,6 @@ SHAPES = [(1, 1), (3, 2), (64, 16), (128, 7), (17, 11)]  # (n = batch x tokens, 
 
 
 @pytest.fixture
-def cache_dir(tmp_path, monkeypatch):
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("KINEMO_CACHE_DIR", str(folder))
-    return folder
-
-
-@pytest.fixture
 def exports(monkeypatch):
     """Indices of the blocks exported (by any prepare) during the test."""
     calls = []

@@ -18,13 +18,6 @@ PROMPT = "a red circle moves right on a black background"
 
 
 @pytest.fixture
-def cache_dir(tmp_path, monkeypatch):
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("KINEMO_CACHE_DIR", str(folder))
-    return folder
-
-
-@pytest.fixture
 def count_quantize(monkeypatch):
     calls = []
     real = quantize_module.quantize_model
