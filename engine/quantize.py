@@ -1,8 +1,9 @@
 """int8 weights for the bundled model's denoiser (optimum-quanto), cached so they are made once.
 
-What is quantised: every nn.Linear of the denoiser (patch embedding, timestep and text projections,
-each block's spatial, temporal and cross attention, MLP and modulation, the output layers) gets
-per-output-channel symmetric int8 weights (quanto's qint8, absmax scales). Activations stay float.
+What is quantised: every nn.Linear and nn.Conv2d of the denoiser (patch embedding, timestep and text
+projections, each block's spatial, temporal and cross attention, MLP and modulation, the output
+layers, the pixel refiner's convolutions) gets per-output-channel symmetric int8 weights (quanto's
+qint8, absmax scales). Activations stay float.
 The text encoder stays fp32: it runs once per request, not once per step, and its attention keeps
 its projection as a bare parameter that quanto does not quantise.
 

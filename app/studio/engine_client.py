@@ -90,14 +90,17 @@ class ProcessEngine:
         return self._process is not None and self._process.is_alive()
 
     # -- jobs ---------------------------------------------------------------------------------------
-    def generate(self, request, should_stop: Callable[[], bool] | None = None, memory: str = "auto") -> Iterator:
+    def generate(self, request, should_stop: Callable[[], bool] | None = None, options=None) -> Iterator:
         """Yield the backend's events for request; raise what the backend raised (Cancelled on stop).
 
-        memory: the run's memory setting (engine.memory_plan: auto, high, low, minimal)."""
+        options: the run's RunOptions (memory setting, int8 weights, ONNX temporal attention)."""
+        from engine.run_options import RunOptions
+
+        options = (options or RunOptions()).validate()
         self.start()
         conn, job = self._conn, next(self._jobs)
         try:
-            conn.send(("generate", job, {"request": request.to_dict(), "memory": memory}))
+            conn.send(("generate", job, {"request": request.to_dict(), "options": options.to_dict()}))
         except (OSError, ValueError):
             raise self._crashed() from None
         settled = stop_sent = False
@@ -159,14 +162,19 @@ class ThreadEngine:
     def shutdown(self, timeout: float = 2.0) -> None:
         self._backends.clear()
 
-    def generate(self, request, should_stop: Callable[[], bool] | None = None, memory: str = "auto") -> Iterator:
+    def generate(self, request, should_stop: Callable[[], bool] | None = None, options=None) -> Iterator:
         from engine.backends import generate_planned, resolve_backend
         from engine.events import Loaded
+        from engine.run_options import RunOptions
 
-        backend = self._backends.get(request.model) or resolve_backend(request.model)
-        for event in generate_planned(backend, request, should_stop=should_stop, memory=memory):
+        options = (options or RunOptions()).validate()
+        key = (request.model, *options.backend_key)
+        backend = self._backends.get(key) or resolve_backend(
+            request.model, quantize=options.quantize, onnx_temporal=options.onnx_temporal, memory=options.memory
+        )
+        for event in generate_planned(backend, request, should_stop=should_stop, memory=options.memory):
             if isinstance(event, Loaded):
-                self._backends[request.model] = backend
+                self._backends[key] = backend
             yield event
 
 

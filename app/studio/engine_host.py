@@ -4,8 +4,8 @@ Running the engine in a child process keeps torch out of the studio's process en
 importing torch (which holds the GIL for ~0.2 s) nor loading weights can stall the UI thread.
 Loaded backends stay cached here across jobs.
 
-Messages, parent -> child: ("generate", job, {"request": request_dict, "memory": setting}) (a bare request
-dict is taken too, with memory "auto"), ("stop", job), ("warm", None), ("quit", None)
+Messages, parent -> child: ("generate", job, {"request": request_dict, "options": run_options_dict}) (a bare
+request dict is taken too, with default options), ("stop", job), ("warm", None), ("quit", None)
 Messages, child -> parent: ("event", job, engine event), ("error", job, (class name, message)), ("done", job, None)
 """
 
@@ -45,22 +45,24 @@ def _run_job(conn, inbox: _Inbox, backends: dict, job: int, payload: dict) -> No
     from engine.backends import generate_planned, resolve_backend
     from engine.errors import Cancelled
     from engine.request import GenerationRequest
+    from engine.run_options import RunOptions
 
     def should_stop() -> bool:
         inbox.drain()
         return job in inbox.stopped
 
-    request_dict, memory = (payload["request"], payload.get("memory", "auto")) if "request" in payload else (payload, "auto")
-    request = GenerationRequest.from_dict(request_dict)
-    backend = backends.get(request.model)
+    request_dict, options = (payload["request"], payload.get("options", {})) if "request" in payload else (payload, {})
+    request, options = GenerationRequest.from_dict(request_dict), RunOptions.from_dict(options)
+    key = (request.model, *options.backend_key)
+    backend = backends.get(key)
     if backend is None:
-        backend = resolve_backend(request.model)
-    events = generate_planned(backend, request, should_stop=should_stop, memory=memory)
+        backend = resolve_backend(request.model, quantize=options.quantize, onnx_temporal=options.onnx_temporal, memory=options.memory)
+    events = generate_planned(backend, request, should_stop=should_stop, memory=options.memory)
     try:
         for event in events:
             conn.send(("event", job, event))
             if type(event).__name__ == "Loaded":
-                backends[request.model] = backend  # cache only what loaded
+                backends[key] = backend  # cache only what loaded
             if should_stop():
                 raise Cancelled("generation cancelled")
     finally:

@@ -28,14 +28,14 @@ class Saved:
     frames: np.ndarray
 
 
-def run_generation(engine, history, request, should_stop, memory: str = "auto"):
+def run_generation(engine, history, request, should_stop, options=None):
     """The job (worker thread): yields the engine's events, returns the clip saved to the history.
 
     Saved is returned, not yielded: once saving has begun the job completes, so a late cancel can
     never report "nothing was saved" for a clip that is in the history.
     """
     chunks, seconds = [], 0.0
-    with closing(engine.generate(request, should_stop=should_stop, memory=memory)) as events:
+    with closing(engine.generate(request, should_stop=should_stop, options=options)) as events:
         for event in events:
             if isinstance(event, Frames):
                 chunks.append(event.frames)
@@ -61,10 +61,10 @@ class GenerationWorker(GeneratorWorker):
 
     abort_exceptions = (Cancelled,)
 
-    def __init__(self, engine, history, request, memory: str = "auto"):
+    def __init__(self, engine, history, request, options=None):
         super().__init__(run_generation, engine, history, request)
         self._kwargs["should_stop"] = self.abort_requested
-        self._kwargs["memory"] = memory
+        self._kwargs["options"] = options
         self.returned.connect(self.saved, Qt.ConnectionType.DirectConnection)
 
     def on_yield(self, event) -> None:
@@ -89,7 +89,7 @@ _ids = itertools.count(1)
 class Job:
     request: object  # GenerationRequest
     id: int = field(default_factory=lambda: next(_ids))
-    memory: str = "auto"  # the run's memory setting (engine.memory_plan), not part of the request
+    options: object = None  # the run's RunOptions (memory, int8, ONNX), not part of the request
     started: float | None = None
 
     @property
@@ -123,8 +123,8 @@ class JobQueue(QObject):
         self._closing = False
 
     # -- editing ------------------------------------------------------------------------------------
-    def add(self, request, memory: str = "auto") -> Job:
-        job = Job(request, memory=memory)
+    def add(self, request, options=None) -> Job:
+        job = Job(request, options=options)
         self.pending.append(job)
         self.changed.emit()
         self._start_next()
@@ -175,7 +175,7 @@ class JobQueue(QObject):
             return
         job = self.pending.pop(0)
         job.started = time.monotonic()
-        worker = GenerationWorker(self.engine, self.history, job.request, job.memory)
+        worker = GenerationWorker(self.engine, self.history, job.request, job.options)
         relay = _JobRelay(self, job, worker)  # UI-thread slots: lambdas would run on the worker thread
         worker.loaded.connect(relay.loaded)
         worker.notice.connect(relay.notice)

@@ -253,7 +253,7 @@ class MainWindow(QMainWindow):
         except KinemoError as exc:
             self.show_message("error", describe(exc))
             return
-        job = self.queue.add(request, memory=self.form.memory)
+        job = self.queue.add(request, options=self.form.run_options)
         if not self.form.keep_seed:
             self.form.randomise_seed()
         if self.queue.current is not job:

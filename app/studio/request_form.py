@@ -34,6 +34,7 @@ from app.studio.worker import FunctionWorker, start_worker, wait_for
 from engine.errors import InvalidRequest
 from engine.model_info import ModelOptions
 from engine.request import DEFAULT_MODEL, LIMITS, GenerationRequest
+from engine.run_options import RunOptions
 
 NO_CAMERA = "No camera move"
 MEMORY_CHOICES = (("auto", "Auto: the lightest that fits"), ("high", "High: all on the GPU (fastest)"),
@@ -174,6 +175,10 @@ class RequestForm(QWidget):
         self.fast_check = QCheckBox("Fast")
         self.fast_check.setObjectName("fastCheck")
         self._slow_model: str | None = None  # the model to go back to when Fast is switched off
+        self.int8_check = QCheckBox("int8 weights")
+        self.int8_check.setObjectName("int8Check")
+        self.onnx_check = QCheckBox("ONNX temporal attention")
+        self.onnx_check.setObjectName("onnxCheck")
         self.keep_seed_check = QCheckBox("Keep seed")
         self.keep_seed_check.setObjectName("keepSeedCheck")
         self.keep_seed_check.setToolTip("Keep this seed for the next generation (otherwise a new one is drawn after each)")
@@ -212,6 +217,11 @@ class RequestForm(QWidget):
         model_row.addWidget(self.fast_check)
         form.addRow("Model", model_row)
         form.addRow(self.downloads)
+        speed_row = QHBoxLayout()
+        speed_row.addWidget(self.int8_check)
+        speed_row.addWidget(self.onnx_check)
+        speed_row.addStretch(1)
+        form.addRow("Engine", speed_row)
         form.addRow("Memory", self.memory_combo)
         form.addRow(self.memory_label)
         form.addRow("Camera", self.camera_combo)
@@ -272,6 +282,28 @@ class RequestForm(QWidget):
             self.model_picker.select_model(fast_model(self.model))
         elif self._slow_model:
             self.model_picker.select_model(self._slow_model)
+
+    # -- int8 weights and ONNX temporal attention -----------------------------------------------
+    def _update_engine_switches(self, model: str) -> None:
+        """The switches work with Kinemo models (the starter, its fast version, Kinemo folders)."""
+        from engine.backends import STARTER_FAST_ID, STARTER_ID, is_kinemo_folder
+
+        usable = model in (STARTER_ID, STARTER_FAST_ID) or is_kinemo_folder(model)
+        for check, on_tip in (
+            (self.int8_check, "Keep the denoiser's weights in int8 (about 0.27x the memory; made once, then cached)"),
+            (self.onnx_check, "Run the temporal attention blocks in onnxruntime (exported once, then cached)"),
+        ):
+            check.setEnabled(usable)
+            check.setToolTip(on_tip if usable else "Works with Kinemo models only, not yet with diffusers models")
+
+    @property
+    def run_options(self) -> RunOptions:
+        """How the run goes (memory, int8, ONNX): sent with the request, not part of it."""
+        return RunOptions(
+            memory=self.memory,
+            quantize="int8" if self.int8_check.isEnabled() and self.int8_check.isChecked() else None,
+            onnx_temporal=self.onnx_check.isEnabled() and self.onnx_check.isChecked(),
+        )
 
     # -- the request ----------------------------------------------------------------------------
     @property
@@ -419,6 +451,7 @@ class RequestForm(QWidget):
     def _on_model_selected(self, model: str) -> None:
         self._model = model
         self._update_fast(model)
+        self._update_engine_switches(model)
         self._defaults_due = model
         self._apply_options(self.model_picker.options(model))
         moves = camera_moves_for(model)
@@ -541,6 +574,8 @@ class RequestForm(QWidget):
             },
             "keep_seed": self.keep_seed,
             "memory": self.memory,
+            "int8": self.int8_check.isChecked(),
+            "onnx_temporal": self.onnx_check.isChecked(),
             "model_folders": self.model_folders(),
         }
 
@@ -557,6 +592,8 @@ class RequestForm(QWidget):
                 self.add_model(folder)
         self.keep_seed_check.setChecked(bool(state.get("keep_seed", False)))
         self.set_memory(state.get("memory", "auto"))
+        self.int8_check.setChecked(state.get("int8") is True)
+        self.onnx_check.setChecked(state.get("onnx_temporal") is True)
         saved = state.get("request")
         if isinstance(saved, dict):
             try:

@@ -45,8 +45,8 @@ def resolve_backend(
     """A backend for a model id, a hub id or a local model folder; raises InvalidRequest for unknown names.
 
     kv_cache: reuse the conditioning's attention keys/values across steps and frames (exact; on by default).
-    quantize: "int8" keeps the denoiser's weights in int8 (the bundled model only, for now).
-    onnx_temporal: run the temporal attention blocks in onnxruntime (the bundled model only).
+    quantize: "int8" keeps the denoiser's weights in int8 (the bundled model and the diffusers families).
+    onnx_temporal: run the temporal attention blocks in onnxruntime (Kinemo models; AnimateDiff's motion modules).
     memory: auto, high, low or minimal (engine.memory_plan): how a diffusers model trades speed for memory.
     """
     from engine.memory_plan import check_mode
@@ -57,21 +57,20 @@ def resolve_backend(
     from engine.catalog import find_entry
 
     fast = {"quantize": quantize, "onnx_temporal": onnx_temporal}
+    run = dict(kv_cache=kv_cache, memory=memory, **fast)
     if model == STARTER_ID:
         return BundledBackend(device=_bundled_device(device), kv_cache=kv_cache, **fast)
     if model == STARTER_FAST_ID:
         from engine.model_files import FAST_DIR
 
         return BundledBackend(FAST_DIR, device=_bundled_device(device), model_id=STARTER_FAST_ID, kv_cache=kv_cache, **fast)
-    if (quantize or onnx_temporal) and not is_kinemo_folder(model):
-        _not_yet_for_diffusers(model, quantize, onnx_temporal)
     folder = Path(model).expanduser()
     if folder.is_dir():
         if (folder / "model_index.json").is_file():
             from engine.devices import pick_device
 
             pick_device(device)
-            return DiffusersBackend(Source(str(folder), folder=folder), device, token, kv_cache=kv_cache, memory=memory)
+            return DiffusersBackend(Source(str(folder), folder=folder), device, token, **run)
         config = folder / "config.json"
         if config.is_file():
             try:
@@ -88,9 +87,9 @@ def resolve_backend(
 
         pick_device(device)  # an unusable --device is bad input: say so before any download
     if entry is not None:
-        return DiffusersBackend(Source(entry.id, entry=entry), device, token, kv_cache=kv_cache, memory=memory)
+        return DiffusersBackend(Source(entry.id, entry=entry), device, token, **run)
     if HUB_ID.match(model) and not model.startswith((".", "~")):
-        return DiffusersBackend(Source(model, hub_id=model), device, token, kv_cache=kv_cache, memory=memory)
+        return DiffusersBackend(Source(model, hub_id=model), device, token, **run)
     raise InvalidRequest(
         f"unknown model {model!r}: use a catalog id (`kinemo models list`), a hub id such as org/name, or a model folder"
     )
@@ -103,12 +102,6 @@ def is_kinemo_folder(model: str) -> bool:
         return config.is_file() and json.loads(config.read_text()).get("model_type") == "kinemo-dit"
     except (ValueError, OSError, AttributeError):
         return False
-
-
-def _not_yet_for_diffusers(model: str, quantize: str | None, onnx_temporal: bool) -> None:
-    """int8 weights and ONNX temporal attention are not there yet for diffusers models: say so."""
-    option = f"--quantize {quantize}" if quantize else "--onnx-temporal"
-    raise InvalidRequest(f"{option} works with {STARTER_ID} and Kinemo model folders, not yet with diffusers models ({model})")
 
 
 def _bundled_device(device: str) -> str:

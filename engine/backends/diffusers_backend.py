@@ -13,7 +13,8 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -84,10 +85,17 @@ class DiffusersBackend:
     """One diffusers model (any supported family), loaded lazily on the chosen device."""
 
     def __init__(self, source: Source, device: str = "auto", token: str | None = None, progress_class=None, kv_cache: bool = True,
-                 memory: str = "auto"):
+                 memory: str = "auto", quantize: str | None = None, onnx_temporal: bool = False):
         from engine.memory_plan import check_mode
+        from engine.quantize import check_choice
 
+        check_choice(quantize)
+        if quantize and onnx_temporal:
+            raise InvalidRequest("--onnx-temporal and --quantize int8 do not combine for diffusers models yet; pick one")
         self.source = source
+        self.quantize = quantize  # "int8": the denoiser's weights in int8 (engine.quantize_diffusers), cached
+        self.onnx_temporal = onnx_temporal  # AnimateDiff's motion modules in onnxruntime (engine.onnx_motion)
+        self.onnx = None  # the OnnxMotion sessions of the loaded pipeline
         self.kv_cache = kv_cache  # reuse the conditioning's cross-attention K/V (UNet families; exact)
         self.memory = check_mode(memory)  # auto, high, low or minimal (engine.memory_plan)
         self.model_id = source.name
@@ -101,6 +109,7 @@ class DiffusersBackend:
         self.device: str | None = None
         self._folder: DiffusersFolder | None = None
         self._adapter: Path | None = None
+        self.int8_from_cache: bool | None = None  # after an int8 load: whether the weights came from the cache
 
     # -- what the model is -----------------------------------------------------------------------
     @property
@@ -158,6 +167,9 @@ class DiffusersBackend:
             raise InvalidRequest(f"{self.model_id} is text-to-video only: remove --image, or pick an image-to-video model")
         if self.family is not None:
             FAMILIES[self.family].check(request, self.model_id)
+            if self.onnx_temporal and self.family != "animatediff":
+                raise InvalidRequest(f"--onnx-temporal works with Kinemo models and AnimateDiff, not yet with "
+                                     f"{FAMILIES[self.family].label} ({self.model_id})")
 
     def notices(self, request: GenerationRequest) -> list[Notice]:
         from engine.backends.families import FAMILIES
@@ -204,10 +216,16 @@ class DiffusersBackend:
         device = pick_device(self.requested_device)
         dtype = pick_dtype(device)
         family = FAMILIES[folder.family]
+        if self.quantize:
+            policy = replace(policy, fp8=False)  # the denoiser's weights are int8 already
         try:
-            pipe = self._from_pretrained(folder, family.pipeline_class(task), dtype)
+            pipe = self._load_pipeline(folder, family.pipeline_class(task), dtype)
             pipe.set_progress_bar_config(disable=True)
             apply_policy(pipe, policy, device, dtype)
+            if self.onnx_temporal:
+                from engine.onnx_motion import OnnxMotion
+
+                self.onnx = OnnxMotion.prepare(pipe.unet, device)  # exported once per model, then reused
         except KinemoError:
             raise
         except BaseException as exc:
@@ -225,7 +243,7 @@ class DiffusersBackend:
         """Drop the pipeline and give its memory back (the GPU's too)."""
         from engine.memory_plan import free_device_memory
 
-        pipe, self.pipe, self.pipe_task, self.pipe_policy = self.pipe, None, None, None
+        pipe, self.pipe, self.pipe_task, self.pipe_policy, self.onnx = self.pipe, None, None, None, None
         if pipe is not None and hasattr(pipe, "remove_all_hooks"):
             try:
                 pipe.remove_all_hooks()
@@ -271,16 +289,33 @@ class DiffusersBackend:
                         total += tensor.numel() * tensor.element_size()
         return total
 
-    def _from_pretrained(self, folder: DiffusersFolder, class_name: str, dtype):
+    def _load_pipeline(self, folder: DiffusersFolder, class_name: str, dtype):
+        """The pipeline, with its denoiser in int8 when asked (from the cache, or quantised now and cached)."""
+        if not self.quantize:
+            return self._from_pretrained(folder, class_name, dtype)
+        from engine.quantize_diffusers import cached_denoiser, denoiser_name, source_sha256, store_denoiser
+
+        name = denoiser_name(folder.components)
+        key = source_sha256(folder.path, name, self._adapter, dtype)
+        denoiser = cached_denoiser(key)
+        self.int8_from_cache = denoiser is not None
+        if denoiser is not None:
+            return self._from_pretrained(folder, class_name, dtype, **{name: denoiser})
+        pipe = self._from_pretrained(folder, class_name, dtype)
+        store_denoiser(getattr(pipe, name), key)
+        return pipe
+
+    def _from_pretrained(self, folder: DiffusersFolder, class_name: str, dtype, **components):
         import diffusers
 
         cls = getattr(diffusers, class_name)
         entry = self.source.entry
-        kwargs = dict(dtype=dtype, use_safetensors=True)
+        kwargs = dict(dtype=dtype, use_safetensors=True, **components)
         if entry is not None and entry.variant:
             kwargs["variant"] = entry.variant
         if self._adapter is not None:  # AnimateDiff from the catalog: base model + motion adapter
-            kwargs["motion_adapter"] = self._load_adapter(dtype)
+            # (none needed when the int8 UNetMotionModel, adapter included, comes from the cache)
+            kwargs["motion_adapter"] = None if "unet" in components else self._load_adapter(dtype)
         pipe = cls.from_pretrained(folder.path, **kwargs)
         if entry is not None and entry.scheduler:
             overrides = dict(entry.scheduler)
@@ -337,6 +372,9 @@ class DiffusersBackend:
                     yield from self.notices(request)
                     loaded = True
                 self._context_windows(family.name, request)
+                if self.onnx is not None and request.frames > ANIMATEDIFF_CONTEXT:
+                    yield Notice(f"ONNX motion modules cover one {ANIMATEDIFF_CONTEXT}-frame context; this longer clip "
+                                 "runs its motion modules in torch")
                 frames, seconds = yield from self._run_pipeline(family, arguments, request, should_stop)
                 break
             except _OutOfMemory as oom:
@@ -401,6 +439,9 @@ class DiffusersBackend:
 
         started = time.perf_counter()
         cache = self._attach_kv_cache(family.name)
+        onnx = ExitStack()
+        if self.onnx is not None and request.frames <= ANIMATEDIFF_CONTEXT:
+            onnx.enter_context(self.onnx.attached(self.pipe.unet))
         worker = threading.Thread(target=work, name="kinemo-diffusers", daemon=True)
         worker.start()
         try:
@@ -421,6 +462,7 @@ class DiffusersBackend:
         finally:
             stop.set()  # the consumer may have walked away: the callback ends the run at the next step
             worker.join()
+            onnx.close()
             if cache is not None:
                 cache.remove()
         return frames, time.perf_counter() - started

@@ -44,6 +44,12 @@ class KinemoConfig:
     # 8x8 patches average 64 pixels, which makes the cosine schedule's high-noise end far too easy
     # to read; scaling every SNR by 1/16 puts real ambiguity back there (simple diffusion's shift).
     snr_scale: float = 1 / 16
+    # A small convolutional refiner at full resolution (its hidden width; 0 for none). A linear
+    # patch decoder draws each 8x8 block on its own, which leaves blocky, fragmented shapes; the
+    # refiner sees the noisy pixels, the decoded clip and a few decoded features per pixel, as a
+    # U-Net's full-resolution skip does, and draws edges across patch borders.
+    refiner: int = 16
+    refiner_features: int = 4
 
     @property
     def grid(self) -> int:
@@ -54,6 +60,7 @@ class KinemoConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "KinemoConfig":
+        data = {"refiner": 0, **data}  # files written before the refiner existed have none
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -176,6 +183,35 @@ class FactorisedBlock(nn.Module):
         return x + g_m * self.mlp(modulate(self.norm_mlp(x), sh_m, sc_m))
 
 
+class PixelRefiner(nn.Module):
+    """Full-resolution convolutions that sharpen the patch decoder's output.
+
+    Inputs per frame, all (n, c, h, w) with n = b * f: the decoded clip (3), the decoder's extra
+    per-pixel features (k), the noisy frame (3), and the first-frame image and its mask (4). The
+    timestep and text modulate the hidden layer; the last convolution starts at zero, so a new
+    refiner passes the decoded clip through unchanged.
+    """
+
+    def __init__(self, cond_dim: int, features: int, hidden: int):
+        super().__init__()
+        self.conv_in = nn.Conv2d(3 + features + 3 + 4, hidden, 3, padding=1)
+        self.modulation = nn.Linear(cond_dim, 2 * hidden)
+        self.conv_mid = nn.Conv2d(hidden, hidden, 3, padding=1)
+        self.conv_out = nn.Conv2d(hidden, 3, 3, padding=1)
+        for layer in (self.modulation, self.conv_out):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, decoded: torch.Tensor, features: torch.Tensor, noisy: torch.Tensor, image: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        # decoded, noisy: (n, 3, h, w); features: (n, k, h, w); image: (n, 4, h, w); c: (n, d)
+        shift, scale = self.modulation(F.silu(c))[:, :, None, None].chunk(2, dim=1)  # each (n, hidden, 1, 1)
+        x = torch.cat([decoded, features, noisy, image], dim=1)
+        # channels-last convolutions run about twice as fast on CPU (oneDNN), forward and backward
+        h = F.gelu(self.conv_in(x.contiguous(memory_format=torch.channels_last)), approximate="tanh")
+        h = F.gelu(self.conv_mid(modulate(h, shift, scale)), approximate="tanh")
+        return decoded + self.conv_out(h)
+
+
 class KinemoDiT(nn.Module):
     def __init__(self, config: KinemoConfig = KinemoConfig()):
         super().__init__()
@@ -194,10 +230,12 @@ class KinemoDiT(nn.Module):
         self.blocks = nn.ModuleList(FactorisedBlock(config) for _ in range(config.depth))
         self.norm_out = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
         self.modulation_out = nn.Linear(d, 2 * d)
-        self.patch_out = nn.Linear(d, patch_values)
+        self.out_channels = 3 + (config.refiner_features if config.refiner else 0)  # clip + refiner features
+        self.patch_out = nn.Linear(d, p * p * self.out_channels)
         for layer in (self.modulation_out, self.patch_out):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
+        self.refiner = PixelRefiner(d, config.refiner_features, config.refiner) if config.refiner else None
 
     def frame_positions(self, frame_indices: torch.Tensor) -> torch.Tensor:
         """Frame position embeddings (f, d); fractional positions interpolate between table rows."""
@@ -256,4 +294,13 @@ class KinemoDiT(nn.Module):
         # 4. unpatchify
         shift, scale = self.modulation_out(F.silu(c))[:, None, None].chunk(2, dim=-1)
         x = self.patch_out(modulate(self.norm_out(x), shift, scale))
-        return rearrange(x, "b f (gh gw) (p1 p2 c) -> b c f (gh p1) (gw p2)", gh=h // p, p1=p, p2=p)
+        if self.refiner is None:
+            return rearrange(x, "b f (gh gw) (p1 p2 c) -> b c f (gh p1) (gw p2)", gh=h // p, p1=p, p2=p)
+        x = rearrange(x, "b f (gh gw) (p1 p2 c) -> (b f) c (gh p1) (gw p2)", gh=h // p, p1=p, p2=p)
+
+        # 5. refine at full resolution, frame by frame
+        noisy = rearrange(sample, "b c f h w -> (b f) c h w")
+        image = torch.cat([cond.image, cond.image_mask[:, None, None, None].expand(b, 1, h, w)], dim=1)  # (b, 4, h, w)
+        image = image.repeat_interleave(f, dim=0)  # (b f) 4 h w
+        refined = self.refiner(x[:, :3], x[:, 3:], noisy, image, c.repeat_interleave(f, dim=0))
+        return rearrange(refined, "(b f) c h w -> b c f h w", b=b)

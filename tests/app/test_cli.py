@@ -124,15 +124,14 @@ def _bad_cases(tmp_path):
         "read-only folder": ([PROMPT, "-o", str(readonly / "clip.mp4")], "read-only"),
         "unknown model": ([PROMPT, "-o", out, "--model", "no-such-model"], "unknown model"),
         "unknown quantisation": ([PROMPT, "-o", out, "--quantize", "int4"], "invalid choice"),
-        "int8 diffusers": ([PROMPT, "-o", out, "--model", "wan2.1-t2v-1.3b", "--quantize", "int8"], "not yet with diffusers models"),
-        "onnx diffusers": ([PROMPT, "-o", out, "--model", "svd", "--onnx-temporal"], "not yet with diffusers models"),
+        "onnx diffusers": ([PROMPT, "-o", out, "--model", "svd", "--onnx-temporal"], "not yet with Stable Video Diffusion"),
     }
 
 
 BAD = [
     "empty prompt", "blank prompt", "unknown format", "unknown extension", "missing image", "empty image",
     "truncated image", "not an image", "frames", "too many frames", "steps", "fps", "size", "odd size",
-    "not a number", "missing folder", "read-only folder", "unknown model", "unknown quantisation", "int8 diffusers",
+    "not a number", "missing folder", "read-only folder", "unknown model", "unknown quantisation",
     "onnx diffusers",
 ]
 

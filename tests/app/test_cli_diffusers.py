@@ -53,3 +53,14 @@ def test_no_kv_cache_draws_the_same_frames(case, build, tmp_path, capsys):
         assert code == 0, capsys.readouterr().err
         clips.append(np.stack([np.asarray(Image.open(p)) for p in sorted(out.glob("*.png"))]))
     assert np.abs(clips[0].astype(int) - clips[1].astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.name in ("animatediff", "wan-t2v")], ids=lambda c: c.name)
+def test_quantize_int8_runs_a_diffusers_model(case, build, tmp_path, capsys, cache_dir):
+    folder = build(case)
+    out = tmp_path / "frames"
+    argv = ["generate", PROMPT, "-o", str(out), "--format", "png", "--model", str(folder), "--steps", "2",
+            "--frames", str(case.frames), "--width", str(case.size), "--height", str(case.size), "--quantize", "int8"]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert len(list(out.glob("*.png"))) == case.frames
+    assert any(cache_dir.glob("quantized-diffusers/*/manifest.json"))  # made once, for the next run

@@ -8,6 +8,7 @@ from app.studio.job_queue import Job
 from engine.events import Loaded
 from engine.memory_plan import MemoryNotice, OutOfMemory
 from engine.request import GenerationRequest
+from engine.run_options import RunOptions
 
 
 def test_the_plan_shows_under_the_model_picker_and_follows_the_settings(qtbot, window, monkeypatch):
@@ -38,13 +39,13 @@ def test_the_memory_setting_goes_with_the_run_and_is_remembered(qtbot, window, m
     form.set_memory("minimal")
     added = []
 
-    def add(request, memory="auto"):
-        added.append((request, memory))
-        return Job(request, memory=memory)
+    def add(request, options=None):
+        added.append((request, options))
+        return Job(request, options=options)
 
     monkeypatch.setattr(window.queue, "add", add)
     window.generate()
-    assert added and added[0][1] == "minimal" and isinstance(added[0][0], GenerationRequest)
+    assert added and added[0][1].memory == "minimal" and isinstance(added[0][0], GenerationRequest)
     assert form.state()["memory"] == "minimal"
     form.set_memory("auto")
     form.restore_state({"memory": "low"})
@@ -55,7 +56,7 @@ def test_the_engine_process_announces_the_plan_of_the_setting(tiny_model):
     engine = ProcessEngine()
     try:
         request = GenerationRequest("a red circle", model=tiny_model, steps=2, frames=4)
-        events = list(engine.generate(request, memory="low"))
+        events = list(engine.generate(request, options=RunOptions(memory="low")))
         assert isinstance(events[0], Loaded) and isinstance(events[1], MemoryNotice)
         assert events[1].message.startswith("memory: about") and "--memory low" in events[1].message
         assert events[1].plan is not None and events[1].plan.estimate.ram > 0

@@ -74,3 +74,28 @@ def test_loading_failures_name_the_file(tmp_path):
     (tmp_path / "m" / "model.safetensors").write_bytes(b"garbage")
     with pytest.raises(ModelLoadError, match="unreadable weights"):
         load_model(tmp_path / "m")
+
+
+def test_a_new_refiner_passes_the_decoded_clip_through_and_a_trained_one_changes_it():
+    model = _randomised(KinemoDiT(TINY))
+    without = KinemoDiT(KinemoConfig(**{**TINY.to_dict(), "refiner": 0}))
+    ids = token_batch([tokenize("a red circle grows").ids])
+    x, t = torch.randn(1, 3, 3, 64, 64), torch.tensor([500])
+    cond = model.encode(ids)
+    torch.nn.init.zeros_(model.refiner.conv_out.weight)
+    torch.nn.init.zeros_(model.refiner.conv_out.bias)
+    decoded = model(x, t, cond)
+    # the same transformer without a refiner draws the clip channels of the same decoder
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("refiner.")}
+    rows = torch.arange(model.patch_out.out_features).reshape(-1, model.out_channels)[:, :3].flatten()
+    state["patch_out.weight"], state["patch_out.bias"] = state["patch_out.weight"][rows], state["patch_out.bias"][rows]
+    without.load_state_dict(state)
+    assert torch.allclose(decoded, without(x, t, cond), atol=1e-5)
+    torch.nn.init.normal_(model.refiner.conv_out.weight, std=0.05)
+    assert not torch.allclose(decoded, model(x, t, cond), atol=1e-3)
+
+
+def test_model_files_written_before_the_refiner_load_without_one():
+    config = KinemoConfig.from_dict({k: v for k, v in TINY.to_dict().items() if not k.startswith("refiner")})
+    assert config.refiner == 0 and KinemoDiT(config).refiner is None
+    assert KinemoConfig.from_dict(TINY.to_dict()).refiner == TINY.refiner > 0

@@ -71,7 +71,8 @@ def test_tiny_model_memory_is_exactly_int8_weights_plus_fp32_scales_and_biases(t
     # At dim 16 a per-channel fp32 scale and an fp32 bias cost 8 bytes per output row against 16
     # int8 weights, so 0.3x is out of reach (0.34x); the accounting itself must be exact.
     model = load_model(tiny_model_dir)
-    linears = {n: (m.out_features, m.in_features) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    linears = {n: (m.weight.shape[0], m.weight[0].numel()) for n, m in model.named_modules()
+               if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))}  # the refiner's convolutions are quantised too
     denoiser = {n: s for n, s in linears.items() if not n.startswith("text_encoder.")}
     before = weight_bytes(model, denoiser_only=True)
     saved = sum(4 * o * i - (o * i + 4 * o + 8) for o, i in denoiser.values())  # weight fp32 -> int8 + scale + 2 scalars
@@ -161,14 +162,13 @@ def test_unknown_quantisation_is_bad_input(tiny_model_dir):
         BundledBackend(tiny_model_dir, quantize="int4")
 
 
-def test_diffusers_models_say_int8_is_not_there_yet(tmp_path):
-    folder = tmp_path / "pipe"
-    folder.mkdir()
-    (folder / "model_index.json").write_text("{}")
-    with pytest.raises(InvalidRequest, match="not yet with diffusers models"):
-        resolve_backend(str(folder), quantize="int8")
-    with pytest.raises(InvalidRequest, match="not yet with diffusers models"):
-        resolve_backend("wan2.1-t2v-1.3b", onnx_temporal=True)
+def test_diffusers_switches_say_what_they_cover():
+    request = GenerationRequest("a fox", model="wan2.1-t2v-1.3b", frames=9, width=64, height=64)
+    with pytest.raises(InvalidRequest, match="AnimateDiff, not yet with Wan"):
+        resolve_backend("wan2.1-t2v-1.3b", onnx_temporal=True).check(request)
+    with pytest.raises(InvalidRequest, match="do not combine"):
+        resolve_backend("animatediff-v1-5-3", onnx_temporal=True, quantize="int8")
+    assert resolve_backend("wan2.1-t2v-1.3b", quantize="int8").quantize == "int8"  # int8 works with every family
 
 
 def test_resolve_backend_passes_the_options_to_the_bundled_backend(tiny_model_dir):

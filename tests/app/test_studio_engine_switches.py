@@ -1,0 +1,70 @@
+"""The studio's int8 and ONNX switches: shown for Kinemo models, sent with the run, used by the engine."""
+
+import pytest
+
+from app.studio.engine_client import ProcessEngine, ThreadEngine
+from app.studio.job_queue import Job
+from engine.errors import InvalidRequest
+from engine.events import Frames
+from engine.request import GenerationRequest
+from engine.run_options import RunOptions
+
+
+def test_the_switches_go_with_the_run_and_are_remembered(qtbot, window, monkeypatch):
+    form = window.form
+    form.select_model("kinemo-starter")
+    assert form.int8_check.isEnabled() and form.onnx_check.isEnabled()
+    assert form.run_options == RunOptions(memory=form.memory)
+    form.prompt_edit.setPlainText("a red circle moves right on a black background")
+    form.int8_check.setChecked(True)
+    form.onnx_check.setChecked(True)
+    added = []
+    monkeypatch.setattr(window.queue, "add", lambda request, options=None: added.append(options) or Job(request, options=options))
+    window.generate()
+    assert added == [RunOptions(memory=form.memory, quantize="int8", onnx_temporal=True)]
+    state = form.state()
+    assert state["int8"] is True and state["onnx_temporal"] is True
+    form.int8_check.setChecked(False)
+    form.restore_state({"int8": True, "onnx_temporal": False})
+    assert form.int8_check.isChecked() and not form.onnx_check.isChecked()
+
+
+def test_the_switches_are_greyed_out_for_diffusers_models(qtbot, window):
+    form = window.form
+    form.select_model("kinemo-starter")
+    form.int8_check.setChecked(True)
+    form.onnx_check.setChecked(True)
+    diffusers = next(m for m in form.model_picker.models() if not m.startswith("kinemo-"))
+    form.select_model(diffusers)
+    assert not form.int8_check.isEnabled() and not form.onnx_check.isEnabled()
+    assert form.run_options.quantize is None and form.run_options.onnx_temporal is False
+    form.select_model("kinemo-starter")  # the choice comes back with a Kinemo model
+    assert form.run_options.quantize == "int8" and form.run_options.onnx_temporal
+
+
+def test_the_engine_process_builds_the_int8_weights_and_onnx_graphs(tiny_model, cache_dir):
+    engine = ProcessEngine()
+    try:
+        request = GenerationRequest("a red circle", model=tiny_model, steps=2, frames=4, width=64, height=64)
+        frames = [e for e in engine.generate(request, options=RunOptions(quantize="int8", onnx_temporal=True)) if isinstance(e, Frames)]
+        assert frames and frames[0].frames.shape == (4, 64, 64, 3)
+        # the engine process made (and cached) both artefacts
+        assert any((cache_dir / "quantized").glob("*/manifest.json"))
+        assert any((cache_dir / "onnx-temporal").glob("*/manifest.json"))
+    finally:
+        engine.shutdown()
+
+
+def test_each_combination_of_switches_gets_its_own_backend(tiny_model, cache_dir):
+    engine = ThreadEngine()
+    request = GenerationRequest("a red circle", model=tiny_model, steps=2, frames=2, width=64, height=64)
+    for options in (RunOptions(), RunOptions(quantize="int8"), RunOptions(memory="low")):
+        list(engine.generate(request, options=options))
+    assert set(engine._backends) == {(tiny_model, None, False), (tiny_model, "int8", False)}
+    assert engine._backends[(tiny_model, "int8", False)].quantize == "int8"
+
+
+@pytest.mark.parametrize("options", [{"memory": "huge"}, {"quantize": "int4"}, {"onnx_temporal": "yes"}, {"threads": 2}])
+def test_bad_run_options_are_refused(options):
+    with pytest.raises(InvalidRequest):
+        RunOptions.from_dict(options)
