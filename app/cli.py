@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--fast", action="store_true",
                      help="use the model's distilled few-step version (kinemo-starter-fast, AnimateDiff-Lightning, LTX distilled)")
     gen.add_argument("--onnx-temporal", action="store_true",
-                     help="run the temporal attention blocks in onnxruntime (exported once, then cached)")
+                     help="run the temporal attention in onnxruntime: the bundled model's blocks, AnimateDiff's motion modules (exported once, then cached)")
     gen.add_argument("--memory", choices=("auto", "high", "low", "minimal"), default="auto",
                      help="auto: the lightest way to run that fits the free memory (default); high: everything on the GPU; "
                           "low: model offload + VAE slicing/tiling; minimal: sequential offload + VAE slicing/tiling "

@@ -245,6 +245,8 @@ class RequestForm(QWidget):
 
         self.model_picker.modelSelected.connect(self._on_model_selected)
         self.fast_check.toggled.connect(self._on_fast_toggled)
+        self.int8_check.toggled.connect(self._update_engine_switches)
+        self.onnx_check.toggled.connect(self._update_engine_switches)
         self.model_picker.optionsChecked.connect(self._on_options_checked)
         self.camera_combo.activated.connect(self._on_camera_chosen)
         self.prompt_edit.textChanged.connect(self._on_prompt_changed)
@@ -284,17 +286,23 @@ class RequestForm(QWidget):
             self.model_picker.select_model(self._slow_model)
 
     # -- int8 weights and ONNX temporal attention -----------------------------------------------
-    def _update_engine_switches(self, model: str) -> None:
-        """The switches work with Kinemo models (the starter, its fast version, Kinemo folders)."""
-        from engine.backends import STARTER_FAST_ID, STARTER_ID, is_kinemo_folder
-
-        usable = model in (STARTER_ID, STARTER_FAST_ID) or is_kinemo_folder(model)
-        for check, on_tip in (
-            (self.int8_check, "Keep the denoiser's weights in int8 (about 0.27x the memory; made once, then cached)"),
-            (self.onnx_check, "Run the temporal attention blocks in onnxruntime (exported once, then cached)"),
-        ):
-            check.setEnabled(usable)
-            check.setToolTip(on_tip if usable else "Works with Kinemo models only, not yet with diffusers models")
+    def _update_engine_switches(self, *_) -> None:
+        """int8 works with every model; ONNX with Kinemo models and AnimateDiff (its motion modules). For a
+        diffusers model the two do not combine yet, so one switched on greys the other out."""
+        options = self.options
+        family = options.family if options is not None else None
+        kinemo = family == "kinemo"
+        onnx_ok = family in ("kinemo", "animatediff") and (kinemo or not self.int8_check.isChecked())
+        int8_ok = family is not None and (kinemo or not (onnx_ok and self.onnx_check.isChecked()))  # int8 wins a tie
+        self.int8_check.setEnabled(int8_ok)
+        self.int8_check.setToolTip(
+            "Keep the denoiser's weights in int8 (made once, then cached)" if int8_ok
+            else "Not with ONNX temporal attention for this model" if family else "Wait until the model is checked")
+        self.onnx_check.setEnabled(onnx_ok)
+        self.onnx_check.setToolTip(
+            "Run the temporal attention in onnxruntime (exported once, then cached)" if onnx_ok
+            else "Not with int8 weights for this model" if family == "animatediff"
+            else "Works with Kinemo models and AnimateDiff only")
 
     @property
     def run_options(self) -> RunOptions:
@@ -451,7 +459,7 @@ class RequestForm(QWidget):
     def _on_model_selected(self, model: str) -> None:
         self._model = model
         self._update_fast(model)
-        self._update_engine_switches(model)
+        self._update_engine_switches()
         self._defaults_due = model
         self._apply_options(self.model_picker.options(model))
         moves = camera_moves_for(model)
@@ -471,6 +479,7 @@ class RequestForm(QWidget):
     def _on_options_checked(self, options: ModelOptions) -> None:
         if options.model == self.model:
             self._apply_options(options)
+            self._update_engine_switches()
             self._memory_asked = None  # on disk now, perhaps: estimate again
             self._memory_timer.start()
 

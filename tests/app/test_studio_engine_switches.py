@@ -29,16 +29,26 @@ def test_the_switches_go_with_the_run_and_are_remembered(qtbot, window, monkeypa
     assert form.int8_check.isChecked() and not form.onnx_check.isChecked()
 
 
-def test_the_switches_are_greyed_out_for_diffusers_models(qtbot, window):
+def test_the_switches_follow_what_each_model_supports(qtbot, window):
     form = window.form
     form.select_model("kinemo-starter")
     form.int8_check.setChecked(True)
     form.onnx_check.setChecked(True)
-    diffusers = next(m for m in form.model_picker.models() if not m.startswith("kinemo-"))
-    form.select_model(diffusers)
-    assert not form.int8_check.isEnabled() and not form.onnx_check.isEnabled()
-    assert form.run_options.quantize is None and form.run_options.onnx_temporal is False
-    form.select_model("kinemo-starter")  # the choice comes back with a Kinemo model
+    assert form.int8_check.isEnabled() and form.onnx_check.isEnabled()  # both at once for Kinemo models
+
+    form.select_model("wan2.1-t2v-1.3b")  # int8 for every diffusers family; ONNX for AnimateDiff only
+    assert form.int8_check.isEnabled() and not form.onnx_check.isEnabled()
+    assert form.run_options.quantize == "int8" and form.run_options.onnx_temporal is False
+
+    form.select_model("animatediff-v1-5-3")  # one or the other: int8 (checked) greys ONNX out
+    assert form.int8_check.isEnabled() and not form.onnx_check.isEnabled()
+    form.int8_check.setChecked(False)
+    assert form.onnx_check.isEnabled() and form.onnx_check.isChecked()
+    assert not form.int8_check.isEnabled()
+    assert form.run_options.quantize is None and form.run_options.onnx_temporal is True
+
+    form.select_model("kinemo-starter")
+    form.int8_check.setChecked(True)
     assert form.run_options.quantize == "int8" and form.run_options.onnx_temporal
 
 
