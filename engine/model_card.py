@@ -17,7 +17,8 @@ def card(folder: Path, evaluation: dict, command: str, notes: str = "") -> str:
     config = json.loads((folder / "config.json").read_text())
     training = config.get("_training", {})
     weights = folder / "model.safetensors"
-    arch = {k: config[k] for k in ("size", "max_frames", "patch", "dim", "depth", "heads", "text_dim", "text_depth")}
+    arch = {k: config.get(k, 0) for k in ("size", "max_frames", "patch", "dim", "depth", "heads", "text_dim", "text_depth",
+                                          "refiner", "refiner_features")}
     steps, batch = training.get("steps", 0), training.get("batch", 0)
     short, every = training.get("short_frames"), training.get("full_every")
     window = config["max_frames"]
@@ -46,7 +47,8 @@ trained from scratch on clips drawn by `engine/synthetic.py`. It runs on any CPU
   colour/shape/motion/background combinations, {HELD_OUT_COUNT} of them held out and never shown), 25 % camera moves
   over procedural pictures; the first frame is given as conditioning for 30 % of object clips and 60 % of camera clips;
   10 % of captions are dropped for classifier-free guidance.
-- architecture: {arch}; x-prediction (`prediction_type: {config['prediction_type']}`), cosine schedule with every SNR
+- architecture: {arch} (refiner: the width of the full-resolution convolutional refiner after the patch
+  decoder, 0 for none); x-prediction (`prediction_type: {config['prediction_type']}`), cosine schedule with every SNR
   scaled by {config['snr_scale']:.4g}, min-SNR-4 loss weighting.
 
 ## Measured quality (held-out prompts: `python -m engine.evaluate`)
