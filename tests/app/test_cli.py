@@ -124,7 +124,7 @@ def _bad_cases(tmp_path):
         "read-only folder": ([PROMPT, "-o", str(readonly / "clip.mp4")], "read-only"),
         "unknown model": ([PROMPT, "-o", out, "--model", "no-such-model"], "unknown model"),
         "unknown quantisation": ([PROMPT, "-o", out, "--quantize", "int4"], "invalid choice"),
-        "onnx diffusers": ([PROMPT, "-o", out, "--model", "svd", "--onnx-temporal"], "not yet with Stable Video Diffusion"),
+        "onnx diffusers": ([PROMPT, "-o", out, "--model", "wan2.1-t2v-1.3b", "--onnx-temporal"], "AnimateDiff, not yet with Wan"),
     }
 
 
