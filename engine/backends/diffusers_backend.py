@@ -197,6 +197,8 @@ class DiffusersBackend:
         from engine.memory_plan import BY_NAME, set_vae_tiling
 
         policy = policy or BY_NAME["none"]
+        if self.quantize:
+            policy = replace(policy, fp8=False)  # the denoiser's weights are int8 already
         if self.pipe is not None and self.pipe_task == task:
             same = self.pipe_policy is not None and (self.pipe_policy.placement, self.pipe_policy.fp8) == (policy.placement, policy.fp8)
             if same:
@@ -216,8 +218,6 @@ class DiffusersBackend:
         device = pick_device(self.requested_device)
         dtype = pick_dtype(device)
         family = FAMILIES[folder.family]
-        if self.quantize:
-            policy = replace(policy, fp8=False)  # the denoiser's weights are int8 already
         try:
             pipe = self._load_pipeline(folder, family.pipeline_class(task), dtype)
             pipe.set_progress_bar_config(disable=True)
