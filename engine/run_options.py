@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from engine.errors import InvalidRequest
-
-MEMORY_MODES = ("auto", "high", "low", "minimal")  # engine.memory_plan.MODES
-QUANTIZE_CHOICES = ("int8",)  # engine.quantize.QUANTIZE_CHOICES
+from engine.memory_plan import MODES as MEMORY_MODES  # both modules are torch-free at import
+from engine.quantize import QUANTIZE_CHOICES
 
 
 @dataclass(frozen=True)
