@@ -29,15 +29,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.artifact_cache import cache_root, file_matches, forget_manifest, read_manifest, write_manifest
-from engine.errors import InvalidRequest, ModelLoadError
-from engine.onnx_temporal import _quiet_exporter, _versions, open_session
+from engine.artifact_cache import cache_root
+from engine.errors import InvalidRequest
+from engine.onnx_temporal import TOLERANCE, _quiet_exporter, _versions, cached_sessions  # noqa: F401 - TOLERANCE: the bar graphs meet
 
 log = logging.getLogger("kinemo.engine")
 
 FORMAT = 1
 INPUT, OUTPUT = "x", "out"
-TOLERANCE = 1e-4  # a graph further than this from its torch module on the probe is rebuilt
 PROBE_FRAMES = 5
 MOTION_CLASS = "AnimateDiffTransformer3D"
 
@@ -181,41 +180,8 @@ class OnnxMotion:
         key = motion_key(plains)
         entry = cache_root() / "onnx-motion" / key[:16]
         expect = {**_versions(), "key": key, "modules": len(plains)}
-        manifest = read_manifest(entry, expect)
-        if manifest is None and entry.exists():
-            log.info("rebuilding the ONNX motion-module cache entry %s (stale or unreadable manifest)", entry)
-        sessions, exported = [], []
-        for index, plain in enumerate(plains):
-            path = entry / module_file(index)
-            session = None
-            if manifest is not None and file_matches(entry, manifest, path.name):
-                session = cls._checked_session(path, plain, device)
-            if session is None:
-                if not exported:
-                    forget_manifest(entry)
-                entry.mkdir(parents=True, exist_ok=True)
-                export_module(plain, path)
-                exported.append(index)
-                session = cls._checked_session(path, plain, device)
-                if session is None:
-                    raise ModelLoadError(f"the ONNX export of motion module {index} does not match torch within {TOLERANCE}")
-            sessions.append(session)
-        if exported:
-            write_manifest(entry, expect, [module_file(i) for i in range(len(plains))])
+        sessions, exported = cached_sessions(entry, expect, plains, module_file, export_module, _probe, device, "motion module")
         return cls(sessions, entry, exported, device)
-
-    @staticmethod
-    def _checked_session(path: Path, plain: nn.Module, device: torch.device):
-        try:
-            session = open_session(path, device)
-            error = _probe(session, plain, device)
-        except Exception as exc:  # onnxruntime raises its own exception types for damaged graphs
-            log.warning("unusable ONNX graph %s: %s", path, exc)
-            return None
-        if not error <= TOLERANCE:
-            log.warning("ONNX graph %s differs from torch by %.2e", path, error)
-            return None
-        return session
 
     @contextmanager
     def attached(self, unet):

@@ -33,6 +33,7 @@ import io
 import logging
 import os
 import warnings
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -40,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.artifact_cache import cache_root, file_matches, file_sha256, forget_manifest, read_manifest, write_manifest
+from engine.artifact_cache import cache_root, file_matches, forget_manifest, read_manifest, write_manifest
 from engine.errors import ModelLoadError
 from engine.models.temporal_attention import TemporalAttention
 
@@ -230,7 +231,51 @@ class OnnxTemporalAttention(nn.Module):
         return out.to(x.dtype)
 
 
-# -- the cache and the swap -------------------------------------------------------------------------
+# -- the cache (shared with engine.onnx_motion) -------------------------------------------------------
+def checked_session(path: Path, plain: nn.Module, device: torch.device, probe: Callable):
+    """A session for the graph at path, or None when it does not load or probe(session, plain, device)
+    finds it further than TOLERANCE from its torch module."""
+    try:
+        session = open_session(path, device)
+        error = probe(session, plain, device)
+    except Exception as exc:  # onnxruntime raises its own exception types for damaged graphs
+        log.warning("unusable ONNX graph %s: %s", path, exc)
+        return None
+    if not error <= TOLERANCE:
+        log.warning("ONNX graph %s differs from torch by %.2e", path, error)
+        return None
+    return session
+
+
+def cached_sessions(entry: Path, expect: dict, plains: list, file_name: Callable[[int], str], export: Callable,
+                    probe: Callable, device: torch.device, what: str) -> tuple[list, list[int]]:
+    """One checked session per torch module in plains: sound cached graphs are reused, the rest exported
+    (export(plain, path)) and checked again; the manifest is rewritten last. Returns (sessions, exported)."""
+    manifest = read_manifest(entry, expect)
+    if manifest is None and entry.exists():
+        log.info("rebuilding the ONNX cache entry %s (stale or unreadable manifest)", entry)
+    sessions, exported = [], []
+    for index, plain in enumerate(plains):
+        path = entry / file_name(index)
+        session = None
+        if manifest is not None and file_matches(entry, manifest, path.name):
+            session = checked_session(path, plain, device, probe)
+        if session is None:  # export this one again; the sound ones stay
+            if not exported:
+                forget_manifest(entry)  # nothing in the entry is trusted until the new manifest is written
+            entry.mkdir(parents=True, exist_ok=True)
+            export(plain, path)
+            exported.append(index)
+            session = checked_session(path, plain, device, probe)
+            if session is None:
+                raise ModelLoadError(f"the ONNX export of {what} {index} does not match torch within {TOLERANCE}")
+        sessions.append(session)
+    if exported:
+        write_manifest(entry, expect, [file_name(i) for i in range(len(plains))])
+    return sessions, exported
+
+
+# -- the swap -----------------------------------------------------------------------------------------
 class OnnxTemporal:
     """The onnxruntime sessions for every temporal block of one model, exported once and cached."""
 
@@ -248,41 +293,8 @@ class OnnxTemporal:
         key = temporal_key(plains)
         entry = cache_root() / "onnx-temporal" / key[:16]
         expect = {**_versions(), "key": key, "blocks": len(plains)}
-        manifest = read_manifest(entry, expect)
-        if manifest is None and entry.exists():
-            log.info("rebuilding the ONNX temporal attention cache entry %s (stale or unreadable manifest)", entry)
-        sessions, exported = [], []
-        for index, plain in enumerate(plains):
-            path = entry / block_file(index)
-            session = None
-            if manifest is not None and file_matches(entry, manifest, path.name):
-                session = cls._checked_session(path, plain, device)
-            if session is None:  # export this block again; the sound ones stay
-                if not exported:
-                    forget_manifest(entry)  # nothing in the entry is trusted until the new manifest is written
-                entry.mkdir(parents=True, exist_ok=True)
-                export_block(plain, path)
-                exported.append(index)
-                session = cls._checked_session(path, plain, device)
-                if session is None:
-                    raise ModelLoadError(f"the ONNX export of temporal block {index} does not match torch within {TOLERANCE}")
-            sessions.append(session)
-        if exported:
-            write_manifest(entry, expect, [block_file(i) for i in range(len(plains))])
+        sessions, exported = cached_sessions(entry, expect, plains, block_file, export_block, _probe, device, "temporal block")
         return cls(sessions, entry, exported, device)
-
-    @staticmethod
-    def _checked_session(path: Path, plain: TemporalAttention, device: torch.device):
-        try:
-            session = open_session(path, device)
-            error = _probe(session, plain, device)
-        except Exception as exc:  # onnxruntime raises its own exception types for damaged graphs
-            log.warning("unusable ONNX graph %s: %s", path, exc)
-            return None
-        if not error <= TOLERANCE:
-            log.warning("ONNX graph %s differs from torch by %.2e", path, error)
-            return None
-        return session
 
     @contextmanager
     def attached(self, model):

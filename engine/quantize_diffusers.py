@@ -48,8 +48,14 @@ def source_sha256(folder: Path, name: str, adapter: Path | None, dtype) -> str:
         paths += sorted(p for p in adapter.rglob("*") if p.is_file() and p.suffix in (".json", ".safetensors")) if adapter.is_dir() else [adapter]
     for path in paths:
         digest.update(path.name.encode())
-        digest.update(file_sha256(path).encode())
+        digest.update(_content_id(path).encode())
     return digest.hexdigest()
+
+
+def _content_id(path: Path) -> str:
+    """The hub cache names each blob by its hash: use that name rather than reading gigabytes at every load."""
+    real = path.resolve()
+    return real.name if real.parent.name == "blobs" else file_sha256(path)
 
 
 def entry_for(key: str) -> Path:
@@ -57,20 +63,9 @@ def entry_for(key: str) -> Path:
 
 
 def _expected_fields(key: str) -> dict:
-    import optimum.quanto
-    import torch
+    from engine.quantize import _expected_fields as bundled_fields  # the same library versions are recorded
 
-    return {"format": FORMAT, "source_sha256": key, "quantize": "int8", "torch": torch.__version__,
-            "optimum_quanto": getattr(optimum.quanto, "__version__", "unknown")}
-
-
-def quantize_denoiser(denoiser):
-    """Quantise the denoiser's weights to int8 in place and freeze them; returns it."""
-    from optimum.quanto import freeze, qint8, quantize
-
-    quantize(denoiser, weights=qint8)
-    freeze(denoiser)
-    return denoiser.eval().requires_grad_(False)
+    return {**bundled_fields(key, "int8"), "format": FORMAT}
 
 
 def cached_denoiser(key: str, device: str = "cpu"):
@@ -110,7 +105,9 @@ def store_denoiser(denoiser, key: str) -> Path:
     from safetensors.torch import save_file
 
     if not quantization_map(denoiser):
-        quantize_denoiser(denoiser)
+        from engine.quantize import quantize_model
+
+        quantize_model(denoiser, "int8")
     entry = entry_for(key)
     if entry.exists():
         forget_manifest(entry)

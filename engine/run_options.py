@@ -33,11 +33,6 @@ class RunOptions:
         """What a loaded backend depends on besides the model (the memory policy is chosen per run)."""
         return (self.quantize, self.onnx_temporal)
 
-    @property
-    def record(self) -> dict:
-        """The switches that change the output, for the exported file's metadata."""
-        return {"quantize": self.quantize, "onnx_temporal": self.onnx_temporal}
-
     def to_dict(self) -> dict:
         return asdict(self)
 
