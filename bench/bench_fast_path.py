@@ -9,7 +9,9 @@ In one run, on the shipped model (or --model FOLDER):
    ONNX temporal attention and int8 + ONNX, plus the one-time cost of preparing each (quantising,
    exporting) against loading from the cache;
 3. weight memory fp32 vs int8 (the denoiser, and the whole model with its fp32 text encoder);
-4. quality: PSNR and the largest 8-bit difference of each clip against the fp32 torch clip.
+4. quality: PSNR and the largest 8-bit difference of each clip against the fp32 torch clip;
+5. teacher (25 steps) vs distilled student: CPU seconds per clip, and held-out quality per attribute
+   with the deltas (read from each model's evaluation.json, or measured in the run with --evaluate).
 
 Timings are CPU time of the process (time.process_time) and the least wall time over interleaved
 runs: on a shared machine wall time mostly measures the neighbours. On a GPU read the wall times.
@@ -21,6 +23,7 @@ real) unless --keep-cache uses Kinemo's own.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -146,6 +149,45 @@ def teacher_vs_student(teacher: Path, student: Path, repeats: int) -> dict:
     return {name: (statistics.median(values), runs[name][1] or runs[name][0].defaults()["steps"]) for name, values in seconds.items()}
 
 
+QUALITY = [  # (label, section, key) of engine.evaluate's report
+    ("t2v colour", "text_to_video", "colour_accuracy"),
+    ("t2v shape", "text_to_video", "shape_accuracy"),
+    ("t2v motion", "text_to_video", "motion_accuracy"),
+    ("t2v background", "text_to_video", "background_accuracy"),
+    ("t2v consistency", "text_to_video", "temporal_consistency"),
+    ("i2v motion", "image_to_video", "motion_accuracy"),
+    ("i2v colour", "image_to_video", "colour_accuracy"),
+    ("i2v shape", "image_to_video", "shape_accuracy"),
+    ("i2v PSNR dB", "image_to_video", "first_frame_psnr_mean"),
+    ("camera move", "camera", "move_accuracy"),
+]
+
+
+def held_out_quality(teacher: Path, student: Path, measure: bool) -> tuple[dict, dict, str]:
+    """Each model's held-out scores: measured now (engine.evaluate, a few minutes) or read from its evaluation.json."""
+    if not measure:
+        read = lambda folder: json.loads((folder / "evaluation.json").read_text())  # noqa: E731
+        return read(teacher), read(student), "each folder's evaluation.json, written by python -m engine.evaluate"
+    from engine.backends.bundled import BundledBackend
+    from engine.evaluate import evaluate
+
+    runs = {}
+    for name, folder, steps in (("teacher", teacher, 25), ("student", student, None)):
+        backend = BundledBackend(folder)
+        runs[name] = evaluate(backend, steps or backend.defaults()["steps"], 1.0, seeds=1, image_prompts=64, camera_pictures=8, progress=False)
+    return runs["teacher"], runs["student"], "measured in this run by engine.evaluate"
+
+
+def print_quality(teacher: dict, student: dict, source: str) -> None:
+    print(f"\nteacher ({teacher['steps']} steps) vs student ({student['steps']} steps), held-out prompts; {source}")
+    print(f"  {'attribute':16} {'teacher':>8} {'student':>8} {'delta':>7}")
+    for label, section, key in QUALITY:
+        t, s = teacher[section][key], student[section][key]
+        print(f"  {label:16} {t:8.1f} {s:8.1f} {s - t:+7.1f}")
+    counts = f"{teacher['text_to_video']['clips']} t2v, {teacher['image_to_video']['clips']} i2v, {teacher['camera']['clips']} camera clips"
+    print(f"  ({counts}; accuracies and consistency in %)")
+
+
 def main() -> None:
     from engine.model_files import FAST_DIR, STARTER_DIR, load_model
     from engine.quantize import quantize_model, weight_bytes
@@ -157,6 +199,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--threads", type=int, help="torch and onnxruntime intra-op threads (default: torch's)")
     p.add_argument("--keep-cache", action="store_true", help="use Kinemo's cache folder instead of a fresh one")
+    p.add_argument("--evaluate", action="store_true",
+                   help="measure teacher and student quality in this run (a few minutes) instead of reading evaluation.json")
     opts = p.parse_args()
     if opts.threads:
         torch.set_num_threads(opts.threads)
@@ -207,7 +251,8 @@ def main() -> None:
             timing = teacher_vs_student(opts.model, FAST_DIR, opts.repeats)
             (t, t_steps), (s, s_steps) = timing["teacher"], timing["student"]
             print(f"\nteacher ({t_steps} steps) vs distilled student ({s_steps} steps), CPU s per 16-frame clip, median")
-            print(f"  teacher {t:.3f}   student {s:.3f}   speed-up {t / s:.2f}x   (quality: python -m engine.evaluate --model {FAST_DIR})")
+            print(f"  teacher {t:.3f}   student {s:.3f}   speed-up {t / s:.2f}x")
+            print_quality(*held_out_quality(opts.model, FAST_DIR, opts.evaluate))
 
 
 if __name__ == "__main__":

@@ -164,7 +164,7 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--guidance", type=float, default=GenerationRequest("-").guidance)
     p.add_argument("--seeds", type=int, default=1)
-    p.add_argument("--image-prompts", type=int, default=16)
+    p.add_argument("--image-prompts", type=int, default=64)
     p.add_argument("--camera-pictures", type=int, default=8)
     p.add_argument("--json", type=Path, help="also write the scores as JSON")
     args = p.parse_args(argv)
