@@ -157,8 +157,8 @@ def shape_signed_distance(shape: str, dx: torch.Tensor, dy: torch.Tensor, r: tor
     raise ValueError(f"unknown shape {shape!r}")
 
 
-def object_coverage(clip: ObjectClip, frames: int, size: int = SIZE) -> torch.Tensor:
-    """How much of each pixel the object covers, anti-aliased: (f, h, w) in [0, 1]."""
+def render_object_clip(clip: ObjectClip, frames: int, size: int = SIZE) -> torch.Tensor:
+    """One object clip as (3, f, h, w) in [0, 1]."""
     scale = size / SIZE
     tau = torch.linspace(0, 1, frames) if frames > 1 else torch.zeros(1)
     dx_dir, dy_dir = _DIRECTIONS.get(clip.motion, (0, 0))
@@ -168,12 +168,7 @@ def object_coverage(clip: ObjectClip, frames: int, size: int = SIZE) -> torch.Te
     xs, ys = _pixel_grid(size)
     dx = xs[None] - cx[:, None, None]  # (f, h, w)
     dy = ys[None] - cy[:, None, None]
-    return (shape_signed_distance(clip.shape, dx, dy, r[:, None, None]) + 0.5).clamp(0, 1)
-
-
-def render_object_clip(clip: ObjectClip, frames: int, size: int = SIZE) -> torch.Tensor:
-    """One object clip as (3, f, h, w) in [0, 1]."""
-    alpha = object_coverage(clip, frames, size)
+    alpha = (shape_signed_distance(clip.shape, dx, dy, r[:, None, None]) + 0.5).clamp(0, 1)
     colour = torch.tensor(COLOURS[clip.colour])[:, None, None, None]
     background = torch.tensor(BACKGROUNDS[clip.background])[:, None, None, None]
     return background * (1 - alpha[None]) + colour * alpha[None]
@@ -234,7 +229,6 @@ class Batch:
     video: torch.Tensor  # (b, 3, f, h, w) in [0, 1]
     captions: list[str]
     image_mask: torch.Tensor  # (b,) 1 where the first frame is given as conditioning
-    foreground: torch.Tensor  # (b, 1, f, h, w) the object's coverage; 0 everywhere in camera clips
 
 
 def sample_clips(rng: random.Random, count: int, camera_fraction: float = 0.25, combos: list[Combo] | None = None):
@@ -259,7 +253,4 @@ def make_batch(
     mask = torch.tensor(
         [float(rng.random() < image_probability[isinstance(c, CameraClip)]) for c in clips]
     )
-    foreground = torch.stack([
-        object_coverage(c, frames) if isinstance(c, ObjectClip) else torch.zeros(frames, SIZE, SIZE) for c in clips
-    ])[:, None]
-    return Batch(video, [c.caption for c in clips], mask, foreground)
+    return Batch(video, [c.caption for c in clips], mask)
