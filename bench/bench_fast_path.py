@@ -252,7 +252,10 @@ def main() -> None:
             (t, t_steps), (s, s_steps) = timing["teacher"], timing["student"]
             print(f"\nteacher ({t_steps} steps) vs distilled student ({s_steps} steps), CPU s per 16-frame clip, median")
             print(f"  teacher {t:.3f}   student {s:.3f}   speed-up {t / s:.2f}x")
-            print_quality(*held_out_quality(opts.model, FAST_DIR, opts.evaluate))
+            if opts.evaluate or all((folder / "evaluation.json").is_file() for folder in (opts.model, FAST_DIR)):
+                print_quality(*held_out_quality(opts.model, FAST_DIR, opts.evaluate))
+            else:
+                print("  quality: no evaluation.json beside both models; run python -m engine.evaluate, or pass --evaluate")
 
 
 if __name__ == "__main__":
