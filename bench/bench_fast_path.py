@@ -166,15 +166,16 @@ QUALITY = [  # (label, section, key) of engine.evaluate's report
 def held_out_quality(teacher: Path, student: Path, measure: bool) -> tuple[dict, dict, str]:
     """Each model's held-out scores: measured now (engine.evaluate, a few minutes) or read from its evaluation.json."""
     if not measure:
-        read = lambda folder: json.loads((folder / "evaluation.json").read_text())  # noqa: E731
-        return read(teacher), read(student), "each folder's evaluation.json, written by python -m engine.evaluate"
+        teacher_scores, student_scores = (json.loads((f / "evaluation.json").read_text()) for f in (teacher, student))
+        return teacher_scores, student_scores, "each folder's evaluation.json, written by python -m engine.evaluate"
     from engine.backends.bundled import BundledBackend
-    from engine.evaluate import evaluate
+    from engine.evaluate import CAMERA_PICTURES, IMAGE_PROMPTS, evaluate
 
     runs = {}
     for name, folder, steps in (("teacher", teacher, 25), ("student", student, None)):
         backend = BundledBackend(folder)
-        runs[name] = evaluate(backend, steps or backend.defaults()["steps"], 1.0, seeds=1, image_prompts=64, camera_pictures=8, progress=False)
+        runs[name] = evaluate(backend, steps or backend.defaults()["steps"], 1.0, seeds=1, image_prompts=IMAGE_PROMPTS,
+                              camera_pictures=CAMERA_PICTURES, progress=False)
     return runs["teacher"], runs["student"], "measured in this run by engine.evaluate"
 
 

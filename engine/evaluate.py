@@ -26,7 +26,7 @@ from tqdm import tqdm
 from engine.checker import check_clip, psnr
 from engine.events import Frames
 from engine.request import GenerationRequest
-from engine.synthetic import SIZE, CameraClip, held_out_combos, render, sample_camera_clip, sample_object_clip
+from engine.synthetic import HELD_OUT_COUNT, SIZE, CameraClip, held_out_combos, render, sample_camera_clip, sample_object_clip
 from engine.vocabulary import CAMERA_MOVES
 
 ATTRIBUTES = ("colour", "shape", "motion", "background")
@@ -42,6 +42,10 @@ class Scores:
 
     def percent(self, name: str) -> float:
         return 100.0 * self.counts.get(name, 0) / max(1, self.total)
+
+
+IMAGE_PROMPTS = HELD_OUT_COUNT  # one per held-out combination (64): a clip is 1.6 points, fine enough for a 5-point comparison
+CAMERA_PICTURES = 8
 
 
 def to_uint8(video) -> np.ndarray:
@@ -164,8 +168,8 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--guidance", type=float, default=GenerationRequest("-").guidance)
     p.add_argument("--seeds", type=int, default=1)
-    p.add_argument("--image-prompts", type=int, default=64)
-    p.add_argument("--camera-pictures", type=int, default=8)
+    p.add_argument("--image-prompts", type=int, default=IMAGE_PROMPTS)
+    p.add_argument("--camera-pictures", type=int, default=CAMERA_PICTURES)
     p.add_argument("--json", type=Path, help="also write the scores as JSON")
     args = p.parse_args(argv)
     backend = resolve_backend(args.model)

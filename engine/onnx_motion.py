@@ -31,7 +31,7 @@ from torch import nn
 
 from engine.artifact_cache import cache_root
 from engine.errors import InvalidRequest
-from engine.onnx_temporal import TOLERANCE, _quiet_exporter, _versions, cached_sessions  # noqa: F401 - TOLERANCE: the bar graphs meet
+from engine.onnx_temporal import _quiet_exporter, _versions, cached_sessions
 
 log = logging.getLogger("kinemo.engine")
 

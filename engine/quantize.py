@@ -88,7 +88,7 @@ def quantized_entry(folder: Path, quantize: str = "int8", source_sha256: str | N
     return cache_root() / "quantized" / f"{key[:16]}-{quantize}"
 
 
-def _expected_fields(source_sha256: str, quantize: str) -> dict:
+def expected_fields(source_sha256: str, quantize: str) -> dict:
     import optimum.quanto
     import torch
 
@@ -140,7 +140,7 @@ def load_quantized(folder: str | Path, quantize: str = "int8", device: str = "cp
     folder = Path(folder)
     source = model_folder_sha256(folder)
     entry = quantized_entry(folder, quantize, source)
-    expect = _expected_fields(source, quantize)
+    expect = expected_fields(source, quantize)
 
     manifest = read_manifest(entry, expect)
     if manifest is not None and file_matches(entry, manifest, WEIGHTS_FILE):

@@ -63,9 +63,9 @@ def entry_for(key: str) -> Path:
 
 
 def _expected_fields(key: str) -> dict:
-    from engine.quantize import _expected_fields as bundled_fields  # the same library versions are recorded
+    from engine.quantize import expected_fields  # the same library versions are recorded
 
-    return {**bundled_fields(key, "int8"), "format": FORMAT}
+    return {**expected_fields(key, "int8"), "format": FORMAT}
 
 
 def cached_denoiser(key: str, device: str = "cpu"):

@@ -7,7 +7,8 @@ from tiny_diffusers.cases import CASES
 
 from engine.backends import resolve_backend
 from engine.events import Frames, Notice
-from engine.onnx_motion import TOLERANCE, OnnxMotion, OnnxMotionModule, module_file, motion_modules
+from engine.onnx_motion import OnnxMotion, OnnxMotionModule, module_file, motion_modules
+from engine.onnx_temporal import TOLERANCE
 from engine.request import GenerationRequest
 
 CASE = next(c for c in CASES if c.family == "animatediff")
