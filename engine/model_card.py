@@ -13,12 +13,18 @@ from engine.evaluate import format_report
 from engine.synthetic import HELD_OUT_COUNT, all_combos
 
 
+def object_weighting(training: dict) -> str:
+    """How the training loss weighted the object's pixels, as a clause of the card's architecture line."""
+    weight = training.get("object_weight", 0.0)
+    return f"; pixels on and within 2 px of the object weigh {1 + weight:g}x in the loss" if weight else ""
+
+
 def card(folder: Path, evaluation: dict, command: str, notes: str = "") -> str:
     config = json.loads((folder / "config.json").read_text())
     training = config.get("_training", {})
     weights = folder / "model.safetensors"
     arch = {k: config.get(k, 0) for k in ("size", "max_frames", "patch", "dim", "depth", "heads", "text_dim", "text_depth",
-                                          "refiner", "refiner_features")}
+                                          "refiner", "refiner_features", "refiner_input", "overlap_decoder")}
     steps, batch = training.get("steps", 0), training.get("batch", 0)
     short, every = training.get("short_frames"), training.get("full_every")
     window = config["max_frames"]
@@ -48,8 +54,9 @@ trained from scratch on clips drawn by `engine/synthetic.py`. It runs on any CPU
   over procedural pictures; the first frame is given as conditioning for 30 % of object clips and 60 % of camera clips;
   10 % of captions are dropped for classifier-free guidance.
 - architecture: {arch} (refiner: the width of the full-resolution convolutional refiner after the patch
-  decoder, 0 for none); x-prediction (`prediction_type: {config['prediction_type']}`), cosine schedule with every SNR
-  scaled by {config['snr_scale']:.4g}, min-SNR-4 loss weighting.
+  decoder, 0 for none; refiner_input: what it sees of the noisy frame; overlap_decoder: each token draws a window
+  twice its patch's size, see `engine/models/kinemo_dit.py`); x-prediction (`prediction_type: {config['prediction_type']}`), cosine schedule with every SNR
+  scaled by {config['snr_scale']:.4g}, min-SNR-4 loss weighting{object_weighting(training)}.
 
 ## Measured quality (held-out prompts: `python -m engine.evaluate`)
 
@@ -61,7 +68,8 @@ trained from scratch on clips drawn by `engine/synthetic.py`. It runs on any CPU
 
 It knows only the words of its grammar (`engine/vocabulary.py`); other words are reported and ignored. Native output
 is a 16-frame window at 64x64, scaled up on export; longer clips are made window by window. It draws one flat-coloured shape on a plain background, or moves a
-camera over the picture it is given; it knows nothing else.
+camera over the picture it is given; it knows nothing else. Shape is its weakest attribute: most of its misses are
+lumpy blobs, which the checker reads as circles.
 """
 
 

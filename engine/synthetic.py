@@ -34,7 +34,7 @@ SIZE = 64
 GROWTH = 1.8  # a growing object ends 1.8x its first size; a shrinking one 1/1.8x
 HELD_OUT_COUNT = 64
 HELD_OUT_SEED = 20261121
-JITTER = 4.0  # pixels of random offset of an object's path from the frame centre
+JITTER = 2.0  # pixels of random offset of an object's path from the frame centre
 
 
 @dataclass(frozen=True)
@@ -111,11 +111,11 @@ def sample_object_clip(rng: random.Random, combo: Combo) -> ObjectClip:
     """
     colour, shape, motion, background = combo
     if motion == "grows":
-        radius0 = rng.uniform(6.0, 7.5)
+        radius0 = rng.uniform(7.0, 8.0)
     elif motion == "shrinks":
-        radius0 = rng.uniform(12.0, 13.5)
+        radius0 = rng.uniform(13.0, 14.5)
     else:
-        radius0 = rng.uniform(8.0, 10.0)
+        radius0 = rng.uniform(9.5, 11.0)
     centre_x = SIZE / 2 + rng.uniform(-JITTER, JITTER)
     centre_y = SIZE / 2 + rng.uniform(-JITTER, JITTER)
     x0, y0, distance = centre_x, centre_y, 0.0
@@ -157,8 +157,8 @@ def shape_signed_distance(shape: str, dx: torch.Tensor, dy: torch.Tensor, r: tor
     raise ValueError(f"unknown shape {shape!r}")
 
 
-def render_object_clip(clip: ObjectClip, frames: int, size: int = SIZE) -> torch.Tensor:
-    """One object clip as (3, f, h, w) in [0, 1]."""
+def object_coverage(clip: ObjectClip, frames: int, size: int = SIZE) -> torch.Tensor:
+    """How much of each pixel the object covers, anti-aliased: (f, h, w) in [0, 1]."""
     scale = size / SIZE
     tau = torch.linspace(0, 1, frames) if frames > 1 else torch.zeros(1)
     dx_dir, dy_dir = _DIRECTIONS.get(clip.motion, (0, 0))
@@ -168,7 +168,12 @@ def render_object_clip(clip: ObjectClip, frames: int, size: int = SIZE) -> torch
     xs, ys = _pixel_grid(size)
     dx = xs[None] - cx[:, None, None]  # (f, h, w)
     dy = ys[None] - cy[:, None, None]
-    alpha = (shape_signed_distance(clip.shape, dx, dy, r[:, None, None]) + 0.5).clamp(0, 1)
+    return (shape_signed_distance(clip.shape, dx, dy, r[:, None, None]) + 0.5).clamp(0, 1)
+
+
+def render_object_clip(clip: ObjectClip, frames: int, size: int = SIZE) -> torch.Tensor:
+    """One object clip as (3, f, h, w) in [0, 1]."""
+    alpha = object_coverage(clip, frames, size)
     colour = torch.tensor(COLOURS[clip.colour])[:, None, None, None]
     background = torch.tensor(BACKGROUNDS[clip.background])[:, None, None, None]
     return background * (1 - alpha[None]) + colour * alpha[None]
@@ -229,6 +234,7 @@ class Batch:
     video: torch.Tensor  # (b, 3, f, h, w) in [0, 1]
     captions: list[str]
     image_mask: torch.Tensor  # (b,) 1 where the first frame is given as conditioning
+    foreground: torch.Tensor  # (b, 1, f, h, w) the object's coverage; 0 everywhere in camera clips
 
 
 def sample_clips(rng: random.Random, count: int, camera_fraction: float = 0.25, combos: list[Combo] | None = None):
@@ -253,4 +259,7 @@ def make_batch(
     mask = torch.tensor(
         [float(rng.random() < image_probability[isinstance(c, CameraClip)]) for c in clips]
     )
-    return Batch(video, [c.caption for c in clips], mask)
+    foreground = torch.stack([
+        object_coverage(c, frames) if isinstance(c, ObjectClip) else torch.zeros(frames, SIZE, SIZE) for c in clips
+    ])[:, None]
+    return Batch(video, [c.caption for c in clips], mask, foreground)

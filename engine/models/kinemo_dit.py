@@ -25,6 +25,7 @@ from einops import rearrange
 from torch import nn
 
 from engine.models.temporal_attention import TemporalAttention
+from engine.sampling.schedule import alphas_cumprod, make_betas
 from engine.models.text_encoder import TextEncoder
 
 
@@ -50,6 +51,14 @@ class KinemoConfig:
     # U-Net's full-resolution skip does, and draws edges across patch borders.
     refiner: int = 16
     refiner_features: int = 4
+    # What the refiner is shown of the noisy frame: "noisy" is x_t itself; "denoised" is sqrt(alpha_bar_t) * x_t,
+    # each pixel's own least-squares guess of x_0. At high noise x_t is nearly pure noise, and a refiner that
+    # sees it raw copies that noise into its prediction as lumps and spikes (its timestep modulation acts after
+    # the first convolution has mixed the noisy channels with the decoded ones, so it cannot shut them off).
+    refiner_input: str = "denoised"
+    # Each token draws a 2p x 2p window, overlapping its neighbours' by p/2 on every side (summed, as a
+    # transposed convolution does), instead of its own p x p block: shapes no longer break at patch borders.
+    overlap_decoder: bool = True
 
     @property
     def grid(self) -> int:
@@ -60,7 +69,8 @@ class KinemoConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "KinemoConfig":
-        data = {"refiner": 0, **data}  # files written before the refiner existed have none
+        # files written before these options existed were made without them
+        data = {"refiner": 0, "refiner_input": "noisy", "overlap_decoder": False, **data}
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -231,11 +241,17 @@ class KinemoDiT(nn.Module):
         self.norm_out = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
         self.modulation_out = nn.Linear(d, 2 * d)
         self.out_channels = 3 + (config.refiner_features if config.refiner else 0)  # clip + refiner features
-        self.patch_out = nn.Linear(d, p * p * self.out_channels)
+        self.window = 2 * p if config.overlap_decoder else p  # the square each token draws
+        self.patch_out = nn.Linear(d, self.window * self.window * self.out_channels)
         for layer in (self.modulation_out, self.patch_out):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
         self.refiner = PixelRefiner(d, config.refiner_features, config.refiner) if config.refiner else None
+        if config.refiner and config.refiner_input == "denoised":
+            betas = make_betas(config.beta_schedule, config.num_train_timesteps, snr_scale=config.snr_scale)
+            self.register_buffer("signal_scale", alphas_cumprod(betas).sqrt(), persistent=False)  # (T,)
+        elif config.refiner_input not in ("noisy", "denoised"):
+            raise ValueError(f"unknown refiner_input {config.refiner_input!r}")
 
     def frame_positions(self, frame_indices: torch.Tensor) -> torch.Tensor:
         """Frame position embeddings (f, d); fractional positions interpolate between table rows."""
@@ -291,15 +307,22 @@ class KinemoDiT(nn.Module):
         for block in self.blocks:
             x = block(x, c, cond, frame_indices)
 
-        # 4. unpatchify
+        # 4. unpatchify: (b, f, s, d) -> (b f, c, h, w)
         shift, scale = self.modulation_out(F.silu(c))[:, None, None].chunk(2, dim=-1)
         x = self.patch_out(modulate(self.norm_out(x), shift, scale))
+        if self.config.overlap_decoder:  # windows of 2p x 2p at stride p, summed where they overlap
+            x = rearrange(x, "b f s ckk -> (b f) ckk s")
+            x = F.fold(x, output_size=(h, w), kernel_size=self.window, stride=p, padding=p // 2)
+        else:
+            x = rearrange(x, "b f (gh gw) (p1 p2 c) -> (b f) c (gh p1) (gw p2)", gh=h // p, p1=p, p2=p)
         if self.refiner is None:
-            return rearrange(x, "b f (gh gw) (p1 p2 c) -> b c f (gh p1) (gw p2)", gh=h // p, p1=p, p2=p)
-        x = rearrange(x, "b f (gh gw) (p1 p2 c) -> (b f) c (gh p1) (gw p2)", gh=h // p, p1=p, p2=p)
+            return rearrange(x, "(b f) c h w -> b c f h w", b=b)
 
         # 5. refine at full resolution, frame by frame
         noisy = rearrange(sample, "b c f h w -> (b f) c h w")
+        if self.config.refiner_input == "denoised":  # each pixel's least-squares guess of x_0 from x_t alone
+            step = timestep.round().long().clamp(0, len(self.signal_scale) - 1).expand(b)  # (b,); one timestep may serve the batch
+            noisy = noisy * self.signal_scale[step].repeat_interleave(f)[:, None, None, None]
         image = torch.cat([cond.image, cond.image_mask[:, None, None, None].expand(b, 1, h, w)], dim=1)  # (b, 4, h, w)
         image = image.repeat_interleave(f, dim=0)  # (b f) 4 h w
         refined = self.refiner(x[:, :3], x[:, 3:], noisy, image, c.repeat_interleave(f, dim=0))

@@ -37,8 +37,8 @@ def test_generate_writes_the_clip_it_was_asked_for(tmp_path, capsys):
     meta, frames = _decode(out)
     assert frames.shape == (16, 64, 64, 3) and meta["fps"] == pytest.approx(8)
     reading = check_clip(frames)
-    # The starter model gets colour, motion and background right (100 / 98.4 / 100 % on held-out prompts);
-    # its shapes are still blobs more often than not (37.5 %), measured by `python -m engine.evaluate`.
+    # The starter model gets colour, motion and background right (100 / 100 / 100 % on held-out prompts);
+    # its shapes are still blobs more often than not (45.3 %), measured by `python -m engine.evaluate`.
     assert (reading.colour, reading.motion, reading.background) == ("red", "moves right", "black")
 
     figures = json.loads(stats.read_text())

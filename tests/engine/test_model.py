@@ -1,5 +1,6 @@
 import pytest
 import torch
+from einops import rearrange
 
 from engine.errors import ModelLoadError
 from engine.model_files import load_model, save_model
@@ -87,7 +88,7 @@ def test_a_new_refiner_passes_the_decoded_clip_through_and_a_trained_one_changes
     decoded = model(x, t, cond)
     # the same transformer without a refiner draws the clip channels of the same decoder
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("refiner.")}
-    rows = torch.arange(model.patch_out.out_features).reshape(-1, model.out_channels)[:, :3].flatten()
+    rows = torch.arange(3 * model.window**2)  # the overlapping decoder's rows are channel-major: (c k1 k2)
     state["patch_out.weight"], state["patch_out.bias"] = state["patch_out.weight"][rows], state["patch_out.bias"][rows]
     without.load_state_dict(state)
     assert torch.allclose(decoded, without(x, t, cond), atol=1e-5)
@@ -99,3 +100,47 @@ def test_model_files_written_before_the_refiner_load_without_one():
     config = KinemoConfig.from_dict({k: v for k, v in TINY.to_dict().items() if not k.startswith("refiner")})
     assert config.refiner == 0 and KinemoDiT(config).refiner is None
     assert KinemoConfig.from_dict(TINY.to_dict()).refiner == TINY.refiner > 0
+
+
+def test_model_files_written_before_the_denoised_refiner_input_and_the_overlapping_decoder_keep_their_design():
+    old = {k: v for k, v in TINY.to_dict().items() if k not in ("refiner_input", "overlap_decoder")}
+    config = KinemoConfig.from_dict(old)
+    assert config.refiner_input == "noisy" and not config.overlap_decoder
+    model = KinemoDiT(config)
+    assert model.patch_out.out_features == config.patch**2 * model.out_channels and not hasattr(model, "signal_scale")
+    assert KinemoDiT(TINY).patch_out.out_features == (2 * TINY.patch) ** 2 * KinemoDiT(TINY).out_channels
+
+
+def test_the_refiner_sees_each_pixels_least_squares_guess_of_the_clean_frame():
+    from engine.sampling.schedule import alphas_cumprod, make_betas
+
+    model = _randomised(KinemoDiT(TINY)).eval()
+    seen = []
+    forward = model.refiner.forward
+    model.refiner.forward = lambda decoded, features, noisy, image, c: seen.append(noisy) or forward(decoded, features, noisy, image, c)
+    cond = model.encode(token_batch([tokenize("a red circle grows").ids] * 2))
+    x, t = torch.randn(2, 3, 3, 64, 64), torch.tensor([999, 40])
+    model(x, t, cond)
+    cumprod = alphas_cumprod(make_betas(TINY.beta_schedule, TINY.num_train_timesteps, snr_scale=TINY.snr_scale))
+    expected = rearrange(x, "b c f h w -> (b f) c h w") * cumprod[t].sqrt().repeat_interleave(3)[:, None, None, None]
+    assert torch.allclose(seen[0], expected)
+    assert seen[0][:3].abs().max() < 1e-3 < seen[0][3:].abs().max()  # pure noise is all but shut off
+
+
+def test_the_overlapping_decoder_lets_a_token_draw_past_its_own_patch():
+    model = KinemoDiT(KinemoConfig(**{**TINY.to_dict(), "refiner": 0})).eval()
+    p, grid = TINY.patch, TINY.grid
+    token = 3 * grid + 3  # the token of the patch at rows and columns 24..31
+
+    def one_token_draws_ones(module, inputs, output):  # output (b, f, s, c k k)
+        drawn = torch.zeros_like(output)
+        drawn[:, :, token] = 1.0
+        return drawn
+
+    model.patch_out.register_forward_hook(one_token_draws_ones)
+    cond = model.encode(token_batch([tokenize("a red circle").ids]))
+    out = model(torch.randn(1, 3, 1, 64, 64), torch.tensor([500]), cond)[0, 0, 0]  # (h, w)
+    rows, cols = out.abs().sum(1).nonzero().flatten(), out.abs().sum(0).nonzero().flatten()
+    # a 2p x 2p window: the token's own 8 x 8 patch and p/2 = 4 pixels on every side of it
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (3 * p - p // 2, 4 * p - 1 + p // 2, 3 * p - p // 2, 4 * p - 1 + p // 2)
+    assert torch.equal(out[rows.min():rows.max() + 1, cols.min():cols.max() + 1], torch.ones(2 * p, 2 * p))
