@@ -173,7 +173,11 @@ def object_coverage(clip: ObjectClip, frames: int, size: int = SIZE) -> torch.Te
 
 def render_object_clip(clip: ObjectClip, frames: int, size: int = SIZE) -> torch.Tensor:
     """One object clip as (3, f, h, w) in [0, 1]."""
-    alpha = object_coverage(clip, frames, size)
+    return paint_object(clip, object_coverage(clip, frames, size))
+
+
+def paint_object(clip: ObjectClip, alpha: torch.Tensor) -> torch.Tensor:
+    """The clip's colours over its coverage alpha (f, h, w): (3, f, h, w) in [0, 1]."""
     colour = torch.tensor(COLOURS[clip.colour])[:, None, None, None]
     background = torch.tensor(BACKGROUNDS[clip.background])[:, None, None, None]
     return background * (1 - alpha[None]) + colour * alpha[None]
@@ -255,11 +259,10 @@ def make_batch(
 ) -> Batch:
     """A batch of training clips; image_probability is (object clips, camera clips)."""
     clips = sample_clips(rng, batch_size, camera_fraction, combos)
-    video = torch.stack([render(c, frames) for c in clips])
+    # each object's coverage is computed once: it draws the clip and weighs the loss
+    coverage = [object_coverage(c, frames) if isinstance(c, ObjectClip) else torch.zeros(frames, SIZE, SIZE) for c in clips]
+    video = torch.stack([paint_object(c, a) if isinstance(c, ObjectClip) else render_camera_clip(c, frames) for c, a in zip(clips, coverage)])
     mask = torch.tensor(
         [float(rng.random() < image_probability[isinstance(c, CameraClip)]) for c in clips]
     )
-    foreground = torch.stack([
-        object_coverage(c, frames) if isinstance(c, ObjectClip) else torch.zeros(frames, SIZE, SIZE) for c in clips
-    ])[:, None]
-    return Batch(video, [c.caption for c in clips], mask, foreground)
+    return Batch(video, [c.caption for c in clips], mask, torch.stack(coverage)[:, None])

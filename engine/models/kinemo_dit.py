@@ -25,8 +25,8 @@ from einops import rearrange
 from torch import nn
 
 from engine.models.temporal_attention import TemporalAttention
-from engine.sampling.schedule import alphas_cumprod, make_betas
 from engine.models.text_encoder import TextEncoder
+from engine.sampling.schedule import alphas_cumprod, make_betas
 
 
 @dataclass(frozen=True)
