@@ -19,12 +19,21 @@ def object_weighting(training: dict) -> str:
     return f"; pixels on and within 2 px of the object weigh {1 + weight:g}x in the loss" if weight else ""
 
 
+def input_blurring(training: dict) -> str:
+    """How training blurred the model's noisy input, as a clause of the card's architecture line."""
+    rate = training.get("blur_rate", 0.0)
+    if not rate:
+        return ""
+    return (f"; {100 * rate:g} % of clips are noised from a copy blurred by a Gaussian of sigma 0.5-{training.get('max_blur', 2.0):g} px "
+            "while the target stays sharp")
+
+
 def card(folder: Path, evaluation: dict, command: str, notes: str = "") -> str:
     config = json.loads((folder / "config.json").read_text())
     training = config.get("_training", {})
     weights = folder / "model.safetensors"
     arch = {k: config.get(k, 0) for k in ("size", "max_frames", "patch", "dim", "depth", "heads", "text_dim", "text_depth",
-                                          "refiner", "refiner_features", "refiner_input", "overlap_decoder")}
+                                          "refiner", "refiner_features", "refiner_input", "overlap_decoder", "token_input")}
     steps, batch = training.get("steps", 0), training.get("batch", 0)
     short, every = training.get("short_frames"), training.get("full_every")
     window = config["max_frames"]
@@ -54,9 +63,10 @@ trained from scratch on clips drawn by `engine/synthetic.py`. It runs on any CPU
   over procedural pictures; the first frame is given as conditioning for 30 % of object clips and 60 % of camera clips;
   10 % of captions are dropped for classifier-free guidance.
 - architecture: {arch} (refiner: the width of the full-resolution convolutional refiner after the patch
-  decoder, 0 for none; refiner_input: what it sees of the noisy frame; overlap_decoder: each token draws a window
-  twice its patch's size, see `engine/models/kinemo_dit.py`); x-prediction (`prediction_type: {config['prediction_type']}`), cosine schedule with every SNR
-  scaled by {config['snr_scale']:.4g}, min-SNR-4 loss weighting{object_weighting(training)}.
+  decoder, 0 for none; refiner_input and token_input: what the refiner and the patch embedding see of the noisy
+  frame, x_t itself or sqrt(alpha_bar_t) x_t; overlap_decoder: each token draws a window twice its patch's size, see
+  `engine/models/kinemo_dit.py`); x-prediction (`prediction_type: {config['prediction_type']}`), cosine schedule with every SNR
+  scaled by {config['snr_scale']:.4g}, min-SNR-4 loss weighting{object_weighting(training)}{input_blurring(training)}.
 
 ## Measured quality (held-out prompts: `python -m engine.evaluate`)
 

@@ -110,12 +110,14 @@ def sample_object_clip(rng: random.Random, combo: Combo) -> ObjectClip:
     deterministic map, and the seed varies the details.
     """
     colour, shape, motion, background = combo
+    # As large as the frame allows (every object stays 2 px clear of the border): what tells a square from a
+    # circle is its corners, and they grow with the square of the size
     if motion == "grows":
-        radius0 = rng.uniform(7.0, 8.0)
+        radius0 = rng.uniform(8.0, 9.0)
     elif motion == "shrinks":
-        radius0 = rng.uniform(13.0, 14.5)
+        radius0 = rng.uniform(15.0, 16.5)
     else:
-        radius0 = rng.uniform(9.5, 11.0)
+        radius0 = rng.uniform(12.0, 13.5)
     centre_x = SIZE / 2 + rng.uniform(-JITTER, JITTER)
     centre_y = SIZE / 2 + rng.uniform(-JITTER, JITTER)
     x0, y0, distance = centre_x, centre_y, 0.0

@@ -47,6 +47,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--object-weight", type=float, default=3.0,
                    help="extra loss weight on pixels at and around the object: what tells a square from a circle is a few "
                         "percent of a frame, and a plain MSE (0) lets the model draw every shape as one blob")
+    p.add_argument("--blur-rate", type=float, default=0.5,
+                   help="share of clips noised from a blurred copy (the target stays sharp): a sampler's early estimates "
+                        "are blurred, and the model learns to draw the prompt's shape from such a blob (0 for none)")
+    p.add_argument("--max-blur", type=float, default=2.0, help="largest blur, Gaussian sigma in pixels")
     p.add_argument("--text-dropout", type=float, default=0.1, help="share of captions replaced by the empty prompt")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
@@ -80,6 +84,36 @@ def pixel_weights(foreground: torch.Tensor, object_weight: float) -> torch.Tenso
     return 1 + object_weight * near
 
 
+def gaussian_blur(video: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Blur every frame of (b, c, f, h, w) with a Gaussian of sigma pixels (separable, reflect padding)."""
+    radius = max(1, int(3 * sigma + 0.5))
+    taps = torch.exp(-(torch.arange(-radius, radius + 1, dtype=video.dtype, device=video.device) ** 2) / (2 * sigma**2))
+    taps = taps / taps.sum()
+    b, c, f, h, w = video.shape
+    x = video.permute(0, 2, 1, 3, 4).reshape(b * f * c, 1, h, w)
+    x = torch.nn.functional.pad(x, (radius, radius, radius, radius), mode="reflect")
+    x = torch.nn.functional.conv2d(x, taps.view(1, 1, 1, -1))
+    x = torch.nn.functional.conv2d(x, taps.view(1, 1, -1, 1))
+    return x.reshape(b, f, c, h, w).permute(0, 2, 1, 3, 4)
+
+
+def blurred_inputs(x0: torch.Tensor, rate: float, max_sigma: float, generator: torch.Generator) -> torch.Tensor:
+    """x0 (b, c, f, h, w) with rate of its clips blurred by one random sigma in (0.5, max_sigma).
+
+    A sampler's early estimates of x_0 are blurred (they average over what the prompt leaves open), and
+    that blur is in x_t at the middle of the schedule. Noising a blurred clip while the target stays
+    sharp teaches the model to draw the prompt's shape from such a blob instead of reading the blob's
+    roundness as the shape.
+    """
+    chosen = torch.rand(x0.shape[0], generator=generator) < rate  # (b,)
+    sigma = 0.5 + (max_sigma - 0.5) * torch.rand((), generator=generator).item()
+    if not chosen.any():
+        return x0
+    out = x0.clone()
+    out[chosen.to(x0.device)] = gaussian_blur(x0[chosen.to(x0.device)], sigma)
+    return out
+
+
 def frame_plan(step: int, args: argparse.Namespace, window: int, rng: random.Random) -> tuple[int, torch.Tensor]:
     """How many clips this step trains on and which frames of the window it keeps.
 
@@ -93,7 +127,7 @@ def frame_plan(step: int, args: argparse.Namespace, window: int, rng: random.Ran
 
 
 def training_step(model, batch, ids, cumprod, generator, device, frame_indices: torch.Tensor | None = None,
-                  object_weight: float = 0.0) -> torch.Tensor:
+                  object_weight: float = 0.0, blur_rate: float = 0.0, max_blur: float = 2.0) -> torch.Tensor:
     """The diffusion loss for one batch of clips, for the model's prediction type."""
     video, foreground = batch.video, batch.foreground
     if frame_indices is not None:
@@ -105,7 +139,7 @@ def training_step(model, batch, ids, cumprod, generator, device, frame_indices: 
     t = torch.randint(0, len(cumprod), (b,), generator=generator).to(device)
     first_frame = x0[:, :, 0]  # (b, 3, h, w)
     cond = model.encode(ids.to(device), first_frame, batch.image_mask.to(device))
-    x_t = add_noise(x0, noise, t, cumprod)
+    x_t = add_noise(blurred_inputs(x0, blur_rate, max_blur, generator) if blur_rate else x0, noise, t, cumprod)
     prediction = model(x_t, t, cond, None if frame_indices is None else frame_indices.to(device))
     kind = model.config.prediction_type
     if kind == "sample":
@@ -178,7 +212,7 @@ def main(argv=None) -> None:
         for group in optimiser.param_groups:
             group["lr"] = args.lr * min(1.0, (step + 1) / args.warmup)
 
-        loss = training_step(model, batch, ids, cumprod, generator, device, frame_indices, args.object_weight)
+        loss = training_step(model, batch, ids, cumprod, generator, device, frame_indices, args.object_weight, args.blur_rate, args.max_blur)
         optimise(model, ema, optimiser, loss, min(args.ema, (1 + step) / (10 + step)))
 
         step += 1
@@ -192,7 +226,7 @@ def main(argv=None) -> None:
             save_run(args.checkpoint, model, ema, optimiser, step, history, seconds)
     bar.close()
     training = {"steps": step, "batch": args.batch, "short_frames": args.short_frames, "full_every": args.full_every, "lr": args.lr, "ema": args.ema, "seed": args.seed,
-                "object_weight": args.object_weight,
+                "object_weight": args.object_weight, "blur_rate": args.blur_rate, "max_blur": args.max_blur,
                 "train_seconds": round(seconds, 1), "final_loss": running, "device": str(device)}
     save_model(ema, args.out, {"_training": training})
     log.info("wrote %s after %d steps (%.0f s of training)", args.out, step, seconds)

@@ -56,6 +56,10 @@ class KinemoConfig:
     # sees it raw copies that noise into its prediction as lumps and spikes (its timestep modulation acts after
     # the first convolution has mixed the noisy channels with the decoded ones, so it cannot shut them off).
     refiner_input: str = "denoised"
+    # What the patch embedding is shown of the noisy frame, "noisy" or "denoised" as for the refiner. Denoised,
+    # the first steps (sqrt(alpha_bar) about 1e-4 at t = 999) see almost no noise and draw what the prompt says;
+    # shown raw x_t there, a model reads lumps into pure noise, and DDIM keeps the x_0 it starts with.
+    token_input: str = "denoised"
     # Each token draws a 2p x 2p window, overlapping its neighbours' by p/2 on every side (summed, as a
     # transposed convolution does), instead of its own p x p block: shapes no longer break at patch borders.
     overlap_decoder: bool = True
@@ -70,7 +74,7 @@ class KinemoConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "KinemoConfig":
         # files written before these options existed were made without them
-        data = {"refiner": 0, "refiner_input": "noisy", "overlap_decoder": False, **data}
+        data = {"refiner": 0, "refiner_input": "noisy", "overlap_decoder": False, "token_input": "noisy", **data}
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -247,11 +251,12 @@ class KinemoDiT(nn.Module):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
         self.refiner = PixelRefiner(d, config.refiner_features, config.refiner) if config.refiner else None
-        if config.refiner and config.refiner_input == "denoised":
+        for name in ("refiner_input", "token_input"):
+            if getattr(config, name) not in ("noisy", "denoised"):
+                raise ValueError(f"unknown {name} {getattr(config, name)!r}")
+        if (config.refiner and config.refiner_input == "denoised") or config.token_input == "denoised":
             betas = make_betas(config.beta_schedule, config.num_train_timesteps, snr_scale=config.snr_scale)
             self.register_buffer("signal_scale", alphas_cumprod(betas).sqrt(), persistent=False)  # (T,)
-        elif config.refiner_input not in ("noisy", "denoised"):
-            raise ValueError(f"unknown refiner_input {config.refiner_input!r}")
 
     def frame_positions(self, frame_indices: torch.Tensor) -> torch.Tensor:
         """Frame position embeddings (f, d); fractional positions interpolate between table rows."""
@@ -261,6 +266,11 @@ class KinemoDiT(nn.Module):
         high = (low + 1).clamp(max=self.config.max_frames - 1)
         weight = (frame_indices - low)[:, None]
         return self.frame_position[low] * (1 - weight) + self.frame_position[high] * weight
+
+    def denoised(self, sample: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+        """sqrt(alpha_bar_t) * x_t, each pixel's least-squares guess of x_0 from x_t alone: (b, c, f, h, w)."""
+        step = timestep.round().long().clamp(0, len(self.signal_scale) - 1).expand(sample.shape[0])  # (b,); one timestep may serve the batch
+        return sample * self.signal_scale[step][:, None, None, None, None]
 
     def encode(self, text_ids: torch.Tensor, image: torch.Tensor | None = None, image_mask: torch.Tensor | None = None) -> Conditioning:
         """Encode the conditioning once per request: ids (b, l), image (b, 3, h, w) in [-1, 1]."""
@@ -294,7 +304,7 @@ class KinemoDiT(nn.Module):
             timestep = timestep.expand(b)
 
         # 1. patchify: noisy frames, the first-frame image and its mask -> tokens (b, f, s, d)
-        x = rearrange(sample, "b c f (gh p1) (gw p2) -> b f (gh gw) (p1 p2 c)", p1=p, p2=p)
+        x = rearrange(self.denoised(sample, timestep) if self.config.token_input == "denoised" else sample, "b c f (gh p1) (gw p2) -> b f (gh gw) (p1 p2 c)", p1=p, p2=p)
         img = rearrange(cond.image, "b c (gh p1) (gw p2) -> b 1 (gh gw) (p1 p2 c)", p1=p, p2=p)
         mask = cond.image_mask[:, None, None, None].expand(b, f, x.shape[2], 1)
         tokens = torch.cat([x, img.expand(-1, f, -1, -1), mask], dim=-1)
@@ -319,10 +329,8 @@ class KinemoDiT(nn.Module):
             return rearrange(x, "(b f) c h w -> b c f h w", b=b)
 
         # 5. refine at full resolution, frame by frame
-        noisy = rearrange(sample, "b c f h w -> (b f) c h w")
-        if self.config.refiner_input == "denoised":  # each pixel's least-squares guess of x_0 from x_t alone
-            step = timestep.round().long().clamp(0, len(self.signal_scale) - 1).expand(b)  # (b,); one timestep may serve the batch
-            noisy = noisy * self.signal_scale[step].repeat_interleave(f)[:, None, None, None]
+        noisy = self.denoised(sample, timestep) if self.config.refiner_input == "denoised" else sample
+        noisy = rearrange(noisy, "b c f h w -> (b f) c h w")
         image = torch.cat([cond.image, cond.image_mask[:, None, None, None].expand(b, 1, h, w)], dim=1)  # (b, 4, h, w)
         image = image.repeat_interleave(f, dim=0)  # (b f) 4 h w
         refined = self.refiner(x[:, :3], x[:, 3:], noisy, image, c.repeat_interleave(f, dim=0))

@@ -42,3 +42,18 @@ def test_camera_clips_render_in_range():
     clip = sample_camera_clip(random.Random(3), "zooms in")
     video = render(clip, 16)
     assert video.shape == (3, 16, 64, 64) and 0 <= video.min() and video.max() <= 1
+
+
+def test_objects_stay_clear_of_the_frame_border():
+    """The checker reads the background from the border: no object may reach it, at any size or position."""
+    import torch
+
+    from engine.synthetic import object_coverage
+
+    rng = random.Random(11)
+    combos = all_combos()
+    for _ in range(600):
+        coverage = object_coverage(sample_object_clip(rng, rng.choice(combos)), 16)  # (f, h, w)
+        ring = torch.ones(64, 64, dtype=torch.bool)
+        ring[2:-2, 2:-2] = False
+        assert coverage[:, ring].max() == 0

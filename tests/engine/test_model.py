@@ -103,7 +103,7 @@ def test_model_files_written_before_the_refiner_load_without_one():
 
 
 def test_model_files_written_before_the_denoised_refiner_input_and_the_overlapping_decoder_keep_their_design():
-    old = {k: v for k, v in TINY.to_dict().items() if k not in ("refiner_input", "overlap_decoder")}
+    old = {k: v for k, v in TINY.to_dict().items() if k not in ("refiner_input", "overlap_decoder", "token_input")}
     config = KinemoConfig.from_dict(old)
     assert config.refiner_input == "noisy" and not config.overlap_decoder
     model = KinemoDiT(config)
@@ -125,6 +125,26 @@ def test_the_refiner_sees_each_pixels_least_squares_guess_of_the_clean_frame():
     expected = rearrange(x, "b c f h w -> (b f) c h w") * cumprod[t].sqrt().repeat_interleave(3)[:, None, None, None]
     assert torch.allclose(seen[0], expected)
     assert seen[0][:3].abs().max() < 1e-3 < seen[0][3:].abs().max()  # pure noise is all but shut off
+
+
+def test_denoised_token_input_makes_the_first_step_independent_of_the_noise():
+    """At t = 999 sqrt(alpha_bar) is 0: with denoised token input the prediction depends on the prompt alone."""
+    model = _randomised(KinemoDiT(TINY)).eval()
+    assert TINY.token_input == "denoised"
+    cond = model.encode(token_batch([tokenize("a red square stays still").ids]))
+    a, b = torch.randn(2, 1, 3, 2, 64, 64)
+    top = torch.tensor([999])  # sqrt(alpha_bar) is about 1e-4 there
+    spread = lambda m, t: (m(a, t, cond) - m(b, t, cond)).abs().max().item()  # noqa: E731
+    noisy = _randomised(KinemoDiT(KinemoConfig(**{**TINY.to_dict(), "token_input": "noisy"}))).eval()
+    assert spread(model, top) < 1e-3 < 0.05 < spread(noisy, top)
+    assert spread(model, torch.tensor([40])) > 0.05  # late steps still read the frame
+
+
+def test_model_files_written_before_token_input_keep_raw_noisy_tokens():
+    config = KinemoConfig.from_dict({k: v for k, v in TINY.to_dict().items() if k != "token_input"})
+    assert config.token_input == "noisy"
+    with pytest.raises(ValueError, match="token_input"):
+        KinemoDiT(KinemoConfig(**{**TINY.to_dict(), "token_input": "clean"}))
 
 
 def test_the_overlapping_decoder_lets_a_token_draw_past_its_own_patch():

@@ -73,3 +73,37 @@ def test_object_weight_changes_what_training_learns(tmp_path):
     weighted = load_file(out / "model.safetensors")
     assert any(not torch.equal(plain[k], weighted[k]) for k in plain)
     assert json.loads((out / "config.json").read_text())["_training"]["object_weight"] == 8.0
+
+
+def test_gaussian_blur_keeps_the_shape_and_the_total_and_spreads_a_point():
+    from engine.train import gaussian_blur
+
+    video = torch.zeros(2, 3, 4, 16, 16)
+    video[..., 8, 8] = 1.0
+    blurred = gaussian_blur(video, 1.5)
+    assert blurred.shape == video.shape
+    assert torch.allclose(blurred.sum(dim=(-1, -2)), video.sum(dim=(-1, -2)), atol=1e-5)
+    assert blurred[0, 0, 0, 8, 8] < 0.2 and blurred[0, 0, 0, 8, 10] > 0.02 and blurred[0, 0, 0, 8, 10] == blurred[0, 0, 0, 10, 8]
+
+
+def test_blurred_inputs_blur_only_the_chosen_clips():
+    from engine.train import blurred_inputs
+
+    x0 = torch.zeros(64, 3, 2, 16, 16)
+    x0[..., 4:12, 4:12] = 1.0
+    out = blurred_inputs(x0, 0.5, 2.0, torch.Generator().manual_seed(0))
+    changed = (out != x0).flatten(1).any(1)
+    assert 10 < int(changed.sum()) < 54  # about half
+    assert torch.equal(out[~changed], x0[~changed])
+    assert torch.equal(blurred_inputs(x0, 0.0, 2.0, torch.Generator().manual_seed(0)), x0)
+
+
+def test_blur_rate_changes_what_training_learns_and_is_recorded(tmp_path):
+    weights = {}
+    for rate in ("0", "1"):
+        out = tmp_path / f"blur{rate}"
+        train(["--steps", "2", "--batch", "2", "--threads", "1", "--config", TINY, "--checkpoint", str(tmp_path / f"b{rate}.pt"),
+               "--checkpoint-every", "1", "--out", str(out), "--warmup", "2", "--blur-rate", rate])
+        weights[rate] = load_file(out / "model.safetensors")
+    assert any(not torch.equal(weights["0"][k], weights["1"][k]) for k in weights["0"])
+    assert json.loads((out / "config.json").read_text())["_training"]["blur_rate"] == 1.0
