@@ -43,7 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--teacher", type=Path, default=STARTER_DIR)
     p.add_argument("--student-steps", type=int, default=4)
     p.add_argument("--teacher-steps", type=int, default=24, help="a multiple of --student-steps")
-    p.add_argument("--steps", type=int, default=150, help="optimiser steps")
+    p.add_argument("--steps", type=int, default=100, help="optimiser steps")
     p.add_argument("--batch", type=int, default=6, help="teacher trajectories per step")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--ema", type=float, default=0.99)
