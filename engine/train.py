@@ -105,12 +105,12 @@ def blurred_inputs(x0: torch.Tensor, rate: float, max_sigma: float, generator: t
     sharp teaches the model to draw the prompt's shape from such a blob instead of reading the blob's
     roundness as the shape.
     """
-    chosen = torch.rand(x0.shape[0], generator=generator) < rate  # (b,)
+    chosen = (torch.rand(x0.shape[0], generator=generator) < rate).to(x0.device)  # (b,)
     sigma = 0.5 + (max_sigma - 0.5) * torch.rand((), generator=generator).item()
     if not chosen.any():
         return x0
     out = x0.clone()
-    out[chosen.to(x0.device)] = gaussian_blur(x0[chosen.to(x0.device)], sigma)
+    out[chosen] = gaussian_blur(x0[chosen], sigma)
     return out
 
 

@@ -128,12 +128,12 @@ def test_the_refiner_sees_each_pixels_least_squares_guess_of_the_clean_frame():
 
 
 def test_denoised_token_input_makes_the_first_step_independent_of_the_noise():
-    """At t = 999 sqrt(alpha_bar) is 0: with denoised token input the prediction depends on the prompt alone."""
+    """At t = 999 sqrt(alpha_bar) is about 1e-4: with denoised token input the prediction depends on the prompt alone."""
     model = _randomised(KinemoDiT(TINY)).eval()
     assert TINY.token_input == "denoised"
     cond = model.encode(token_batch([tokenize("a red square stays still").ids]))
     a, b = torch.randn(2, 1, 3, 2, 64, 64)
-    top = torch.tensor([999])  # sqrt(alpha_bar) is about 1e-4 there
+    top = torch.tensor([999])
     spread = lambda m, t: (m(a, t, cond) - m(b, t, cond)).abs().max().item()  # noqa: E731
     noisy = _randomised(KinemoDiT(KinemoConfig(**{**TINY.to_dict(), "token_input": "noisy"}))).eval()
     assert spread(model, top) < 1e-3 < 0.05 < spread(noisy, top)
