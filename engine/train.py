@@ -61,8 +61,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "asked to undo (Ning et al. 2023): a sampler's inputs carry its own earlier errors, and a model "
                         "that trusts its input exactly copies them (0 for none)")
     p.add_argument("--precision", choices=("bf16", "fp32"), default="bf16",
-                   help="autocast of the model's forward pass; weights, optimiser and EMA stay fp32 (bf16: steps 15-25 %% "
-                        "faster on this project's CPUs, which have AVX-512 BF16)")
+                   help="autocast of the model's forward pass; weights, optimiser and EMA stay fp32 (bf16: steps take 15-25 %% "
+                        "less time on this project's CPUs, which have AVX-512 BF16)")
     p.add_argument("--text-dropout", type=float, default=0.1, help="share of captions replaced by the empty prompt")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)

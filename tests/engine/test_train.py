@@ -155,13 +155,12 @@ def _step(model, **options):
     from engine.models.text_encoder import token_batch
     from engine.sampling.schedule import alphas_cumprod, make_betas
     from engine.synthetic import make_batch
+    from engine.train import training_step
     from engine.vocabulary import tokenize
 
     batch = make_batch(random.Random(1), 4, frames=2)
     ids = token_batch([tokenize(c).ids for c in batch.captions])
     cumprod = alphas_cumprod(make_betas("squaredcos_cap_v2", 1000, snr_scale=1 / 16))
-    from engine.train import training_step
-
     return training_step(model, batch, ids, cumprod, torch.Generator().manual_seed(5), "cpu", **options), batch, cumprod
 
 
