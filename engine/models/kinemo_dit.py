@@ -254,7 +254,8 @@ class KinemoDiT(nn.Module):
         for name in ("refiner_input", "token_input"):
             if getattr(config, name) not in ("noisy", "denoised"):
                 raise ValueError(f"unknown {name} {getattr(config, name)!r}")
-        if (config.refiner and config.refiner_input == "denoised") or config.token_input == "denoised":
+        self.shows_denoised = (config.refiner and config.refiner_input == "denoised") or config.token_input == "denoised"
+        if self.shows_denoised:
             betas = make_betas(config.beta_schedule, config.num_train_timesteps, snr_scale=config.snr_scale)
             self.register_buffer("signal_scale", alphas_cumprod(betas).sqrt(), persistent=False)  # (T,)
 
@@ -304,7 +305,9 @@ class KinemoDiT(nn.Module):
             timestep = timestep.expand(b)
 
         # 1. patchify: noisy frames, the first-frame image and its mask -> tokens (b, f, s, d)
-        x = rearrange(self.denoised(sample, timestep) if self.config.token_input == "denoised" else sample, "b c f (gh p1) (gw p2) -> b f (gh gw) (p1 p2 c)", p1=p, p2=p)
+        denoised = self.denoised(sample, timestep) if self.shows_denoised else None  # once, for tokens and refiner
+        shown = denoised if self.config.token_input == "denoised" else sample
+        x = rearrange(shown, "b c f (gh p1) (gw p2) -> b f (gh gw) (p1 p2 c)", p1=p, p2=p)
         img = rearrange(cond.image, "b c (gh p1) (gw p2) -> b 1 (gh gw) (p1 p2 c)", p1=p, p2=p)
         mask = cond.image_mask[:, None, None, None].expand(b, f, x.shape[2], 1)
         tokens = torch.cat([x, img.expand(-1, f, -1, -1), mask], dim=-1)
@@ -329,8 +332,7 @@ class KinemoDiT(nn.Module):
             return rearrange(x, "(b f) c h w -> b c f h w", b=b)
 
         # 5. refine at full resolution, frame by frame
-        noisy = self.denoised(sample, timestep) if self.config.refiner_input == "denoised" else sample
-        noisy = rearrange(noisy, "b c f h w -> (b f) c h w")
+        noisy = rearrange(denoised if self.config.refiner_input == "denoised" else sample, "b c f h w -> (b f) c h w")
         image = torch.cat([cond.image, cond.image_mask[:, None, None, None].expand(b, 1, h, w)], dim=1)  # (b, 4, h, w)
         image = image.repeat_interleave(f, dim=0)  # (b f) 4 h w
         refined = self.refiner(x[:, :3], x[:, 3:], noisy, image, c.repeat_interleave(f, dim=0))
