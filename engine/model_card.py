@@ -43,6 +43,15 @@ def input_perturbation(training: dict) -> str:
     return f"; the input's noise carries {gamma:g} x an extra Gaussian that the target leaves out (input perturbation)" if gamma else ""
 
 
+def finishing_stage(training: dict) -> str:
+    """The lumpy-outline finishing stage of training, as a clause of the card's architecture line."""
+    rate, start, steps = training.get("lumpy_rate", 0.0), training.get("finish_from", 0), training.get("steps", 0)
+    if not rate or start >= steps:
+        return ""
+    return (f"; over the last {steps - start} steps (from step {start}), {100 * rate:g} % of object clips are noised from a copy "
+            "whose outline is made lumpy (bumps of up to about 2 px) while the target stays clean")
+
+
 def card(folder: Path, evaluation: dict, command: str, notes: str = "") -> str:
     config = json.loads((folder / "config.json").read_text())
     training = config.get("_training", {})
@@ -81,7 +90,7 @@ trained from scratch on clips drawn by `engine/synthetic.py`. It runs on any CPU
   decoder, 0 for none; refiner_input and token_input: what the refiner and the patch embedding see of the noisy
   frame, x_t itself or sqrt(alpha_bar_t) x_t; overlap_decoder: each token draws a window twice its patch's size, see
   `engine/models/kinemo_dit.py`); x-prediction (`prediction_type: {config['prediction_type']}`), cosine schedule with every SNR
-  scaled by {config['snr_scale']:.4g}, min-SNR-4 loss weighting{object_weighting(training)}{input_blurring(training)}{timestep_sampling(training)}{input_perturbation(training)}.
+  scaled by {config['snr_scale']:.4g}, min-SNR-4 loss weighting{object_weighting(training)}{input_blurring(training)}{timestep_sampling(training)}{input_perturbation(training)}{finishing_stage(training)}.
 
 ## Measured quality (held-out prompts: `python -m engine.evaluate`)
 

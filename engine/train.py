@@ -10,6 +10,10 @@ what sixteen do at a quarter of the cost, and the saved compute buys more clips.
 Resumable: a checkpoint (weights, EMA, optimiser, step) is written every --checkpoint-every steps
 and picked up on the next run. The data stream depends only on (seed, step), so a resumed run sees
 the clips an uninterrupted run would have seen. At the end the EMA weights are written to --out.
+
+A finishing stage (from --finish-from on) noises some clips from copies with lumpy outlines while
+the targets stay clean; the steps before it are the run without that stage, draw for draw, so the
+stage can be tried by resuming an earlier run's checkpoint.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ log = logging.getLogger("kinemo.train")
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m engine.train", description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=2200)
+    p.add_argument("--steps", type=int, default=2350)
     p.add_argument("--batch", type=int, default=8, help="clips per step at the full window; short steps take more")
     p.add_argument("--short-frames", type=int, default=4, help="frames per clip on short steps")
     p.add_argument("--full-every", type=int, default=4, help="every N-th step trains on the full window")
@@ -60,6 +64,16 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="extra noise, as a share of the schedule's own, added to the model's input but not to what it is "
                         "asked to undo (Ning et al. 2023): a sampler's inputs carry its own earlier errors, and a model "
                         "that trusts its input exactly copies them (0 for none)")
+    p.add_argument("--finish-from", type=int, default=2200, metavar="STEP",
+                   help="the step from which the finishing stage's --lumpy-rate applies; the steps before it are the "
+                        "recipe without lumpy outlines, step for step")
+    p.add_argument("--lumpy-rate", type=float, default=0.5,
+                   help="share of object clips, in the finishing stage, noised from a copy whose outline is made lumpy while "
+                        "the target stays clean: a sampler's estimates grow bumps and notches over its last steps, and a "
+                        "model that trusts them turns a square into a blob (0 for none)")
+    p.add_argument("--lumpy-strength", type=float, default=0.5,
+                   help="size of the bumps: the blurred coverage, whose 0.5 level is the outline, is shifted by this x U(0, 1) x a "
+                        "smooth unit random field, clipped to +-0.45 (about 2 px)")
     p.add_argument("--precision", choices=("bf16", "fp32"), default="bf16",
                    help="autocast of the model's forward pass; weights, optimiser and EMA stay fp32 (bf16: steps take 15-25 %% "
                         "less time on this project's CPUs, which have AVX-512 BF16)")
@@ -77,6 +91,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error(f"--mid-range {low} {high} is not inside the schedule's 0..{KinemoConfig.num_train_timesteps}")
     if not 0 <= args.mid_share <= 1:
         p.error(f"--mid-share {args.mid_share} is not a share between 0 and 1")
+    if not 0 <= args.lumpy_rate <= 1:
+        p.error(f"--lumpy-rate {args.lumpy_rate} is not a share between 0 and 1")
+    if args.finish_from < 0 or args.lumpy_strength < 0:
+        p.error("--finish-from and --lumpy-strength cannot be negative")
     return args
 
 
@@ -132,6 +150,32 @@ def blurred_inputs(x0: torch.Tensor, rate: float, max_sigma: float, generator: t
     return out
 
 
+def lumpy_inputs(x0: torch.Tensor, foreground: torch.Tensor, rate: float, strength: float, generator: torch.Generator) -> torch.Tensor:
+    """x0 (b, 3, f, h, w) with `rate` of its object clips redrawn with lumpy outlines.
+
+    Along a sampler's path the model's estimates grow notches and bumps on the object's outline,
+    and a model that reads them as shape turns a square into a blob. A chosen clip's object is
+    redrawn, in its own colour on its own background, inside the outline moved by a smooth random
+    field, by up to about 2 pixels; the target stays the clean clip. Colour and background are
+    coverage-weighted means, which the anti-aliased edge tints by up to 0.1 (of the -1..1 range): a
+    shift the noise of the middle timesteps hides, kept because the shipped run was made with it.
+    foreground (b, 1, f, h, w) is the object's coverage, 0 in camera clips (never chosen).
+    """
+    b, _, f, h, w = x0.shape
+    chosen = ((torch.rand(b, generator=generator) < rate).to(x0.device) & (foreground.flatten(1).amax(1) > 0))  # (b,)
+    amount = strength * torch.rand(b, generator=generator).to(x0.device).view(b, 1, 1, 1, 1)
+    field = gaussian_blur(torch.randn(b, 1, 1, h, w, generator=generator).to(x0.device), 1.5)  # one field per clip
+    field = field / field.flatten(1).std(1).view(b, 1, 1, 1, 1)
+    # the outline moves where the blurred coverage crosses 0.5; the clamp keeps the far background and the core as they are
+    inside = (gaussian_blur(foreground, 1.5) + (amount * field).clamp(-0.45, 0.45) > 0.5).float()  # (b, 1, f, h, w)
+    area = foreground.sum((3, 4), keepdim=True)  # (b, 1, f, 1, 1)
+    colour = (x0 * foreground).sum((3, 4), keepdim=True) / area.clamp(min=1e-6)  # (b, 3, f, 1, 1)
+    background = (x0 * (1 - foreground)).sum((3, 4), keepdim=True) / (h * w - area).clamp(min=1e-6)
+    redrawn = background + inside * (colour - background)
+    keep = ~chosen.view(b, 1, 1, 1, 1) | (area < 1)  # frames without the object stay as they are
+    return torch.where(keep, x0, redrawn)
+
+
 def sample_timesteps(count: int, total: int, mid_share: float, mid_range: tuple[int, int], generator: torch.Generator) -> torch.Tensor:
     """count timesteps (count,): uniform over the schedule, except mid_share of them uniform over mid_range."""
     low, high = mid_range  # checked where the command line is read
@@ -154,7 +198,8 @@ def frame_plan(step: int, args: argparse.Namespace, window: int, rng: random.Ran
 
 def training_step(model, batch, ids, cumprod, generator, device, frame_indices: torch.Tensor | None = None,
                   object_weight: float = 0.0, blur_rate: float = 0.0, max_blur: float = 2.0, mid_share: float = 0.0,
-                  mid_range: tuple[int, int] = (300, 800), input_perturbation: float = 0.0, bf16: bool = False) -> torch.Tensor:
+                  mid_range: tuple[int, int] = (300, 800), input_perturbation: float = 0.0, bf16: bool = False,
+                  lumpy_rate: float = 0.0, lumpy_strength: float = 0.5) -> torch.Tensor:
     """The diffusion loss for one batch of clips, for the model's prediction type."""
     video, foreground = batch.video, batch.foreground
     if frame_indices is not None:
@@ -168,7 +213,8 @@ def training_step(model, batch, ids, cumprod, generator, device, frame_indices: 
     else:  # exactly the draws of recipes made before --mid-share, so their runs still reproduce
         t = torch.randint(0, len(cumprod), (b,), generator=generator).to(device)
     first_frame = x0[:, :, 0]  # (b, 3, h, w)
-    signal = blurred_inputs(x0, blur_rate, max_blur, generator) if blur_rate else x0
+    signal = lumpy_inputs(x0, foreground.to(device), lumpy_rate, lumpy_strength, generator) if lumpy_rate else x0
+    signal = blurred_inputs(signal, blur_rate, max_blur, generator) if blur_rate else signal
     if input_perturbation:  # the input's noise is noise + gamma * xi; the x_0 target (or the epsilon one) is not
         x_t = add_noise(signal, noise + input_perturbation * torch.randn(x0.shape, generator=generator).to(device), t, cumprod)
     else:
@@ -248,7 +294,8 @@ def main(argv=None) -> None:
             group["lr"] = args.lr * min(1.0, (step + 1) / args.warmup)
 
         loss = training_step(model, batch, ids, cumprod, generator, device, frame_indices, args.object_weight, args.blur_rate, args.max_blur,
-                             args.mid_share, tuple(args.mid_range), args.input_perturbation, args.precision == "bf16")
+                             args.mid_share, tuple(args.mid_range), args.input_perturbation, args.precision == "bf16",
+                             args.lumpy_rate if step >= args.finish_from else 0.0, args.lumpy_strength)
         optimise(model, ema, optimiser, loss, min(args.ema, (1 + step) / (10 + step)))
 
         step += 1
@@ -264,6 +311,7 @@ def main(argv=None) -> None:
     training = {"steps": step, "batch": args.batch, "short_frames": args.short_frames, "full_every": args.full_every, "lr": args.lr, "ema": args.ema, "seed": args.seed,
                 "object_weight": args.object_weight, "blur_rate": args.blur_rate, "max_blur": args.max_blur,
                 "mid_share": args.mid_share, "mid_range": list(args.mid_range), "input_perturbation": args.input_perturbation,
+                "finish_from": args.finish_from, "lumpy_rate": args.lumpy_rate, "lumpy_strength": args.lumpy_strength,
                 "precision": args.precision,
                 "train_seconds": round(seconds, 1), "final_loss": running, "device": str(device)}
     save_model(ema, args.out, {"_training": training})

@@ -37,9 +37,9 @@ def test_generate_writes_the_clip_it_was_asked_for(tmp_path, capsys):
     meta, frames = _decode(out)
     assert frames.shape == (16, 64, 64, 3) and meta["fps"] == pytest.approx(8)
     reading = check_clip(frames)
-    # The starter model gets colour, motion and background right (100 / 100 / 100 % on held-out prompts);
-    # its shapes are right for 67.2 % of them, measured by `python -m engine.evaluate`.
-    assert (reading.colour, reading.motion, reading.background) == ("red", "moves right", "black")
+    # The starter model gets colour, motion and background right (100 / 100 / 100 % on held-out prompts) and
+    # shapes for 75 % of them, measured by `python -m engine.evaluate`; this prompt reads right at seeds 0-3.
+    assert (reading.colour, reading.shape, reading.motion, reading.background) == ("red", "circle", "moves right", "black")
 
     figures = json.loads(stats.read_text())
     for key in ("load_seconds", "generate_seconds", "seconds_per_step", "export_seconds", "total_seconds", "peak_memory_mb"):

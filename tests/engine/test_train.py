@@ -1,5 +1,6 @@
 import json
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -127,26 +128,27 @@ def test_bad_timestep_options_are_refused_with_a_usage_error(capsys):
 
     from engine.train import parse_args
 
-    for argv in (["--mid-range", "800", "300"], ["--mid-range", "0", "1001"], ["--mid-share", "1.5"]):
+    for argv in (["--mid-range", "800", "300"], ["--mid-range", "0", "1001"], ["--mid-share", "1.5"], ["--lumpy-rate", "1.5"],
+                 ["--finish-from", "-1"], ["--lumpy-strength", "-0.5"]):
         with pytest.raises(SystemExit) as stop:
             parse_args(argv)
         assert stop.value.code == 2
-        assert "--mid-" in capsys.readouterr().err
+        assert argv[0] in capsys.readouterr().err
 
 
 class _Spy(torch.nn.Module):
-    """Stands in for the model: records what it is shown and predicts zeros."""
+    """Stands in for the model: records what it is shown and predicts `value` everywhere."""
 
-    def __init__(self, model):
+    def __init__(self, model, value: float = 0.0):
         super().__init__()
-        self.model, self.config, self.seen = model, model.config, []
+        self.model, self.config, self.seen, self.value = model, model.config, [], value
 
     def encode(self, *args):
         return self.model.encode(*args)
 
     def forward(self, x_t, t, cond, frame_indices=None):
         self.seen.append((x_t, t))
-        return torch.zeros_like(x_t) + 0 * self.model.patch_in.bias.sum()
+        return torch.zeros_like(x_t) + self.value + 0 * self.model.patch_in.bias.sum()
 
 
 def _step(model, **options):
@@ -207,3 +209,63 @@ def test_training_records_its_timestep_noise_and_precision_options(tmp_path):
            "--out", str(out), "--mid-share", "0.25", "--mid-range", "200", "700", "--input-perturbation", "0.2", "--precision", "fp32"])
     training = json.loads((out / "config.json").read_text())["_training"]
     assert (training["mid_share"], training["mid_range"], training["input_perturbation"], training["precision"]) == (0.25, [200, 700], 0.2, "fp32")
+
+
+def test_lumpy_inputs_move_only_the_outline_of_the_chosen_object_clips():
+    import random
+
+    from engine.synthetic import CameraClip, make_batch, sample_clips
+    from engine.train import lumpy_inputs
+
+    batch = make_batch(random.Random(3), 12, frames=4)
+    clips = sample_clips(random.Random(3), 12)
+    x0, coverage = batch.video * 2 - 1, batch.foreground
+    assert torch.equal(lumpy_inputs(x0, coverage, 0.0, 0.5, torch.Generator().manual_seed(0)), x0)
+    out = lumpy_inputs(x0, coverage, 1.0, 0.5, torch.Generator().manual_seed(0))
+    near = torch.nn.functional.max_pool3d(coverage, (1, 9, 9), stride=1, padding=(0, 4, 4))[:, 0]  # within 4 px of the object
+    core = -torch.nn.functional.max_pool3d(-coverage, (1, 9, 9), stride=1, padding=(0, 4, 4))[:, 0]  # 4 px inside it
+    moved_outlines = 0
+    for i, clip in enumerate(clips):
+        if isinstance(clip, CameraClip):
+            assert torch.equal(out[i], x0[i])
+            continue
+        change = (out[i] - x0[i]).abs().amax(0)  # (f, h, w)
+        # the far background and the object's middle keep their colours, up to the tint of the anti-aliased edge
+        assert float(change[near[i] == 0].max()) < 0.1
+        assert float(change[core[i] == 1].max()) < 0.1
+        moved_outlines += int((change > 0.5).sum()) > 10  # whole pixels changed hands along the outline
+    assert moved_outlines >= 5
+
+
+def test_lumpy_inputs_change_what_the_model_sees_but_not_its_target():
+    from engine.models.kinemo_dit import KinemoConfig, KinemoDiT
+
+    model = KinemoDiT(KinemoConfig(**json.loads(TINY)))
+    seen = {}
+    for rate in (0.0, 1.0):
+        spy = _Spy(model)  # predicts zeros: the x_0 loss depends on the target and the timesteps only
+        loss, _, _ = _step(spy, lumpy_rate=rate, lumpy_strength=0.5)
+        seen[rate] = (float(loss.detach()), *spy.seen[0])
+    assert seen[0.0][0] == seen[1.0][0]
+    assert torch.equal(seen[0.0][2], seen[1.0][2])
+    assert not torch.equal(seen[0.0][1], seen[1.0][1])
+
+
+def test_the_finishing_stage_starts_at_its_step_and_is_recorded(tmp_path):
+    import engine.train as training
+
+    rates = []
+    real = training.training_step
+
+    def spy(*args, **kwargs):
+        rates.append(args[-2])  # ..., lumpy_rate, lumpy_strength
+        return real(*args, **kwargs)
+
+    out = tmp_path / "finish"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(training, "training_step", spy)
+        train(["--steps", "3", "--batch", "2", "--threads", "1", "--config", TINY, "--checkpoint", str(tmp_path / "f.pt"),
+               "--out", str(out), "--finish-from", "2", "--lumpy-rate", "0.25", "--lumpy-strength", "0.3"])
+    assert rates == [0.0, 0.0, 0.25]
+    record = json.loads((out / "config.json").read_text())["_training"]
+    assert (record["finish_from"], record["lumpy_rate"], record["lumpy_strength"]) == (2, 0.25, 0.3)
