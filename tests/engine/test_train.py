@@ -137,18 +137,18 @@ def test_bad_timestep_options_are_refused_with_a_usage_error(capsys):
 
 
 class _Spy(torch.nn.Module):
-    """Stands in for the model: records what it is shown and predicts `value` everywhere."""
+    """Stands in for the model: records what it is shown and predicts zeros."""
 
-    def __init__(self, model, value: float = 0.0):
+    def __init__(self, model):
         super().__init__()
-        self.model, self.config, self.seen, self.value = model, model.config, [], value
+        self.model, self.config, self.seen = model, model.config, []
 
     def encode(self, *args):
         return self.model.encode(*args)
 
     def forward(self, x_t, t, cond, frame_indices=None):
         self.seen.append((x_t, t))
-        return torch.zeros_like(x_t) + self.value + 0 * self.model.patch_in.bias.sum()
+        return torch.zeros_like(x_t) + 0 * self.model.patch_in.bias.sum()
 
 
 def _step(model, **options):
