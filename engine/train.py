@@ -293,9 +293,11 @@ def main(argv=None) -> None:
         for group in optimiser.param_groups:
             group["lr"] = args.lr * min(1.0, (step + 1) / args.warmup)
 
-        loss = training_step(model, batch, ids, cumprod, generator, device, frame_indices, args.object_weight, args.blur_rate, args.max_blur,
-                             args.mid_share, tuple(args.mid_range), args.input_perturbation, args.precision == "bf16",
-                             args.lumpy_rate if step >= args.finish_from else 0.0, args.lumpy_strength)
+        loss = training_step(model, batch, ids, cumprod, generator, device, frame_indices,
+                             object_weight=args.object_weight, blur_rate=args.blur_rate, max_blur=args.max_blur,
+                             mid_share=args.mid_share, mid_range=tuple(args.mid_range), input_perturbation=args.input_perturbation,
+                             bf16=args.precision == "bf16", lumpy_rate=args.lumpy_rate if step >= args.finish_from else 0.0,
+                             lumpy_strength=args.lumpy_strength)
         optimise(model, ema, optimiser, loss, min(args.ema, (1 + step) / (10 + step)))
 
         step += 1

@@ -258,7 +258,7 @@ def test_the_finishing_stage_starts_at_its_step_and_is_recorded(tmp_path):
     real = training.training_step
 
     def spy(*args, **kwargs):
-        rates.append(args[-2])  # ..., lumpy_rate, lumpy_strength
+        rates.append(kwargs["lumpy_rate"])
         return real(*args, **kwargs)
 
     out = tmp_path / "finish"
