@@ -50,18 +50,35 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--model", default=DEFAULT_MODEL, help="catalog id (kinemo models list), hub id or model folder")
     gen.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU), cuda, cuda:N, mps or cpu")
     gen.add_argument("--token", help="Hugging Face token for gated models (default: HF_TOKEN or a saved login)")
-    gen.add_argument("--no-kv-cache", dest="kv_cache", action="store_false",
-                     help="recompute the conditioning's attention keys/values at every step (same output, slower)")
-    gen.add_argument("--quantize", choices=["int8"],
-                     help="keep the denoiser's weights in int8 (about 0.27x the memory; made once, then cached)")
-    gen.add_argument("--fast", action="store_true",
-                     help="use the model's distilled few-step version (kinemo-starter-fast, AnimateDiff-Lightning, LTX distilled)")
-    gen.add_argument("--onnx-temporal", action="store_true",
-                     help="run the temporal attention in onnxruntime: the bundled model's blocks, AnimateDiff's motion modules (exported once, then cached)")
-    gen.add_argument("--memory", choices=("auto", "high", "low", "minimal"), default="auto",
-                     help="auto: the lightest way to run that fits the free memory (default); high: everything on the GPU; "
-                          "low: model offload + VAE slicing/tiling; minimal: sequential offload + VAE slicing/tiling "
-                          "+ fp8 weights where supported. The estimate and the choice are printed before the run")
+    gen.add_argument(
+        "--no-kv-cache",
+        dest="kv_cache",
+        action="store_false",
+        help="recompute the conditioning's attention keys/values at every step (same output, slower)",
+    )
+    gen.add_argument(
+        "--quantize",
+        choices=["int8"],
+        help="keep the denoiser's weights in int8 (about 0.27x the memory; made once, then cached)",
+    )
+    gen.add_argument(
+        "--fast",
+        action="store_true",
+        help="use the model's distilled few-step version (kinemo-starter-fast, AnimateDiff-Lightning, LTX distilled)",
+    )
+    gen.add_argument(
+        "--onnx-temporal",
+        action="store_true",
+        help="run the temporal attention in onnxruntime: the bundled model's blocks, AnimateDiff's motion modules (exported once, then cached)",
+    )
+    gen.add_argument(
+        "--memory",
+        choices=("auto", "high", "low", "minimal"),
+        default="auto",
+        help="auto: the lightest way to run that fits the free memory (default); high: everything on the GPU; "
+        "low: model offload + VAE slicing/tiling; minimal: sequential offload + VAE slicing/tiling "
+        "+ fp8 weights where supported. The estimate and the choice are printed before the run",
+    )
     gen.add_argument("--format", choices=FORMATS, help="default: from the output's extension, else mp4")
     gen.add_argument("--quality", type=int, default=80, help="1 (smallest) .. 100 (best)")
     gen.add_argument("--stats", type=Path, help="write timings and peak memory as JSON")
@@ -74,8 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list, download, inspect or remove hub models")
     models_sub = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
     models_sub.add_parser("list", help="the catalog and whether each model is on disk")
-    for name, text in (("pull", "download a model (resumes an interrupted download)"), ("info", "what a model is and where it is"),
-                       ("remove", "delete a downloaded model from the hub cache")):
+    for name, text in (
+        ("pull", "download a model (resumes an interrupted download)"),
+        ("info", "what a model is and where it is"),
+        ("remove", "delete a downloaded model from the hub cache"),
+    ):
         cmd = models_sub.add_parser(name, help=text)
         cmd.add_argument("model", help="catalog id or hub id")
         if name == "pull":
@@ -113,29 +133,40 @@ def peak_memory_mb() -> float:
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from engine.backends import fast_model, generate_planned, resolve_backend
     from engine.events import Finished, Frames, Loaded, Notice, Progress
-    from engine.memory_plan import MemoryNotice
     from engine.hub import token_from
     from engine.images import file_sha256, load_image
+    from engine.memory_plan import MemoryNotice
     from engine.model_files import atomic_write_bytes
     from engine.request import GenerationRequest
     from export import ClipWriter, ExportSettings, check_destination, make_record
-    from tqdm import tqdm
 
     started = time.perf_counter()
     # 1. validate everything before any work: request, image, destinations
     fmt = choose_format(args.output, args.format)
     model = fast_model(args.model) if args.fast else args.model
     backend = resolve_backend(
-        model, args.device, token_from(args.token), kv_cache=args.kv_cache,
-        quantize=args.quantize, onnx_temporal=args.onnx_temporal, memory=args.memory,
+        model,
+        args.device,
+        token_from(args.token),
+        kv_cache=args.kv_cache,
+        quantize=args.quantize,
+        onnx_temporal=args.onnx_temporal,
+        memory=args.memory,
     )
     given = {k: getattr(args, k) for k in ("frames", "fps", "width", "height", "steps", "guidance")}
     chosen = {**backend.defaults(), **{k: v for k, v in given.items() if v is not None}}
     request = GenerationRequest(
-        prompt=args.prompt, negative_prompt=args.negative, model=model,
-        image=str(args.image) if args.image else None, seed=args.seed, eta=args.eta, **chosen,
+        prompt=args.prompt,
+        negative_prompt=args.negative,
+        model=model,
+        image=str(args.image) if args.image else None,
+        seed=args.seed,
+        eta=args.eta,
+        **chosen,
     ).validate()
     settings = ExportSettings(fmt, request.fps, request.width, request.height, args.quality).validate()
     check_destination(args.output, settings)
@@ -156,9 +187,12 @@ def run_generate(args: argparse.Namespace) -> int:
             elif isinstance(event, MemoryNotice):
                 print(event.message, file=sys.stderr)  # the estimate and the choice, before the run
                 if event.plan is not None:
-                    stats.update(memory_policy=event.plan.policy.name, memory_estimate_ram_mb=event.plan.estimate.ram / 2**20,
-                                 memory_estimate_vram_mb=event.plan.estimate.vram / 2**20,
-                                 memory_baseline_mb=event.plan.estimate.parts.get("baseline", 0) / 2**20)
+                    stats.update(
+                        memory_policy=event.plan.policy.name,
+                        memory_estimate_ram_mb=event.plan.estimate.ram / 2**20,
+                        memory_estimate_vram_mb=event.plan.estimate.vram / 2**20,
+                        memory_baseline_mb=event.plan.estimate.parts.get("baseline", 0) / 2**20,
+                    )
             elif isinstance(event, Notice):
                 print(f"warning: {event.message}", file=sys.stderr)
             elif isinstance(event, Progress):

@@ -17,7 +17,9 @@ def hub_model_for(name: str):
         raise InvalidRequest(f"{STARTER_ID} ships with Kinemo: there is nothing to download or remove")
     model = hub_model(name)
     if model is None:
-        raise InvalidRequest(f"unknown model {name!r}: use a catalog id (`kinemo models list`) or a hub id such as org/name")
+        raise InvalidRequest(
+            f"unknown model {name!r}: use a catalog id (`kinemo models list`) or a hub id such as org/name"
+        )
     return find_entry(name), model
 
 
@@ -87,7 +89,10 @@ def run_remove(name: str) -> int:
         print(f"{name} is not on disk; nothing removed")
         return 0
     kept = sorted(set(model.repos) & keep)
-    print(f"removed {', '.join(removed)} ({size_text(freed)})" + (f"; kept {', '.join(kept)}, which other models use" if kept else ""))
+    print(
+        f"removed {', '.join(removed)} ({size_text(freed)})"
+        + (f"; kept {', '.join(kept)}, which other models use" if kept else "")
+    )
     return 0
 
 

@@ -41,7 +41,12 @@ PROMPTS = [
     ("a blue square moves up on a gray background", 3),
     ("a green triangle grows on a white background", 7),
 ]
-VARIANTS = {"fp32": {}, "int8": {"quantize": "int8"}, "onnx": {"onnx_temporal": True}, "int8+onnx": {"quantize": "int8", "onnx_temporal": True}}
+VARIANTS = {
+    "fp32": {},
+    "int8": {"quantize": "int8"},
+    "onnx": {"onnx_temporal": True},
+    "int8+onnx": {"quantize": "int8", "onnx_temporal": True},
+}
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -62,7 +67,7 @@ def interleaved(fns: dict, repeats: int, warmup: int = 2, sync=lambda: None) -> 
     wall = {name: [] for name in fns}
     cpu = {name: [] for name in fns}
     for round_ in range(repeats):
-        names = list(fns)[round_ % len(fns):] + list(fns)[: round_ % len(fns)]
+        names = list(fns)[round_ % len(fns) :] + list(fns)[: round_ % len(fns)]
         for name in names:
             started, started_cpu = time.perf_counter(), time.process_time()
             fns[name]()
@@ -79,7 +84,10 @@ def block_times(folder: Path, device: str, repeats: int) -> list[tuple]:
     from engine.quantize import quantize_model
 
     rows = []
-    for label, model in (("fp32", load_model(folder).to(device)), ("int8", quantize_model(load_model(folder)).to(device))):
+    for label, model in (
+        ("fp32", load_model(folder).to(device)),
+        ("int8", quantize_model(load_model(folder)).to(device)),
+    ):
         fast = OnnxTemporal.prepare(model, device)
         dim, frames = model.config.dim, model.config.max_frames
         tokens = model.config.grid**2
@@ -90,12 +98,17 @@ def block_times(folder: Path, device: str, repeats: int) -> list[tuple]:
             with fast.attached(model), torch.inference_mode():
                 for block in model.blocks:
                     onnx_block, torch_block = block.temporal, block.temporal.torch_module
-                    calls = {"torch": lambda: torch_block(x, positions), "onnxrt": lambda: onnx_block(x, positions)}
+                    calls = {
+                        "torch": lambda b=torch_block, x=x, p=positions: b(x, p),
+                        "onnxrt": lambda b=onnx_block, x=x, p=positions: b(x, p),
+                    }
                     got = interleaved(calls, repeats, sync=torch.cuda.synchronize if x.is_cuda else lambda: None)
                     for name, pair in got.items():
                         sums[name] += pair
             n = len(model.blocks)
-            rows.append((label, f"({tokens * batch}, {frames}, {dim})", *(sums["torch"] / n * 1e3), *(sums["onnxrt"] / n * 1e3)))
+            rows.append(
+                (label, f"({tokens * batch}, {frames}, {dim})", *(sums["torch"] / n * 1e3), *(sums["onnxrt"] / n * 1e3))
+            )
     return rows
 
 
@@ -117,7 +130,7 @@ def end_to_end(folder: Path, device: str, repeats: int, steps: int) -> tuple[dic
     for round_ in range(repeats):
         for prompt, seed in PROMPTS:
             request = GenerationRequest(prompt, steps=steps, frames=16, width=64, height=64, seed=seed)
-            names = list(VARIANTS)[round_ % 4:] + list(VARIANTS)[: round_ % 4]
+            names = list(VARIANTS)[round_ % 4 :] + list(VARIANTS)[: round_ % 4]
             for name in names:
                 started_cpu = time.process_time()
                 events = list(backends[name].generate(request))
@@ -126,7 +139,12 @@ def end_to_end(folder: Path, device: str, repeats: int, steps: int) -> tuple[dic
                 wall[name].append(events[-1].stats["seconds_per_step"])
                 clips[(name, prompt)] = events[-2].frames
     figures = {
-        name: {"wall": min(wall[name]), "cpu": statistics.median(cpu[name]), "cold load s": loads[name][0], "warm load s": loads[name][1]}
+        name: {
+            "wall": min(wall[name]),
+            "cpu": statistics.median(cpu[name]),
+            "cold load s": loads[name][0],
+            "warm load s": loads[name][1],
+        }
         for name in VARIANTS
     }
     return figures, clips
@@ -144,9 +162,14 @@ def teacher_vs_student(teacher: Path, student: Path, repeats: int) -> dict:
             for name, (backend, steps) in runs.items():
                 steps = steps or backend.defaults()["steps"]
                 started = time.process_time()
-                list(backend.generate(GenerationRequest(prompt, steps=steps, frames=16, width=64, height=64, seed=seed)))
+                list(
+                    backend.generate(GenerationRequest(prompt, steps=steps, frames=16, width=64, height=64, seed=seed))
+                )
                 seconds[name].append(time.process_time() - started)
-    return {name: (statistics.median(values), runs[name][1] or runs[name][0].defaults()["steps"]) for name, values in seconds.items()}
+    return {
+        name: (statistics.median(values), runs[name][1] or runs[name][0].defaults()["steps"])
+        for name, values in seconds.items()
+    }
 
 
 QUALITY = [  # (label, section, key) of engine.evaluate's report
@@ -174,8 +197,15 @@ def held_out_quality(teacher: Path, student: Path, measure: bool) -> tuple[dict,
     runs = {}
     for name, folder, steps in (("teacher", teacher, 25), ("student", student, None)):
         backend = BundledBackend(folder)
-        runs[name] = evaluate(backend, steps or backend.defaults()["steps"], 1.0, seeds=1, image_prompts=IMAGE_PROMPTS,
-                              camera_pictures=CAMERA_PICTURES, progress=False)
+        runs[name] = evaluate(
+            backend,
+            steps or backend.defaults()["steps"],
+            1.0,
+            seeds=1,
+            image_prompts=IMAGE_PROMPTS,
+            camera_pictures=CAMERA_PICTURES,
+            progress=False,
+        )
     return runs["teacher"], runs["student"], "measured in this run by engine.evaluate"
 
 
@@ -196,12 +226,17 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--model", type=Path, default=STARTER_DIR)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--repeats", type=int, default=3, help="rounds of clips (3 prompts x 4 variants each); block timings use 20x")
+    p.add_argument(
+        "--repeats", type=int, default=3, help="rounds of clips (3 prompts x 4 variants each); block timings use 20x"
+    )
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--threads", type=int, help="torch and onnxruntime intra-op threads (default: torch's)")
     p.add_argument("--keep-cache", action="store_true", help="use Kinemo's cache folder instead of a fresh one")
-    p.add_argument("--evaluate", action="store_true",
-                   help="measure teacher and student quality in this run (a few minutes) instead of reading evaluation.json")
+    p.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="measure teacher and student quality in this run (a few minutes) instead of reading evaluation.json",
+    )
     opts = p.parse_args()
     if opts.threads:
         torch.set_num_threads(opts.threads)
@@ -218,7 +253,9 @@ def main() -> None:
         int8_den, int8_all = weight_bytes(int8, denoiser_only=True), weight_bytes(int8)
         print("\nweight memory           fp32 MB   int8 MB   ratio")
         print(f"  denoiser            {fp32_den / 2**20:9.2f} {int8_den / 2**20:9.2f} {int8_den / fp32_den:7.3f}")
-        print(f"  whole model         {fp32_all / 2**20:9.2f} {int8_all / 2**20:9.2f} {int8_all / fp32_all:7.3f}   (text encoder stays fp32)")
+        print(
+            f"  whole model         {fp32_all / 2**20:9.2f} {int8_all / 2**20:9.2f} {int8_all / fp32_all:7.3f}   (text encoder stays fp32)"
+        )
 
         # 2. end to end (cold first, so the export and quantisation times are real)
         figures, clips = end_to_end(opts.model, opts.device, opts.repeats, opts.steps)
@@ -226,37 +263,53 @@ def main() -> None:
         # 3. blocks
         rows = block_times(opts.model, opts.device, opts.repeats * 20)
         print("\ntemporal attention, ms per block, mean over the blocks: CPU = median CPU time, wall = least wall time")
-        print(f"  {'weights':8} {'x shape':16} {'torch CPU':>10} {'onnxrt CPU':>11} {'onnx/torch':>10} {'torch wall':>11} {'onnxrt wall':>12}")
+        print(
+            f"  {'weights':8} {'x shape':16} {'torch CPU':>10} {'onnxrt CPU':>11} {'onnx/torch':>10} {'torch wall':>11} {'onnxrt wall':>12}"
+        )
         for label, shape, t_wall, t_cpu, o_wall, o_cpu in rows:
-            print(f"  {label:8} {shape:16} {t_cpu:10.3f} {o_cpu:11.3f} {o_cpu / t_cpu:10.2f} {t_wall:11.3f} {o_wall:12.3f}")
+            print(
+                f"  {label:8} {shape:16} {t_cpu:10.3f} {o_cpu:11.3f} {o_cpu / t_cpu:10.2f} {t_wall:11.3f} {o_wall:12.3f}"
+            )
 
-        print(f"\nend to end: {opts.steps} steps, 16 frames, 64x64, guidance 1; {len(PROMPTS)} prompts x {opts.repeats} rounds, variants in turn")
-        header = (f"  {'variant':10} {'CPU s/step':>10} {'clip CPU s':>10} {'vs fp32':>8} {'wall s/step':>11} "
-                  f"{'cold load s':>12} {'warm load s':>12} {'PSNR dB':>8} {'max diff':>9}")
+        print(
+            f"\nend to end: {opts.steps} steps, 16 frames, 64x64, guidance 1; {len(PROMPTS)} prompts x {opts.repeats} rounds, variants in turn"
+        )
+        header = (
+            f"  {'variant':10} {'CPU s/step':>10} {'clip CPU s':>10} {'vs fp32':>8} {'wall s/step':>11} "
+            f"{'cold load s':>12} {'warm load s':>12} {'PSNR dB':>8} {'max diff':>9}"
+        )
         print(header)
         base = figures["fp32"]["cpu"]
         for name, f in figures.items():
             scores = [psnr(clips[("fp32", prompt)], clips[(name, prompt)]) for prompt, _ in PROMPTS]
-            worst = max(int(np.abs(clips[("fp32", pr)].astype(int) - clips[(name, pr)].astype(int)).max()) for pr, _ in PROMPTS)
+            worst = max(
+                int(np.abs(clips[("fp32", pr)].astype(int) - clips[(name, pr)].astype(int)).max()) for pr, _ in PROMPTS
+            )
             shown = "inf" if min(scores) == float("inf") else f"{min(scores):.1f}"
             print(
                 f"  {name:10} {f['cpu']:10.3f} {f['cpu'] * opts.steps:10.2f} {f['cpu'] / base:8.2f} {f['wall']:11.3f} "
                 f"{f['cold load s']:12.2f} {f['warm load s']:12.2f} {shown:>8} {worst:9d}"
             )
         print("  CPU s/step: median CPU time of the process per step (whole generate call); wall s/step: the least")
-        print("  load: cold = quantise / export into an empty cache (int8+onnx reuses the int8 entry), warm = from the cache")
+        print(
+            "  load: cold = quantise / export into an empty cache (int8+onnx reuses the int8 entry), warm = from the cache"
+        )
         print("  PSNR: the worst of the prompts against the fp32 torch clip; max diff: largest 8-bit difference")
 
         # 4. teacher vs distilled student
         if (FAST_DIR / "config.json").is_file():
             timing = teacher_vs_student(opts.model, FAST_DIR, opts.repeats)
             (t, t_steps), (s, s_steps) = timing["teacher"], timing["student"]
-            print(f"\nteacher ({t_steps} steps) vs distilled student ({s_steps} steps), CPU s per 16-frame clip, median")
+            print(
+                f"\nteacher ({t_steps} steps) vs distilled student ({s_steps} steps), CPU s per 16-frame clip, median"
+            )
             print(f"  teacher {t:.3f}   student {s:.3f}   speed-up {t / s:.2f}x")
             if opts.evaluate or all((folder / "evaluation.json").is_file() for folder in (opts.model, FAST_DIR)):
                 print_quality(*held_out_quality(opts.model, FAST_DIR, opts.evaluate))
             else:
-                print("  quality: no evaluation.json beside both models; run python -m engine.evaluate, or pass --evaluate")
+                print(
+                    "  quality: no evaluation.json beside both models; run python -m engine.evaluate, or pass --evaluate"
+                )
 
 
 if __name__ == "__main__":

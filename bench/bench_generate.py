@@ -47,7 +47,9 @@ def main() -> None:
             "i2v 16f 25 steps -> 256x256": ["the camera pans left", "--image", str(picture)],
         }
         print(f"threads: {os.cpu_count()} cores, torch default; median of {opts.repeats} runs")
-        header = f"{'case':34} {'s/step':>8} {'generate s':>11} {'export s':>9} {'load s':>7} {'total s':>8} {'peak MB':>8}"
+        header = (
+            f"{'case':34} {'s/step':>8} {'generate s':>11} {'export s':>9} {'load s':>7} {'total s':>8} {'peak MB':>8}"
+        )
         print(header)
         print("-" * len(header))
         for name, args in cases.items():

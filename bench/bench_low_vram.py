@@ -68,11 +68,13 @@ def diffusers_kv(workdir: Path) -> list[tuple]:
         pipe = DiffusionPipeline.from_pretrained(build(workdir / name.split()[1]))
         pipe.set_progress_bar_config(disable=True)
         kwargs = dict(height=64, width=64, num_frames=8, num_inference_steps=10, output_type="np")
-        kwargs.update(image=picture, decode_chunk_size=8) if "SVD" in name else kwargs.update(prompt=PROMPT, guidance_scale=7.5)
+        kwargs.update(image=picture, decode_chunk_size=8) if "SVD" in name else kwargs.update(
+            prompt=PROMPT, guidance_scale=7.5
+        )
         layers = [m for m in pipe.unet.modules() if getattr(m, "is_cross_attention", False)]
         counted = []
         for layer in layers:
-            layer.to_k.register_forward_hook(lambda m, a, o: counted.append(a[0].shape[0]))
+            layer.to_k.register_forward_hook(lambda m, a, o, c=counted: c.append(a[0].shape[0]))
         runs = {}
         for cached in (False, True):
             handle = attach_conditioning_kv(pipe.unet) if cached else None
@@ -91,8 +93,27 @@ def diffusers_kv(workdir: Path) -> list[tuple]:
 def run_clip(model: str, frames: int, workdir: Path) -> tuple[dict, np.ndarray]:
     run = Path(tempfile.mkdtemp(dir=workdir))
     out, stats = run / f"clip{frames}", run / f"stats{frames}.json"
-    cmd = [sys.executable, "-m", "app.cli", "generate", PROMPT, "-o", str(out), "--format", "png", "--model", model,
-           "--frames", str(frames), "--width", "64", "--height", "64", "--stats", str(stats)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "app.cli",
+        "generate",
+        PROMPT,
+        "-o",
+        str(out),
+        "--format",
+        "png",
+        "--model",
+        model,
+        "--frames",
+        str(frames),
+        "--width",
+        "64",
+        "--height",
+        "64",
+        "--stats",
+        str(stats),
+    ]
     subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)
     clip = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted(out.glob("*.png"))])
     return json.loads(stats.read_text()), clip
@@ -141,17 +162,23 @@ def main() -> None:
             print(f"{name:28} {plain:13.4f} {cached:14.4f} {diff:10.3g} {counted:>18}")
         print("   (bundled: max diff in 8-bit levels; diffusers: in [0, 1] float output)")
 
-        print(f"\n2. long clips, rolling temporal K/V cache ({opts.model}, 25 steps, 64x64 native, "
-              f"median of {opts.clip_repeats} runs each)")
+        print(
+            f"\n2. long clips, rolling temporal K/V cache ({opts.model}, 25 steps, 64x64 native, "
+            f"median of {opts.clip_repeats} runs each)"
+        )
         short_stats, short = median_run(opts.model, 16, workdir, opts.clip_repeats)
         long_stats, long = median_run(opts.model, opts.frames, workdir, opts.clip_repeats)
         print(f"{'frames':>7} {'generate s':>11} {'peak MB':>9} {'seam ratio':>11}  readings per 16 frames")
         for n, stats, clip in ((16, short_stats, short), (opts.frames, long_stats, long)):
-            print(f"{n:7d} {stats['generate_seconds']:11.2f} {stats['peak_memory_mb']:9.1f} {seam_ratio(clip):11.2f}  "
-                  + "; ".join(stretch_readings(clip)))
-        print(f"time ratio {long_stats['generate_seconds'] / short_stats['generate_seconds']:.2f}x "
-              f"(linear would be {opts.frames / 16:.1f}x), peak memory ratio "
-              f"{long_stats['peak_memory_mb'] / short_stats['peak_memory_mb']:.3f}x")
+            print(
+                f"{n:7d} {stats['generate_seconds']:11.2f} {stats['peak_memory_mb']:9.1f} {seam_ratio(clip):11.2f}  "
+                + "; ".join(stretch_readings(clip))
+            )
+        print(
+            f"time ratio {long_stats['generate_seconds'] / short_stats['generate_seconds']:.2f}x "
+            f"(linear would be {opts.frames / 16:.1f}x), peak memory ratio "
+            f"{long_stats['peak_memory_mb'] / short_stats['peak_memory_mb']:.3f}x"
+        )
 
 
 if __name__ == "__main__":

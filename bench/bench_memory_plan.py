@@ -130,10 +130,30 @@ def child(spec: dict) -> None:
     DiffusersBackend._run_pipeline = _run_pipeline
     threading.Thread(target=sample, daemon=True).start()
     stats = Path(spec["workdir"]) / "stats.json"
-    argv = ["generate", PROMPT, "-o", str(Path(spec["workdir"]) / "frames"), "--format", "png", "--model", spec["folder"],
-            "--steps", str(spec["steps"]), "--frames", str(spec["frames"]), "--width", str(spec["size"]),
-            "--height", str(spec["size"]), "--guidance", str(spec["guidance"]), "--memory", spec["memory"],
-            "--stats", str(stats)]
+    argv = [
+        "generate",
+        PROMPT,
+        "-o",
+        str(Path(spec["workdir"]) / "frames"),
+        "--format",
+        "png",
+        "--model",
+        spec["folder"],
+        "--steps",
+        str(spec["steps"]),
+        "--frames",
+        str(spec["frames"]),
+        "--width",
+        str(spec["size"]),
+        "--height",
+        str(spec["size"]),
+        "--guidance",
+        str(spec["guidance"]),
+        "--memory",
+        spec["memory"],
+        "--stats",
+        str(stats),
+    ]
     if spec.get("image"):
         argv += ["--image", spec["image"]]
     code = cli.main(argv)
@@ -168,27 +188,35 @@ def run_case(case: Case, folder: str, workdir: Path, image: bool = False) -> dic
         from tiny_diffusers.direct import gradient_picture
 
         spec["image"] = str(gradient_picture(workdir / "first.png", case.size, case.size))
-    out = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True, cwd=ROOT)
-    line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT ")), None)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True, cwd=ROOT
+    )
+    line = next((s for s in out.stdout.splitlines() if s.startswith("RESULT ")), None)
     if out.returncode != 0 or line is None:
         raise RuntimeError(f"{case.name} failed ({out.returncode}): {out.stderr.strip().splitlines()[-1:]}")
-    plan_line = next((l for l in out.stderr.splitlines() if l.startswith("memory:")), "")
-    return dict(json.loads(line[len("RESULT "):]), plan=plan_line)
+    plan_line = next((s for s in out.stderr.splitlines() if s.startswith("memory:")), "")
+    return dict(json.loads(line[len("RESULT ") :]), plan=plan_line)
 
 
 def report(rows: list[tuple[Case, dict]]) -> None:
-    print(f"{'case':24} {'fit':>3} {'policy':>11} {'base MB':>8} {'est MB':>8} {'peak MB':>8} {'ratio':>6}"
-          f" {'est+ MB':>8} {'meas+ MB':>8} {'ratio+':>7}")
+    print(
+        f"{'case':24} {'fit':>3} {'policy':>11} {'base MB':>8} {'est MB':>8} {'peak MB':>8} {'ratio':>6}"
+        f" {'est+ MB':>8} {'meas+ MB':>8} {'ratio+':>7}"
+    )
     worst = 0.0
     for case, r in rows:
         base, est, peak = r["memory_baseline_mb"], r["memory_estimate_ram_mb"], r["peak_memory_mb"]
         ratio, extra_ratio = est / peak, (est - base) / max(peak - base, 1e-9)
         worst = max(worst, abs(ratio - 1))
-        print(f"{case.name:24} {'yes' if case.fit else 'no':>3} {r.get('memory_policy', '?'):>11} {base:8.1f} {est:8.1f}"
-              f" {peak:8.1f} {ratio:6.2f} {est - base:8.1f} {peak - base:8.1f} {extra_ratio:7.2f}")
+        print(
+            f"{case.name:24} {'yes' if case.fit else 'no':>3} {r.get('memory_policy', '?'):>11} {base:8.1f} {est:8.1f}"
+            f" {peak:8.1f} {ratio:6.2f} {est - base:8.1f} {peak - base:8.1f} {extra_ratio:7.2f}"
+        )
     print(f"largest deviation of the total: {worst * 100:.1f} % (the condition: within 25 %)")
-    print("base = the process when the plan is made (torch + pipeline modules imported), measured at run time;\n"
-          "est+/meas+ = the part above it: load overhead + weights + activations + output")
+    print(
+        "base = the process when the plan is made (torch + pipeline modules imported), measured at run time;\n"
+        "est+/meas+ = the part above it: load overhead + weights + activations + output"
+    )
 
 
 def calibrate(rows: list[tuple[Case, dict]]) -> None:
@@ -205,9 +233,8 @@ def calibrate(rows: list[tuple[Case, dict]]) -> None:
     print("\ncalibration (MB; fitted on the 'fit' cases):")
     for family, items in by_family.items():
         if family == "kinemo":
-            from engine.model_files import STARTER_DIR, read_config
+            from engine.model_files import STARTER_DIR
 
-            config = read_config(STARTER_DIR)
             short, long = [], []
             for case, r in items:
                 shape = mp.Shape("kinemo", case.frames, case.size, case.size, case.guidance, case.steps)
@@ -217,9 +244,11 @@ def calibrate(rows: list[tuple[Case, dict]]) -> None:
                 (long if parts["cache"] else short).append((unit, run, parts["cache"] / MB))
             fixed, k = _fit([u for u, _, _ in short], [y for _, y, _ in short])
             factors = [(y - fixed - k * u) / c for u, y, c in long]
-            print(f"  kinemo: BUNDLED_FIXED={fixed:.1f} MB, BUNDLED_K={k:.1f}, BUNDLED_CACHE_RSS="
-                  f"{np.mean(factors) if factors else float('nan'):.2f} (each: {np.round(factors, 2).tolist()}),"
-                  f" load {np.mean([r['loaded_mb'] - r['memory_baseline_mb'] for _, r in items]):.1f} MB with the weights")
+            print(
+                f"  kinemo: BUNDLED_FIXED={fixed:.1f} MB, BUNDLED_K={k:.1f}, BUNDLED_CACHE_RSS="
+                f"{np.mean(factors) if factors else float('nan'):.2f} (each: {np.round(factors, 2).tolist()}),"
+                f" load {np.mean([r['loaded_mb'] - r['memory_baseline_mb'] for _, r in items]):.1f} MB with the weights"
+            )
             continue
         den_x, den_y, dec_x, dec_y = [], [], [], []
         for case, r in items:
@@ -239,9 +268,11 @@ def calibrate(rows: list[tuple[Case, dict]]) -> None:
         vae = mp.vae_of(mp.read_pipeline(items[0][1]["folder"]))
         channels = mp.vae_channels(vae)
         live = mp.K_LIVE.get(vae.class_name, mp.K_LIVE_DEFAULT)
-        print(f"  {family}: den_fixed={den_fixed:.0f} den_k={den_k:.1f} dec_fixed={dec_fixed:.0f} "
-              f"floats/px={floats:.1f} -> k_px={max(floats - live * channels, 0):.1f} (K_LIVE {live} x {channels:g} ch)"
-              f"  [den {np.round(den_y, 1).tolist()} dec {np.round(dec_y, 1).tolist()}]")
+        print(
+            f"  {family}: den_fixed={den_fixed:.0f} den_k={den_k:.1f} dec_fixed={dec_fixed:.0f} "
+            f"floats/px={floats:.1f} -> k_px={max(floats - live * channels, 0):.1f} (K_LIVE {live} x {channels:g} ch)"
+            f"  [den {np.round(den_y, 1).tolist()} dec {np.round(dec_y, 1).tolist()}]"
+        )
     if overheads:
         print(f"  LOAD_OVERHEAD: {np.mean(overheads):.1f} MB (range {min(overheads):.1f}-{max(overheads):.1f})")
 
@@ -295,7 +326,9 @@ def main() -> None:
                 print(f"  {exc}", file=sys.stderr, flush=True)
                 continue
             result["folder"] = folder
-            print(f"  {case.name}: {result['plan']}  [{time.perf_counter() - started:.0f} s]", file=sys.stderr, flush=True)
+            print(
+                f"  {case.name}: {result['plan']}  [{time.perf_counter() - started:.0f} s]", file=sys.stderr, flush=True
+            )
             rows.append((case, result))
         report(rows)
         if opts.calibrate:

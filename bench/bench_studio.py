@@ -45,7 +45,9 @@ def measure_launch(runs: int) -> dict:
         env = _env(KINEMO_STUDIO_EXIT_AFTER_SHOW="1", KINEMO_DATA_DIR=data)
         for _ in range(runs):
             before = time.time()
-            result = subprocess.run([sys.executable, "-m", "app"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+            result = subprocess.run(
+                [sys.executable, "-m", "app"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120
+            )
             if result.returncode != 0:
                 raise SystemExit(f"the studio failed to start:\n{result.stderr}")
             shown = json.loads(result.stdout.strip().splitlines()[-1])
@@ -106,7 +108,7 @@ def stall_case(model: str, steps: int) -> dict:
     results = []
     for label in ("cold", "warm"):
         failures: list[str] = []
-        window.queue.jobFailed.connect(lambda job, exc: failures.append(str(exc)))
+        window.queue.jobFailed.connect(lambda job, exc, f=failures: f.append(str(exc)))
         ticks.clear()
         heartbeat.start()
         started = time.perf_counter()
@@ -120,13 +122,17 @@ def stall_case(model: str, steps: int) -> dict:
         if failures:
             raise SystemExit(f"generation failed: {failures[0]}")
         gaps = [(b - a) / 1e6 for a, b in zip(ticks, ticks[1:])]
-        results.append({
-            "run": label, "seconds": round(seconds, 2), "heartbeats": len(ticks),
-            "max_stall_ms": round(max(gaps) - HEARTBEAT_MS, 1),
-            "max_gap_ms": round(max(gaps), 1),
-            "gaps_over_50ms": sum(g > 50 for g in gaps),
-            "p99_gap_ms": round(statistics.quantiles(gaps, n=100)[98], 1) if len(gaps) > 100 else None,
-        })
+        results.append(
+            {
+                "run": label,
+                "seconds": round(seconds, 2),
+                "heartbeats": len(ticks),
+                "max_stall_ms": round(max(gaps) - HEARTBEAT_MS, 1),
+                "max_gap_ms": round(max(gaps), 1),
+                "gaps_over_50ms": sum(g > 50 for g in gaps),
+                "p99_gap_ms": round(statistics.quantiles(gaps, n=100)[98], 1) if len(gaps) > 100 else None,
+            }
+        )
     window.close()
     return {"torch_in_ui_process": "torch" in sys.modules, "results": results}
 
@@ -136,7 +142,11 @@ def measure_stall(model: str, steps: int, engine: str) -> dict:
         env = _env(KINEMO_DATA_DIR=data, KINEMO_ENGINE=engine)
         result = subprocess.run(
             [sys.executable, str(Path(__file__).resolve()), "_stall_case", model, str(steps)],
-            capture_output=True, text=True, env=env, cwd=ROOT, timeout=600,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=600,
         )
     if result.returncode != 0:
         raise SystemExit(f"stall case failed:\n{result.stdout}\n{result.stderr}")
@@ -161,8 +171,10 @@ def main() -> None:
         for key in ("from_process_start_s", "from_popen_s"):
             values = launch[key]
             if values:
-                print(f"launch -> first show ({key}, {len(values)} runs): median {statistics.median(values):.3f} s, "
-                      f"min {min(values):.3f}, max {max(values):.3f}")
+                print(
+                    f"launch -> first show ({key}, {len(values)} runs): median {statistics.median(values):.3f} s, "
+                    f"min {min(values):.3f}, max {max(values):.3f}"
+                )
     if opts.what in ("all", "stall"):
         engines = ["process", "thread"] if opts.thread_engine_too else ["process"]
         with tempfile.TemporaryDirectory() as models:
@@ -173,15 +185,19 @@ def main() -> None:
             if (ROOT / "assets" / "kinemo-starter" / "model.safetensors").is_file():
                 cases.append(("kinemo-starter", "kinemo-starter"))
             else:
-                print("(assets/kinemo-starter/model.safetensors not found: the trained starter model is skipped; "
-                      "'starter-shaped' is its architecture with random weights, same load and step cost)")
+                print(
+                    "(assets/kinemo-starter/model.safetensors not found: the trained starter model is skipped; "
+                    "'starter-shaped' is its architecture with random weights, same load and step cost)"
+                )
             for name, model in cases:
                 for engine in engines:
                     measured = measure_stall(model, opts.steps, engine)
                     for r in measured["results"]:
-                        print(f"stall  {name:15} engine={engine:7} {r['run']}: {opts.steps} steps in {r['seconds']:.2f} s, "
-                              f"longest UI-thread stall {r['max_stall_ms']:.1f} ms (max heartbeat gap {r['max_gap_ms']:.1f} ms, "
-                              f"{r['gaps_over_50ms']} gaps > 50 ms, {r['heartbeats']} beats)")
+                        print(
+                            f"stall  {name:15} engine={engine:7} {r['run']}: {opts.steps} steps in {r['seconds']:.2f} s, "
+                            f"longest UI-thread stall {r['max_stall_ms']:.1f} ms (max heartbeat gap {r['max_gap_ms']:.1f} ms, "
+                            f"{r['gaps_over_50ms']} gaps > 50 ms, {r['heartbeats']} beats)"
+                        )
                     print(f"       torch imported in the UI process: {measured['torch_in_ui_process']}")
 
 

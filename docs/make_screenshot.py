@@ -1,6 +1,6 @@
 """Take docs/studio.png: the studio on a real X server (Xvfb) after generating a clip.
 
-    xvfb-run -s "-screen 0 1280x800x24" python docs/make_screenshot.py [--out docs/studio.png]
+xvfb-run -s "-screen 0 1280x800x24" python docs/make_screenshot.py [--out docs/studio.png]
 """
 
 import argparse
@@ -19,9 +19,10 @@ def main() -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
     os.environ.setdefault("KINEMO_DATA_DIR", tempfile.mkdtemp(prefix="kinemo-shot-"))
 
-    import app
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
+
+    import app
 
     window = app.create_main_window()
     window.resize(1280, 800)

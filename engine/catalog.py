@@ -71,8 +71,10 @@ def _entry(data: dict) -> CatalogEntry:
     patterns = data.pop("allow_patterns", None)
     try:
         entry = CatalogEntry(
-            tasks=tasks, adapter=Adapter(**adapter) if adapter else None,
-            allow_patterns=tuple(patterns) if patterns else None, **data,
+            tasks=tasks,
+            adapter=Adapter(**adapter) if adapter else None,
+            allow_patterns=tuple(patterns) if patterns else None,
+            **data,
         )
     except TypeError as exc:
         raise ModelLoadError(f"catalog entry {name!r}: {exc}") from exc

@@ -99,7 +99,9 @@ def inspect_folder(folder: str | Path, motion_base: bool = False) -> DiffusersFo
             continue
         sub = folder / name
         if not sub.is_dir():
-            raise ModelLoadError(f"{folder} is incomplete: model_index.json lists {name!r} but there is no {name}/ folder")
+            raise ModelLoadError(
+                f"{folder} is incomplete: model_index.json lists {name!r} but there is no {name}/ folder"
+            )
         if _needs_weights(cls):
             check_weights(sub)
     family, tasks = families[pipeline_class]

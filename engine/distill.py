@@ -82,7 +82,9 @@ def landing_x0(x_t, x_s, a_t, a_s):
 
 
 @torch.no_grad()
-def teacher_waypoints(teacher, sampler: DDIMSampler, cond, noise, teacher_ts: list[int], student_ts: list[int]) -> list[torch.Tensor]:
+def teacher_waypoints(
+    teacher, sampler: DDIMSampler, cond, noise, teacher_ts: list[int], student_ts: list[int]
+) -> list[torch.Tensor]:
     """The teacher's states at each student timestep, then its finished sample: student_steps + 1 tensors."""
     waypoints, x = [], noise
     for index, t in enumerate(teacher_ts):
@@ -103,7 +105,9 @@ def main(argv=None) -> None:
     # 1. teacher, student (a copy), schedule
     teacher = load_model(args.teacher).to(device)
     config = teacher.config
-    cumprod = alphas_cumprod(make_betas(config.beta_schedule, config.num_train_timesteps, snr_scale=config.snr_scale)).to(device)
+    cumprod = alphas_cumprod(
+        make_betas(config.beta_schedule, config.num_train_timesteps, snr_scale=config.snr_scale)
+    ).to(device)
     sampler = DDIMSampler(cumprod, prediction_type=config.prediction_type, clip_sample=True)
     student_ts, teacher_ts = student_timesteps(args.student_steps, args.teacher_steps, config.num_train_timesteps)
     final_alpha = torch.tensor(1.0, device=device)
@@ -150,9 +154,19 @@ def main(argv=None) -> None:
     # 3. the student, with the timesteps it was distilled for
     extra = {
         "_sampling": {"timesteps": student_ts, "spacing": SPACING},
-        "_distillation": {"teacher": shown_path(args.teacher), "teacher_steps": args.teacher_steps, "student_steps": args.student_steps,
-                          "steps": step, "batch": args.batch, "lr": args.lr, "ema": args.ema, "seed": args.seed,
-                          "train_seconds": round(seconds, 1), "final_loss": running, "device": str(device)},
+        "_distillation": {
+            "teacher": shown_path(args.teacher),
+            "teacher_steps": args.teacher_steps,
+            "student_steps": args.student_steps,
+            "steps": step,
+            "batch": args.batch,
+            "lr": args.lr,
+            "ema": args.ema,
+            "seed": args.seed,
+            "train_seconds": round(seconds, 1),
+            "final_loss": running,
+            "device": str(device),
+        },
     }
     save_model(ema.eval(), args.out, extra)
     log.info("wrote %s after %d steps (%.0f s); timesteps %s", args.out, step, seconds, json.dumps(student_ts))

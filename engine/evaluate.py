@@ -26,7 +26,15 @@ from tqdm import tqdm
 from engine.checker import check_clip, psnr
 from engine.events import Frames
 from engine.request import GenerationRequest
-from engine.synthetic import HELD_OUT_COUNT, SIZE, CameraClip, held_out_combos, render, sample_camera_clip, sample_object_clip
+from engine.synthetic import (
+    HELD_OUT_COUNT,
+    SIZE,
+    CameraClip,
+    held_out_combos,
+    render,
+    sample_camera_clip,
+    sample_object_clip,
+)
 from engine.vocabulary import CAMERA_MOVES
 
 ATTRIBUTES = ("colour", "shape", "motion", "background")
@@ -44,7 +52,9 @@ class Scores:
         return 100.0 * self.counts.get(name, 0) / max(1, self.total)
 
 
-IMAGE_PROMPTS = HELD_OUT_COUNT  # one per held-out combination (64): a clip is 1.6 points, fine enough for a 5-point comparison
+IMAGE_PROMPTS = (
+    HELD_OUT_COUNT  # one per held-out combination (64): a clip is 1.6 points, fine enough for a 5-point comparison
+)
 CAMERA_PICTURES = 8
 
 
@@ -80,7 +90,9 @@ def camera_move_reading(first: np.ndarray, last: np.ndarray) -> str:
     return min(errors, key=errors.get)
 
 
-def evaluate(backend, steps: int, guidance: float, seeds: int, image_prompts: int, camera_pictures: int, progress: bool = True) -> dict:
+def evaluate(
+    backend, steps: int, guidance: float, seeds: int, image_prompts: int, camera_pictures: int, progress: bool = True
+) -> dict:
     combos = sorted(held_out_combos())
     t2v, i2v, camera = Scores(), Scores(), Scores()
     consistency, psnrs, camera_psnrs, seconds = [], [], [], []
@@ -88,7 +100,9 @@ def evaluate(backend, steps: int, guidance: float, seeds: int, image_prompts: in
     for combo, seed in tqdm(jobs, desc="text-to-video", disable=not progress):
         prompt = sample_object_clip(random.Random(seed), combo).caption
         started = time.perf_counter()
-        frames = generate(backend, GenerationRequest(prompt, steps=steps, guidance=guidance, seed=seed, width=SIZE, height=SIZE))
+        frames = generate(
+            backend, GenerationRequest(prompt, steps=steps, guidance=guidance, seed=seed, width=SIZE, height=SIZE)
+        )
         seconds.append(time.perf_counter() - started)
         reading = check_clip(frames)
         t2v.total += 1
@@ -105,7 +119,12 @@ def evaluate(backend, steps: int, guidance: float, seeds: int, image_prompts: in
             truth_first = to_uint8(render(clip, 16))[0]
             path = Path(tmp) / f"object{index}.png"
             Image.fromarray(truth_first).save(path)
-            frames = generate(backend, GenerationRequest(clip.caption, image=str(path), steps=steps, guidance=guidance, seed=index, width=SIZE, height=SIZE))
+            frames = generate(
+                backend,
+                GenerationRequest(
+                    clip.caption, image=str(path), steps=steps, guidance=guidance, seed=index, width=SIZE, height=SIZE
+                ),
+            )
             reading = check_clip(frames)
             i2v.total += 1
             i2v.add("motion", reading.motion == combo[2])
@@ -117,25 +136,36 @@ def evaluate(backend, steps: int, guidance: float, seeds: int, image_prompts: in
             truth_first = to_uint8(render(clip, 16))[0]
             path = Path(tmp) / f"picture{index}.png"
             Image.fromarray(truth_first).save(path)
-            frames = generate(backend, GenerationRequest(clip.caption, image=str(path), steps=steps, guidance=guidance, seed=index, width=SIZE, height=SIZE))
+            frames = generate(
+                backend,
+                GenerationRequest(
+                    clip.caption, image=str(path), steps=steps, guidance=guidance, seed=index, width=SIZE, height=SIZE
+                ),
+            )
             camera.total += 1
             camera.add("move", camera_move_reading(frames[0], frames[-1]) == clip.move)
             camera_psnrs.append(psnr(frames[0], truth_first))
 
     return {
-        "steps": steps, "guidance": guidance,
+        "steps": steps,
+        "guidance": guidance,
         "text_to_video": {
-            "clips": t2v.total, **{f"{a}_accuracy": t2v.percent(a) for a in (*ATTRIBUTES, "all")},
-            "temporal_consistency": 100.0 * float(np.mean(consistency)), "seconds_per_clip": float(np.mean(seconds)),
+            "clips": t2v.total,
+            **{f"{a}_accuracy": t2v.percent(a) for a in (*ATTRIBUTES, "all")},
+            "temporal_consistency": 100.0 * float(np.mean(consistency)),
+            "seconds_per_clip": float(np.mean(seconds)),
         },
         "image_to_video": {
-            "clips": i2v.total, "motion_accuracy": i2v.percent("motion"), "colour_accuracy": i2v.percent("colour"),
+            "clips": i2v.total,
+            "motion_accuracy": i2v.percent("motion"),
+            "colour_accuracy": i2v.percent("colour"),
             "shape_accuracy": i2v.percent("shape"),
             "first_frame_psnr_mean": float(np.mean(psnrs)) if psnrs else None,
             "first_frame_psnr_min": float(np.min(psnrs)) if psnrs else None,
         },
         "camera": {
-            "clips": camera.total, "move_accuracy": camera.percent("move"),
+            "clips": camera.total,
+            "move_accuracy": camera.percent("move"),
             "first_frame_psnr_mean": float(np.mean(camera_psnrs)) if camera_psnrs else None,
         },
     }
@@ -156,7 +186,9 @@ def format_report(r: dict) -> str:
             f"shape {i['shape_accuracy']:.1f} %"
         )
     if c["clips"]:
-        lines.append(f"camera moves ({c['clips']} pictures): move {c['move_accuracy']:.1f} %, first-frame PSNR {c['first_frame_psnr_mean']:.1f} dB")
+        lines.append(
+            f"camera moves ({c['clips']} pictures): move {c['move_accuracy']:.1f} %, first-frame PSNR {c['first_frame_psnr_mean']:.1f} dB"
+        )
     return "\n".join(lines)
 
 
@@ -173,7 +205,9 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path, help="also write the scores as JSON")
     args = p.parse_args(argv)
     backend = resolve_backend(args.model)
-    result = evaluate(backend, args.steps, args.guidance, args.seeds, args.image_prompts, args.camera_pictures, sys.stderr.isatty())
+    result = evaluate(
+        backend, args.steps, args.guidance, args.seeds, args.image_prompts, args.camera_pictures, sys.stderr.isatty()
+    )
     result["model"] = args.model
     print(format_report(result))
     if args.json:

@@ -38,12 +38,14 @@ class HubModel:
         return self.adapter_id is not None
 
     @classmethod
-    def from_entry(cls, entry: CatalogEntry) -> "HubModel":
+    def from_entry(cls, entry: CatalogEntry) -> HubModel:
         patterns = entry.allow_patterns
         if entry.variant and not patterns:
             patterns = (*METADATA_PATTERNS, f"*.{entry.variant}.safetensors")
         adapter = entry.adapter
-        return cls(entry.id, entry.hub_id, patterns, adapter.hub_id if adapter else None, adapter.filename if adapter else None)
+        return cls(
+            entry.id, entry.hub_id, patterns, adapter.hub_id if adapter else None, adapter.filename if adapter else None
+        )
 
     @property
     def repos(self) -> list[str]:
@@ -119,15 +121,22 @@ def pull(model: HubModel, token: str | None = None, tqdm_class=None) -> tuple[Pa
     from huggingface_hub import hf_hub_download, snapshot_download
 
     try:
-        pipeline = Path(snapshot_download(
-            model.hub_id, allow_patterns=list(model.allow_patterns) if model.allow_patterns else None,
-            ignore_patterns=IGNORE_PATTERNS, token=token, tqdm_class=tqdm_class,
-        ))
+        pipeline = Path(
+            snapshot_download(
+                model.hub_id,
+                allow_patterns=list(model.allow_patterns) if model.allow_patterns else None,
+                ignore_patterns=IGNORE_PATTERNS,
+                token=token,
+                tqdm_class=tqdm_class,
+            )
+        )
         adapter = None
         if model.adapter_id and model.adapter_file:
             adapter = Path(hf_hub_download(model.adapter_id, model.adapter_file, token=token, tqdm_class=tqdm_class))
         elif model.adapter_id:
-            adapter = Path(snapshot_download(model.adapter_id, ignore_patterns=IGNORE_PATTERNS, token=token, tqdm_class=tqdm_class))
+            adapter = Path(
+                snapshot_download(model.adapter_id, ignore_patterns=IGNORE_PATTERNS, token=token, tqdm_class=tqdm_class)
+            )
     except Exception as exc:  # huggingface-hub raises many kinds; each becomes one actionable line
         if isinstance(exc, ModelLoadError):
             raise

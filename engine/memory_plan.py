@@ -117,7 +117,9 @@ def ladder(accelerator: bool, fp8: bool = True, tiling: bool = True) -> list[Pol
             label = label.replace(" + VAE tiling", "")
         if policy.fp8 and not (fp8 and accelerator):
             label = label.replace(" + fp8 weights", "")
-        policy = replace(policy, label=label, vae_tiling=policy.vae_tiling and tiling, fp8=policy.fp8 and fp8 and accelerator)
+        policy = replace(
+            policy, label=label, vae_tiling=policy.vae_tiling and tiling, fp8=policy.fp8 and fp8 and accelerator
+        )
         if any((p.placement, p.vae_tiling, p.fp8) == (policy.placement, policy.vae_tiling, policy.fp8) for p in found):
             continue
         found.append(policy)
@@ -134,8 +136,24 @@ def mode_policy(mode: str, policies: list[Policy]) -> Policy | None:
 
 
 # -- reading weights without loading them -----------------------------------------------------------------
-DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1,
-               "I64": 8, "U64": 8, "I32": 4, "U32": 4, "I16": 2, "U16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+DTYPE_BYTES = {
+    "F64": 8,
+    "F32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+    "F8_E8M0": 1,
+    "I64": 8,
+    "U64": 8,
+    "I32": 4,
+    "U32": 4,
+    "I16": 2,
+    "U16": 2,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+}
 FLOATS = {"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2", "F8_E8M0"}
 
 
@@ -204,7 +222,9 @@ def _read_json(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def read_pipeline(folder: str | Path, variant: str | None = None, adapter: str | Path | None = None) -> dict[str, Component]:
+def read_pipeline(
+    folder: str | Path, variant: str | None = None, adapter: str | Path | None = None
+) -> dict[str, Component]:
     """Every weighted component of a diffusers folder (plus a motion adapter folder or file), from headers."""
     folder = Path(folder)
     index = _read_json(folder / "model_index.json")
@@ -261,7 +281,10 @@ MARGIN_BYTES = 256 * MB
 TYPICAL_BASELINE = 430 * MB  # RSS after importing torch and a diffusers pipeline (measured, CPU); used when
 # the plan is made in another process (the studio) and the engine's own cannot be read
 FP8_DENOISERS = {  # classes that name the layers to keep in full precision (_skip_layerwise_casting_patterns)
-    "UNetMotionModel", "UNet2DConditionModel", "WanTransformer3DModel", "LTXVideoTransformer3DModel",
+    "UNetMotionModel",
+    "UNet2DConditionModel",
+    "WanTransformer3DModel",
+    "LTXVideoTransformer3DModel",
     "CogVideoXTransformer3DModel",
 }
 DENOISERS = ("transformer", "unet")
@@ -283,9 +306,16 @@ class Shape:
     task: str = "t2v"
 
     @classmethod
-    def of(cls, family: str, request) -> "Shape":
-        return cls(family, request.frames, request.width, request.height, request.guidance, request.steps,
-                   "i2v" if request.image else "t2v")
+    def of(cls, family: str, request) -> Shape:
+        return cls(
+            family,
+            request.frames,
+            request.width,
+            request.height,
+            request.guidance,
+            request.steps,
+            "i2v" if request.image else "t2v",
+        )
 
 
 def _config_int(config: dict, key: str, default: int) -> int:
@@ -386,8 +416,14 @@ def supports_tiling(components: dict[str, Component]) -> bool:
     return vae is not None and vae.class_name in TILING_VAES
 
 
-def estimate_diffusers(components: dict[str, Component], shape: Shape, policy: Policy, accelerator: bool,
-                       baseline: int, dtype_bytes: int | None = None) -> Estimate:
+def estimate_diffusers(
+    components: dict[str, Component],
+    shape: Shape,
+    policy: Policy,
+    accelerator: bool,
+    baseline: int,
+    dtype_bytes: int | None = None,
+) -> Estimate:
     """Peak VRAM and RAM of one run under a policy (see the module docstring for the model)."""
     cal = CPU_CAL.get(shape.family, CPU_CAL["wan"])
     size = dtype_bytes or (2 if accelerator else 4)
@@ -414,7 +450,9 @@ def estimate_diffusers(components: dict[str, Component], shape: Shape, policy: P
 
     if not accelerator:  # everything in RAM, fitted constants included
         run = max(cal["den_fixed"] * MB + denoise, cal["dec_fixed"] * MB + decode + output)
-        parts.update(denoise=int(cal["den_fixed"] * MB + denoise), decode=int(cal["dec_fixed"] * MB + decode), output=output)
+        parts.update(
+            denoise=int(cal["den_fixed"] * MB + denoise), decode=int(cal["dec_fixed"] * MB + decode), output=output
+        )
         ram = baseline + LOAD_OVERHEAD + max(total_weights + run, total_weights + load_transient)
         return Estimate(0, int(ram), parts)
 
@@ -431,7 +469,7 @@ def estimate_diffusers(components: dict[str, Component], shape: Shape, policy: P
     elif policy.placement == "model":  # one model at a time, in model_cpu_offload_seq order
         resident = {"text": text, "denoise": den_bytes, "decode": vae_bytes}
     elif policy.placement == "group":
-        scale = (1 if fp8 else size)
+        scale = 1 if fp8 else size
         block = 2 * max(den.blocks, default=0) * scale if den else 0  # this block and the next (prefetch)
         den_rest = (den.floats - sum(den.blocks)) * scale if den else 0
         leaf = 2 * max((c.largest for c in components.values()), default=0) * size
@@ -447,8 +485,13 @@ def estimate_diffusers(components: dict[str, Component], shape: Shape, policy: P
     }
     vram = int(max(peaks.values()))
     host_weights = total_weights  # read into RAM first whatever the policy; fp8 halves them only later
-    parts.update(vram_weights=int(max(resident.values())), denoise=int(denoise), decode=int(decode), output=output,
-                 cuda_host=CUDA_HOST_OVERHEAD)
+    parts.update(
+        vram_weights=int(max(resident.values())),
+        denoise=int(denoise),
+        decode=int(decode),
+        output=output,
+        cuda_host=CUDA_HOST_OVERHEAD,
+    )
     ram = baseline + LOAD_OVERHEAD + CUDA_HOST_OVERHEAD + max(host_weights + output, host_weights + load_transient)
     return Estimate(vram, int(ram), parts)
 
@@ -477,7 +520,9 @@ def bundled_cache_bytes(config: dict, frames: int, steps: int, guided: bool) -> 
         return 0
     tokens = (int(config.get("size", 64)) // int(config.get("patch", 8))) ** 2
     kept = BUNDLED_ANCHORS + BUNDLED_RECENT
-    return steps * int(config.get("depth", 6)) * kept * tokens * int(config.get("dim", 128)) * 2 * 2 * (2 if guided else 1)
+    return (
+        steps * int(config.get("depth", 6)) * kept * tokens * int(config.get("dim", 128)) * 2 * 2 * (2 if guided else 1)
+    )
 
 
 def estimate_bundled(folder: str | Path, shape: Shape, baseline: int, accelerator: bool = False) -> Estimate:
@@ -491,8 +536,14 @@ def estimate_bundled(folder: str | Path, shape: Shape, baseline: int, accelerato
     activations = BUNDLED_K * (2 if guided else 1) * min(shape.frames, window) * (size // patch) ** 2 * dim * 4
     cache = bundled_cache_bytes(config, shape.frames, shape.steps, guided)
     frames_out = shape.frames * size * size * 3
-    parts = {"baseline": baseline, "load": BUNDLED_LOAD, "weights": weights, "denoise": int(BUNDLED_FIXED + activations),
-             "cache": cache, "output": frames_out}
+    parts = {
+        "baseline": baseline,
+        "load": BUNDLED_LOAD,
+        "weights": weights,
+        "denoise": int(BUNDLED_FIXED + activations),
+        "cache": cache,
+        "output": frames_out,
+    }
     if accelerator:
         vram = (weights + activations + cache) * FRAGMENTATION
         return Estimate(int(vram), int(baseline + CUDA_HOST_OVERHEAD + weights + frames_out), parts)
@@ -557,8 +608,13 @@ def gpu_without_torch() -> tuple[str, int] | None:
     if smi is None:
         return None
     try:
-        out = subprocess.run([smi, "--query-gpu=memory.free", "--format=csv,noheader,nounits"], capture_output=True,
-                             text=True, timeout=5, check=True).stdout
+        out = subprocess.run(
+            [smi, "--query-gpu=memory.free", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout
         return "cuda", int(out.splitlines()[0].strip()) * MB
     except (OSError, subprocess.SubprocessError, ValueError, IndexError):
         return None
@@ -631,9 +687,16 @@ def choose(mode: str, policies: list[Policy], estimate_for, accelerator: bool, v
     return policies[-1], estimate_for(policies[-1]), False
 
 
-def plan_diffusers(components: dict[str, Component], shape: Shape, mode: str = "auto", device: str = "cpu",
-                   baseline: int | None = None, vram: int | None = None, ram: int | None = None,
-                   dtype_bytes: int | None = None) -> MemoryPlan:
+def plan_diffusers(
+    components: dict[str, Component],
+    shape: Shape,
+    mode: str = "auto",
+    device: str = "cpu",
+    baseline: int | None = None,
+    vram: int | None = None,
+    ram: int | None = None,
+    dtype_bytes: int | None = None,
+) -> MemoryPlan:
     """Choose a policy for a diffusers pipeline. vram/ram: free bytes (None: read them now)."""
     accelerator = device.startswith("cuda")
     baseline = process_rss() if baseline is None else baseline
@@ -643,20 +706,34 @@ def plan_diffusers(components: dict[str, Component], shape: Shape, mode: str = "
     fp8, tiling = supports_fp8(components), supports_tiling(components)
     policies = ladder(accelerator, fp8, tiling)
     policy, estimate, fits = choose(
-        mode, policies, lambda p: estimate_diffusers(components, shape, p, accelerator, baseline, dtype_bytes),
-        accelerator, vram, ram,
+        mode,
+        policies,
+        lambda p: estimate_diffusers(components, shape, p, accelerator, baseline, dtype_bytes),
+        accelerator,
+        vram,
+        ram,
     )
     notes = []
     if not accelerator:
-        notes.append("offloading needs a GPU, so on the CPU only VAE slicing/tiling applies" if tiling
-                     else "offloading needs a GPU and this VAE has no tiling, so nothing changes the memory on the CPU")
+        notes.append(
+            "offloading needs a GPU, so on the CPU only VAE slicing/tiling applies"
+            if tiling
+            else "offloading needs a GPU and this VAE has no tiling, so nothing changes the memory on the CPU"
+        )
     elif policy.name == "sequential_offload" and not fp8:
         notes.append("this model's denoiser cannot store its weights in fp8")
     return MemoryPlan(mode, policy, estimate, device, vram, ram, fits, tuple(policies), tuple(notes))
 
 
-def plan_bundled(folder: str | Path, shape: Shape, mode: str = "auto", device: str = "cpu",
-                 baseline: int | None = None, ram: int | None = None, vram: int | None = None) -> MemoryPlan:
+def plan_bundled(
+    folder: str | Path,
+    shape: Shape,
+    mode: str = "auto",
+    device: str = "cpu",
+    baseline: int | None = None,
+    ram: int | None = None,
+    vram: int | None = None,
+) -> MemoryPlan:
     """The bundled model has one way to run: the plan is its estimate against what is free."""
     check_mode(mode)
     accelerator = device.startswith("cuda")
@@ -666,14 +743,18 @@ def plan_bundled(folder: str | Path, shape: Shape, mode: str = "auto", device: s
         vram = free_vram(device)
     estimate = estimate_bundled(folder, shape, baseline, accelerator)
     policy = replace(BY_NAME["none"], label="")  # one way to run: nothing to name
-    notes = ("the bundled model is small: it runs the same whatever --memory says",) if mode not in ("auto", "high") else ()
-    return MemoryPlan(mode, policy, estimate, device, vram, ram, _fits(estimate, accelerator, vram, ram),
-                      (policy,), notes)
+    notes = (
+        ("the bundled model is small: it runs the same whatever --memory says",) if mode not in ("auto", "high") else ()
+    )
+    return MemoryPlan(
+        mode, policy, estimate, device, vram, ram, _fits(estimate, accelerator, vram, ram), (policy,), notes
+    )
 
 
 def plan_bundled_backend(backend, request, mode: str = "auto") -> MemoryPlan:
     """The plan of a BundledBackend run, with this process's baseline measured once the run's modules are in."""
     import torch  # noqa: F401 - what the run imports, counted in the baseline
+
     import engine.caches.temporal_kv  # noqa: F401
     import engine.models.kinemo_dit  # noqa: F401
     import engine.sampling.ddim  # noqa: F401
@@ -683,8 +764,14 @@ def plan_bundled_backend(backend, request, mode: str = "auto") -> MemoryPlan:
         held = sum(t.numel() * t.element_size() for t in backend.model.state_dict().values())
     free = free_ram()
     shape = Shape("kinemo", request.frames, request.width, request.height, request.guidance, request.steps)
-    return plan_bundled(backend.folder, shape, mode, backend.device, max(process_rss() - held, 0),
-                        ram=None if free is None else free + held)
+    return plan_bundled(
+        backend.folder,
+        shape,
+        mode,
+        backend.device,
+        max(process_rss() - held, 0),
+        ram=None if free is None else free + held,
+    )
 
 
 @dataclass
@@ -699,8 +786,10 @@ class MemoryNotice(Notice):
 def set_vae_tiling(pipe, on: bool) -> None:
     """VAE slicing (one frame at a time) and tiling (one tile at a time), where the VAE has them."""
     vae = getattr(pipe, "vae", None)
-    for flag, enable, disable in (("use_slicing", "enable_slicing", "disable_slicing"),
-                                  ("use_tiling", "enable_tiling", "disable_tiling")):
+    for flag, enable, disable in (
+        ("use_slicing", "enable_slicing", "disable_slicing"),
+        ("use_tiling", "enable_tiling", "disable_tiling"),
+    ):
         if vae is not None and hasattr(vae, flag):
             getattr(vae, enable if on else disable)()
 
@@ -734,8 +823,12 @@ def apply_policy(pipe, policy: Policy, device: str, dtype) -> None:
             if not isinstance(component, torch.nn.Module):
                 continue
             blocks = name in DENOISERS and _top_level_blocks(component)
-            kwargs = dict(onload_device=target, offload_device=torch.device("cpu"), use_stream=stream,
-                          offload_type="block_level" if blocks else "leaf_level")
+            kwargs = dict(
+                onload_device=target,
+                offload_device=torch.device("cpu"),
+                use_stream=stream,
+                offload_type="block_level" if blocks else "leaf_level",
+            )
             if blocks:
                 kwargs["num_blocks_per_group"] = 1
             if hasattr(component, "enable_group_offload"):
@@ -774,8 +867,16 @@ def free_device_memory(device: str | None) -> None:
 
 
 # -- planning without torch (the studio) -----------------------------------------------------------------
-def preview_plan(model: str, frames: int, width: int, height: int, steps: int = 25, guidance: float = 1.0,
-                 mode: str = "auto", image: bool = False) -> str:
+def preview_plan(
+    model: str,
+    frames: int,
+    width: int,
+    height: int,
+    steps: int = 25,
+    guidance: float = 1.0,
+    mode: str = "auto",
+    image: bool = False,
+) -> str:
     """The plan's line for a model before a run, from this process (no torch imported): reads weight
     headers and free memory, so call it off the UI thread. The engine prints the exact plan at the start."""
     from engine.backends import STARTER_ID

@@ -1,6 +1,6 @@
 """Write a model folder's MODEL_CARD.md from its config (training record) and evaluation JSON.
 
-    python -m engine.model_card assets/kinemo-starter --evaluation runs/evaluation.json
+python -m engine.model_card assets/kinemo-starter --evaluation runs/evaluation.json
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ def input_blurring(training: dict) -> str:
     rate = training.get("blur_rate", 0.0)
     if not rate:
         return ""
-    return (f"; {100 * rate:g} % of clips are noised from a copy blurred by a Gaussian of sigma 0.5-{training.get('max_blur', 2.0):g} px "
-            "while the target stays sharp")
+    return (
+        f"; {100 * rate:g} % of clips are noised from a copy blurred by a Gaussian of sigma 0.5-{training.get('max_blur', 2.0):g} px "
+        "while the target stays sharp"
+    )
 
 
 def timestep_sampling(training: dict) -> str:
@@ -40,7 +42,11 @@ def timestep_sampling(training: dict) -> str:
 def input_perturbation(training: dict) -> str:
     """The extra input noise of training, as a clause of the card's architecture line."""
     gamma = training.get("input_perturbation", 0.0)
-    return f"; the input's noise carries {gamma:g} x an extra Gaussian that the target leaves out (input perturbation)" if gamma else ""
+    return (
+        f"; the input's noise carries {gamma:g} x an extra Gaussian that the target leaves out (input perturbation)"
+        if gamma
+        else ""
+    )
 
 
 def finishing_stage(training: dict) -> str:
@@ -48,23 +54,43 @@ def finishing_stage(training: dict) -> str:
     rate, start, steps = training.get("lumpy_rate", 0.0), training.get("finish_from", 0), training.get("steps", 0)
     if not rate or start >= steps:
         return ""
-    return (f"; over the last {steps - start} steps (from step {start}), {100 * rate:g} % of object clips are noised from a copy "
-            "whose outline is made lumpy (bumps of up to about 2 px) while the target stays clean")
+    return (
+        f"; over the last {steps - start} steps (from step {start}), {100 * rate:g} % of object clips are noised from a copy "
+        "whose outline is made lumpy (bumps of up to about 2 px) while the target stays clean"
+    )
 
 
 def card(folder: Path, evaluation: dict, command: str, notes: str = "") -> str:
     config = json.loads((folder / "config.json").read_text())
     training = config.get("_training", {})
     weights = folder / "model.safetensors"
-    arch = {k: config.get(k, 0) for k in ("size", "max_frames", "patch", "dim", "depth", "heads", "text_dim", "text_depth",
-                                          "refiner", "refiner_features", "refiner_input", "overlap_decoder", "token_input")}
+    arch = {
+        k: config.get(k, 0)
+        for k in (
+            "size",
+            "max_frames",
+            "patch",
+            "dim",
+            "depth",
+            "heads",
+            "text_dim",
+            "text_depth",
+            "refiner",
+            "refiner_features",
+            "refiner_input",
+            "overlap_decoder",
+            "token_input",
+        )
+    }
     steps, batch = training.get("steps", 0), training.get("batch", 0)
     short, every = training.get("short_frames"), training.get("full_every")
     window = config["max_frames"]
     if short and every:  # short steps see short-frame subsets of window * batch / short clips
         clips = sum(batch if i % every == 0 else batch * window // short for i in range(steps))
-        schedule = (f"{steps} steps: every {every}th step whole {window}-frame windows of {batch} clips, the others "
-                    f"{short} of the {window} frames (the first always kept) of {batch * window // short} clips")
+        schedule = (
+            f"{steps} steps: every {every}th step whole {window}-frame windows of {batch} clips, the others "
+            f"{short} of the {window} frames (the first always kept) of {batch * window // short} clips"
+        )
     else:
         clips = steps * batch
         schedule = f"{steps} steps of batch {batch} clips"
@@ -79,8 +105,8 @@ trained from scratch on clips drawn by `engine/synthetic.py`. It runs on any CPU
 {command}
 ```
 
-- {schedule} ({clips} clips seen), AdamW lr {training.get('lr')}, EMA {training.get('ema')}, seed {training.get('seed')}
-- measured training time: {training.get('train_seconds', 0) / 60:.1f} minutes of optimiser steps on {training.get('device')} (2 CPU cores), forward passes in {training.get('precision', 'fp32')}
+- {schedule} ({clips} clips seen), AdamW lr {training.get("lr")}, EMA {training.get("ema")}, seed {training.get("seed")}
+- measured training time: {training.get("train_seconds", 0) / 60:.1f} minutes of optimiser steps on {training.get("device")} (2 CPU cores), forward passes in {training.get("precision", "fp32")}
 {notes}
 - data: procedurally rendered 16-frame 64x64 clips, 75 % object clips (one of {len(all_combos())} visible
   colour/shape/motion/background combinations, {HELD_OUT_COUNT} of them held out and never shown), 25 % camera moves
@@ -89,8 +115,8 @@ trained from scratch on clips drawn by `engine/synthetic.py`. It runs on any CPU
 - architecture: {arch} (refiner: the width of the full-resolution convolutional refiner after the patch
   decoder, 0 for none; refiner_input and token_input: what the refiner and the patch embedding see of the noisy
   frame, x_t itself or sqrt(alpha_bar_t) x_t; overlap_decoder: each token draws a window twice its patch's size, see
-  `engine/models/kinemo_dit.py`); x-prediction (`prediction_type: {config['prediction_type']}`), cosine schedule with every SNR
-  scaled by {config['snr_scale']:.4g}, min-SNR-4 loss weighting{object_weighting(training)}{input_blurring(training)}{timestep_sampling(training)}{input_perturbation(training)}{finishing_stage(training)}.
+  `engine/models/kinemo_dit.py`); x-prediction (`prediction_type: {config["prediction_type"]}`), cosine schedule with every SNR
+  scaled by {config["snr_scale"]:.4g}, min-SNR-4 loss weighting{object_weighting(training)}{input_blurring(training)}{timestep_sampling(training)}{input_perturbation(training)}{finishing_stage(training)}.
 
 ## Measured quality (held-out prompts: `python -m engine.evaluate`)
 
@@ -113,10 +139,14 @@ def distilled_card(folder: Path, evaluation: dict, teacher_evaluation: dict | No
     config = json.loads((folder / "config.json").read_text())
     record, sampling = config.get("_distillation", {}), config.get("_sampling", {})
     weights = folder / "model.safetensors"
-    teacher = f"\n\nIts teacher, at {teacher_evaluation['steps']} steps:\n\n```\n{format_report(teacher_evaluation)}\n```" if teacher_evaluation else ""
+    teacher = (
+        f"\n\nIts teacher, at {teacher_evaluation['steps']} steps:\n\n```\n{format_report(teacher_evaluation)}\n```"
+        if teacher_evaluation
+        else ""
+    )
     return f"""# {folder.name}
 
-The bundled starter model distilled to {record.get('student_steps')} DDIM steps ({weights.stat().st_size / 1e6:.1f} MB of fp32
+The bundled starter model distilled to {record.get("student_steps")} DDIM steps ({weights.stat().st_size / 1e6:.1f} MB of fp32
 safetensors): `kinemo generate --fast` and the studio's Fast switch use it.
 
 ## How it was made
@@ -125,12 +155,12 @@ safetensors): `kinemo generate --fast` and the studio's Fast switch use it.
 {command}
 ```
 
-- teacher: `{record.get('teacher')}`, run over {record.get('teacher_steps')} DDIM steps; the student starts as a copy of it and
-  learns to land, in one DDIM step, where the teacher lands after {record.get('teacher_steps', 0) // max(1, record.get('student_steps', 1))}
+- teacher: `{record.get("teacher")}`, run over {record.get("teacher_steps")} DDIM steps; the student starts as a copy of it and
+  learns to land, in one DDIM step, where the teacher lands after {record.get("teacher_steps", 0) // max(1, record.get("student_steps", 1))}
   of its own (one-stage trajectory distillation in the manner of progressive distillation, Salimans & Ho 2022)
-- timesteps: {sampling.get('timesteps')} ({sampling.get('spacing')} spacing)
-- {record.get('steps')} optimiser steps of {record.get('batch')} teacher trajectories, AdamW lr {record.get('lr')}, EMA {record.get('ema')},
-  seed {record.get('seed')}; {record.get('train_seconds', 0) / 60:.1f} minutes on {record.get('device')} (2 CPU cores)
+- timesteps: {sampling.get("timesteps")} ({sampling.get("spacing")} spacing)
+- {record.get("steps")} optimiser steps of {record.get("batch")} teacher trajectories, AdamW lr {record.get("lr")}, EMA {record.get("ema")},
+  seed {record.get("seed")}; {record.get("train_seconds", 0) / 60:.1f} minutes on {record.get("device")} (2 CPU cores)
 - data: the teacher's own clips from the synthetic world's captions (held-out combinations excluded), 16 frames, 64x64
 
 ## Measured quality (held-out prompts: `python -m engine.evaluate --model {folder}`)

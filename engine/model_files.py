@@ -85,5 +85,7 @@ def load_model(folder: Path = STARTER_DIR):
         raise ModelLoadError(f"unreadable weights {weights_path}: {exc}") from exc
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise ModelLoadError(f"weights {weights_path} do not fit the config: missing {missing[:3]}, unexpected {unexpected[:3]}")
+        raise ModelLoadError(
+            f"weights {weights_path} do not fit the config: missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
     return model.eval().requires_grad_(False)

@@ -86,24 +86,45 @@ def _starter_defaults() -> dict:
 
 def _kinemo_options(model: str, label: str, kind: str, max_frames: int) -> ModelOptions:
     return ModelOptions(
-        model=model, label=label, kind=kind, family="kinemo", tasks=("t2v", "i2v"), defaults=_starter_defaults(),
-        max_frames=max_frames, camera_moves=True, license="Apache-2.0",
+        model=model,
+        label=label,
+        kind=kind,
+        family="kinemo",
+        tasks=("t2v", "i2v"),
+        defaults=_starter_defaults(),
+        max_frames=max_frames,
+        camera_moves=True,
+        license="Apache-2.0",
     )
 
 
 def _family_options(model: str, label: str, kind: str, family: str, tasks, defaults: dict) -> ModelOptions:
     traits = FAMILIES[family]
     return ModelOptions(
-        model=model, label=label, kind=kind, family=family, tasks=tuple(tasks), defaults=dict(defaults),
-        frame_step=traits.frame_step, size_multiple=traits.size_multiple, negative_prompt=traits.negative_prompt,
+        model=model,
+        label=label,
+        kind=kind,
+        family=family,
+        tasks=tuple(tasks),
+        defaults=dict(defaults),
+        frame_step=traits.frame_step,
+        size_multiple=traits.size_multiple,
+        negative_prompt=traits.negative_prompt,
     )
 
 
 def _entry_options(model: str, entry: CatalogEntry) -> ModelOptions:
-    options = _family_options(model, f"{FAMILIES[entry.family].label} · {entry.id}", "catalog", entry.family,
-                              entry.tasks, entry.defaults())
-    return replace(options, hub_id=entry.hub_id, disk_gb=entry.disk_gb, vram_gb=entry.vram_gb, license=entry.license,
-                   gated=entry.gated)
+    options = _family_options(
+        model, f"{FAMILIES[entry.family].label} · {entry.id}", "catalog", entry.family, entry.tasks, entry.defaults()
+    )
+    return replace(
+        options,
+        hub_id=entry.hub_id,
+        disk_gb=entry.disk_gb,
+        vram_gb=entry.vram_gb,
+        license=entry.license,
+        gated=entry.gated,
+    )
 
 
 def catalog_options(model: str) -> ModelOptions | None:
@@ -166,8 +187,15 @@ def _folder_options(model: str, folder: Path) -> ModelOptions:
 
 
 def _unknown_hub_model(model: str, needs_download: bool) -> ModelOptions:
-    return ModelOptions(model=model, label=f"Hub model · {model}", kind="hub", family="", tasks=("t2v", "i2v"),
-                        hub_id=model, needs_download=needs_download)
+    return ModelOptions(
+        model=model,
+        label=f"Hub model · {model}",
+        kind="hub",
+        family="",
+        tasks=("t2v", "i2v"),
+        hub_id=model,
+        needs_download=needs_download,
+    )
 
 
 def _hub_options(model: str) -> ModelOptions:
@@ -185,8 +213,14 @@ def _hub_options(model: str) -> ModelOptions:
         return _unknown_hub_model(model, needs_download=False)  # the engine names what is wrong when it loads
     from engine.backends.diffusers_backend import family_defaults
 
-    options = _family_options(model, f"{FAMILIES[layout.family].label} · {model}", "hub", layout.family,
-                              layout.tasks, family_defaults(layout.family))
+    options = _family_options(
+        model,
+        f"{FAMILIES[layout.family].label} · {model}",
+        "hub",
+        layout.family,
+        layout.tasks,
+        family_defaults(layout.family),
+    )
     return replace(options, hub_id=model)
 
 

@@ -112,8 +112,14 @@ def export_module(module: nn.Module, path: Path) -> None:
     partial = path.with_name(f".{path.name}.partial")
     with _quiet_exporter():
         program = torch.onnx.export(
-            _Exportable(module), (x,), dynamo=True, input_names=[INPUT], output_names=[OUTPUT],
-            dynamic_shapes={"x": {0: b, 1: f, 3: h, 4: w}}, optimize=True, verbose=False,
+            _Exportable(module),
+            (x,),
+            dynamo=True,
+            input_names=[INPUT],
+            output_names=[OUTPUT],
+            dynamic_shapes={"x": {0: b, 1: f, 3: h, 4: w}},
+            optimize=True,
+            verbose=False,
         )
         program.save(str(partial))
     os.replace(partial, path)
@@ -129,8 +135,15 @@ class OnnxMotionModule(nn.Module):
         self.__dict__["torch_module"] = torch_module  # kept out of the module tree
         self.on_cuda = "CUDAExecutionProvider" in session.get_providers()
 
-    def forward(self, hidden_states: torch.Tensor, encoder_hidden_states=None, timestep=None, class_labels=None,
-                num_frames: int = 1, cross_attention_kwargs=None) -> torch.Tensor:
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states=None,
+        timestep=None,
+        class_labels=None,
+        num_frames: int = 1,
+        cross_attention_kwargs=None,
+    ) -> torch.Tensor:
         n, c, h, w = hidden_states.shape
         x = hidden_states.reshape(n // num_frames, num_frames, c, h, w)  # (b f) c h w -> b f c h w, a view
         if x.is_cuda and self.on_cuda:
@@ -169,7 +182,7 @@ class OnnxMotion:
         self.sessions, self.entry, self.exported, self.device = sessions, entry, exported, device
 
     @classmethod
-    def prepare(cls, unet, device: str | torch.device = "cpu") -> "OnnxMotion":
+    def prepare(cls, unet, device: str | torch.device = "cpu") -> OnnxMotion:
         device = torch.device(device)
         found = motion_modules(unet)
         if not found:
@@ -180,7 +193,9 @@ class OnnxMotion:
         key = motion_key(plains)
         entry = cache_root() / "onnx-motion" / key[:16]
         expect = {**_versions(), "key": key, "modules": len(plains)}
-        sessions, exported = cached_sessions(entry, expect, plains, module_file, export_module, _probe, device, "motion module")
+        sessions, exported = cached_sessions(
+            entry, expect, plains, module_file, export_module, _probe, device, "motion module"
+        )
         return cls(sessions, entry, exported, device)
 
     @contextmanager

@@ -146,8 +146,14 @@ def export_block(module: TemporalAttention, path: Path) -> None:
     partial = path.with_name(f".{path.name}.partial")
     with _quiet_exporter():
         program = torch.onnx.export(
-            _Exportable(module), (x, positions), dynamo=True, input_names=list(INPUTS), output_names=[OUTPUT],
-            dynamic_shapes={"x": {0: n, 1: f}, "positions": {0: f}}, optimize=True, verbose=False,
+            _Exportable(module),
+            (x, positions),
+            dynamo=True,
+            input_names=list(INPUTS),
+            output_names=[OUTPUT],
+            dynamic_shapes={"x": {0: n, 1: f}, "positions": {0: f}},
+            optimize=True,
+            verbose=False,
         )
         program.save(str(partial))
     os.replace(partial, path)
@@ -209,7 +215,10 @@ class OnnxTemporalAttention(nn.Module):
             positions = torch.arange(x.shape[1], device=x.device)
         if x.is_cuda and self.on_cuda:
             return self._run_cuda(x, positions)
-        feed = {INPUTS[0]: x.detach().float().cpu().contiguous().numpy(), INPUTS[1]: positions.detach().float().cpu().numpy()}
+        feed = {
+            INPUTS[0]: x.detach().float().cpu().contiguous().numpy(),
+            INPUTS[1]: positions.detach().float().cpu().numpy(),
+        }
         out = self.session.run([OUTPUT], feed)[0]
         return torch.from_numpy(out).to(x.device, x.dtype)
 
@@ -247,8 +256,16 @@ def checked_session(path: Path, plain: nn.Module, device: torch.device, probe: C
     return session
 
 
-def cached_sessions(entry: Path, expect: dict, plains: list, file_name: Callable[[int], str], export: Callable,
-                    probe: Callable, device: torch.device, what: str) -> tuple[list, list[int]]:
+def cached_sessions(
+    entry: Path,
+    expect: dict,
+    plains: list,
+    file_name: Callable[[int], str],
+    export: Callable,
+    probe: Callable,
+    device: torch.device,
+    what: str,
+) -> tuple[list, list[int]]:
     """One checked session per torch module in plains: sound cached graphs are reused, the rest exported
     (export(plain, path)) and checked again; the manifest is rewritten last. Returns (sessions, exported)."""
     manifest = read_manifest(entry, expect)
@@ -286,14 +303,16 @@ class OnnxTemporal:
         self.device = device
 
     @classmethod
-    def prepare(cls, model, device: str | torch.device = "cpu") -> "OnnxTemporal":
+    def prepare(cls, model, device: str | torch.device = "cpu") -> OnnxTemporal:
         """Sessions for model's temporal blocks: reuse sound cached graphs, export the rest."""
         device = torch.device(device)
         plains = [plain_temporal(m) for m in temporal_modules(model)]
         key = temporal_key(plains)
         entry = cache_root() / "onnx-temporal" / key[:16]
         expect = {**_versions(), "key": key, "blocks": len(plains)}
-        sessions, exported = cached_sessions(entry, expect, plains, block_file, export_block, _probe, device, "temporal block")
+        sessions, exported = cached_sessions(
+            entry, expect, plains, block_file, export_block, _probe, device, "temporal block"
+        )
         return cls(sessions, entry, exported, device)
 
     @contextmanager

@@ -131,10 +131,10 @@ def _requantize(folder: Path, entry: Path, manifest: dict, device: str):
 
 def load_quantized(folder: str | Path, quantize: str = "int8", device: str = "cpu") -> QuantizedLoad:
     """The bundled model at folder with int8 denoiser weights, from the cache when a sound entry is there."""
+    from optimum.quanto import quantization_map
     from safetensors.torch import save_file
 
     from engine.model_files import load_model
-    from optimum.quanto import quantization_map
 
     check_choice(quantize)
     folder = Path(folder)

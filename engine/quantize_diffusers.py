@@ -35,7 +35,11 @@ FORMAT = 1  # bump when the entry's layout changes
 
 def denoiser_name(pipe_or_components) -> str:
     """'transformer' or 'unet': the pipeline component that runs once per step."""
-    names = pipe_or_components if isinstance(pipe_or_components, (dict, list, tuple, set)) else pipe_or_components.components
+    names = (
+        pipe_or_components
+        if isinstance(pipe_or_components, (dict, list, tuple, set))
+        else pipe_or_components.components
+    )
     return "transformer" if "transformer" in names else "unet"
 
 
@@ -45,7 +49,11 @@ def source_sha256(folder: Path, name: str, adapter: Path | None, dtype) -> str:
     paths = sorted(p for p in (Path(folder) / name).rglob("*") if p.is_file() and p.suffix in (".json", ".safetensors"))
     if adapter is not None:
         adapter = Path(adapter)
-        paths += sorted(p for p in adapter.rglob("*") if p.is_file() and p.suffix in (".json", ".safetensors")) if adapter.is_dir() else [adapter]
+        paths += (
+            sorted(p for p in adapter.rglob("*") if p.is_file() and p.suffix in (".json", ".safetensors"))
+            if adapter.is_dir()
+            else [adapter]
+        )
     for path in paths:
         digest.update(path.name.encode())
         digest.update(_content_id(path).encode())
@@ -118,6 +126,10 @@ def store_denoiser(denoiser, key: str) -> Path:
     save_file(state, str(partial))
     partial.replace(entry / WEIGHTS_FILE)
     (entry / CONFIG_FILE).write_text(json.dumps(dict(denoiser.config), default=str))
-    fields = {**_expected_fields(key), "class_name": type(denoiser).__name__, "quantization_map": quantization_map(denoiser)}
+    fields = {
+        **_expected_fields(key),
+        "class_name": type(denoiser).__name__,
+        "quantization_map": quantization_map(denoiser),
+    }
     write_manifest(entry, fields, [WEIGHTS_FILE, CONFIG_FILE])
     return entry

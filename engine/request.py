@@ -44,10 +44,12 @@ class GenerationRequest:
     seed: int = 0
     eta: float = 0.0
 
-    def validate(self) -> "GenerationRequest":
+    def validate(self) -> GenerationRequest:
         """Raise InvalidRequest naming the first bad field; return self when all is well."""
         if not isinstance(self.prompt, str) or not self.prompt.strip():
-            raise InvalidRequest("the prompt is empty: describe the clip, e.g. 'a red circle moves right on a black background'")
+            raise InvalidRequest(
+                "the prompt is empty: describe the clip, e.g. 'a red circle moves right on a black background'"
+            )
         for name in ("prompt", "negative_prompt"):
             value = getattr(self, name)
             if not isinstance(value, str):
@@ -59,8 +61,14 @@ class GenerationRequest:
         for name, (low, high) in LIMITS.items():
             value = getattr(self, name)
             is_int_field = isinstance(low, int)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or (is_int_field and not isinstance(value, int)):
-                raise InvalidRequest(f"{name} must be {'a whole number' if is_int_field else 'a number'}, got {value!r}")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or (is_int_field and not isinstance(value, int))
+            ):
+                raise InvalidRequest(
+                    f"{name} must be {'a whole number' if is_int_field else 'a number'}, got {value!r}"
+                )
             if not math.isfinite(value) or not low <= value <= high:
                 raise InvalidRequest(f"{name} must be between {low} and {high}, got {value}")
         for name in ("width", "height"):
@@ -68,7 +76,7 @@ class GenerationRequest:
                 raise InvalidRequest(f"{name} must be even (video encoders need it), got {getattr(self, name)}")
         return self
 
-    def with_changes(self, **changes) -> "GenerationRequest":
+    def with_changes(self, **changes) -> GenerationRequest:
         return replace(self, **changes)
 
     def to_dict(self) -> dict:
@@ -78,7 +86,7 @@ class GenerationRequest:
         return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "GenerationRequest":
+    def from_dict(cls, data: dict) -> GenerationRequest:
         if not isinstance(data, dict):
             raise InvalidRequest("a request must be a JSON object")
         data = dict(data)
@@ -94,7 +102,7 @@ class GenerationRequest:
         return cls(**data).validate()
 
     @classmethod
-    def from_json(cls, text: str) -> "GenerationRequest":
+    def from_json(cls, text: str) -> GenerationRequest:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:

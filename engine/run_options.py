@@ -19,7 +19,7 @@ class RunOptions:
     quantize: str | None = None  # "int8": the denoiser's weights in int8 (engine.quantize)
     onnx_temporal: bool = False  # temporal attention in onnxruntime (engine.onnx_temporal)
 
-    def validate(self) -> "RunOptions":
+    def validate(self) -> RunOptions:
         if self.memory not in MEMORY_MODES:
             raise InvalidRequest(f"unknown memory setting {self.memory!r}; choose one of {', '.join(MEMORY_MODES)}")
         if self.quantize is not None and self.quantize not in QUANTIZE_CHOICES:
@@ -37,7 +37,7 @@ class RunOptions:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "RunOptions":
+    def from_dict(cls, data: dict) -> RunOptions:
         if not isinstance(data, dict):
             raise InvalidRequest("run options must be a JSON object")
         unknown = sorted(set(data) - set(cls.__dataclass_fields__))

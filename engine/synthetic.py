@@ -68,11 +68,7 @@ Combo = tuple[str, str, str, str]  # colour, shape, motion, background
 
 
 def all_combos() -> list[Combo]:
-    return [
-        (c, s, m, b)
-        for c, s, m, b in product(COLOURS, SHAPES, MOTIONS, BACKGROUNDS)
-        if is_visible(c, b)
-    ]
+    return [(c, s, m, b) for c, s, m, b in product(COLOURS, SHAPES, MOTIONS, BACKGROUNDS) if is_visible(c, b)]
 
 
 def held_out_combos() -> frozenset[Combo]:
@@ -262,9 +258,14 @@ def make_batch(
     """A batch of training clips; image_probability is (object clips, camera clips)."""
     clips = sample_clips(rng, batch_size, camera_fraction, combos)
     # each object's coverage is computed once: it draws the clip and weighs the loss
-    coverage = [object_coverage(c, frames) if isinstance(c, ObjectClip) else torch.zeros(frames, SIZE, SIZE) for c in clips]
-    video = torch.stack([paint_object(c, a) if isinstance(c, ObjectClip) else render_camera_clip(c, frames) for c, a in zip(clips, coverage)])
-    mask = torch.tensor(
-        [float(rng.random() < image_probability[isinstance(c, CameraClip)]) for c in clips]
+    coverage = [
+        object_coverage(c, frames) if isinstance(c, ObjectClip) else torch.zeros(frames, SIZE, SIZE) for c in clips
+    ]
+    video = torch.stack(
+        [
+            paint_object(c, a) if isinstance(c, ObjectClip) else render_camera_clip(c, frames)
+            for c, a in zip(clips, coverage)
+        ]
     )
+    mask = torch.tensor([float(rng.random() < image_probability[isinstance(c, CameraClip)]) for c in clips])
     return Batch(video, [c.caption for c in clips], mask, torch.stack(coverage)[:, None])

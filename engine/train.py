@@ -48,42 +48,75 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--warmup", type=int, default=100)
     p.add_argument("--ema", type=float, default=0.995)
-    p.add_argument("--object-weight", type=float, default=3.0,
-                   help="extra loss weight on pixels at and around the object: what tells a square from a circle is a few "
-                        "percent of a frame, and a plain MSE (0) lets the model draw every shape as one blob")
-    p.add_argument("--blur-rate", type=float, default=0.5,
-                   help="share of clips noised from a blurred copy (the target stays sharp): a sampler's early estimates "
-                        "are blurred, and the model learns to draw the prompt's shape from such a blob (0 for none)")
+    p.add_argument(
+        "--object-weight",
+        type=float,
+        default=3.0,
+        help="extra loss weight on pixels at and around the object: what tells a square from a circle is a few "
+        "percent of a frame, and a plain MSE (0) lets the model draw every shape as one blob",
+    )
+    p.add_argument(
+        "--blur-rate",
+        type=float,
+        default=0.5,
+        help="share of clips noised from a blurred copy (the target stays sharp): a sampler's early estimates "
+        "are blurred, and the model learns to draw the prompt's shape from such a blob (0 for none)",
+    )
     p.add_argument("--max-blur", type=float, default=2.0, help="largest blur, Gaussian sigma in pixels")
-    p.add_argument("--mid-share", type=float, default=0.5,
-                   help="share of clips whose timestep is drawn from --mid-range instead of the whole schedule: a sampled "
-                        "clip's shape is decided in the middle of the schedule, where a model that reads lumps of noise as "
-                        "shape loses the prompt's square or triangle (0 for uniform timesteps)")
+    p.add_argument(
+        "--mid-share",
+        type=float,
+        default=0.5,
+        help="share of clips whose timestep is drawn from --mid-range instead of the whole schedule: a sampled "
+        "clip's shape is decided in the middle of the schedule, where a model that reads lumps of noise as "
+        "shape loses the prompt's square or triangle (0 for uniform timesteps)",
+    )
     p.add_argument("--mid-range", type=int, nargs=2, default=(300, 800), metavar=("LOW", "HIGH"))
-    p.add_argument("--input-perturbation", type=float, default=0.1,
-                   help="extra noise, as a share of the schedule's own, added to the model's input but not to what it is "
-                        "asked to undo (Ning et al. 2023): a sampler's inputs carry its own earlier errors, and a model "
-                        "that trusts its input exactly copies them (0 for none)")
-    p.add_argument("--finish-from", type=int, default=2200, metavar="STEP",
-                   help="the step from which the finishing stage's --lumpy-rate applies; the steps before it are the "
-                        "recipe without lumpy outlines, step for step")
-    p.add_argument("--lumpy-rate", type=float, default=0.5,
-                   help="share of object clips, in the finishing stage, noised from a copy whose outline is made lumpy while "
-                        "the target stays clean: a sampler's estimates grow bumps and notches over its last steps, and a "
-                        "model that trusts them turns a square into a blob (0 for none)")
-    p.add_argument("--lumpy-strength", type=float, default=0.5,
-                   help="size of the bumps: the blurred coverage, whose 0.5 level is the outline, is shifted by this x U(0, 1) x a "
-                        "smooth unit random field, clipped to +-0.45 (about 2 px)")
-    p.add_argument("--precision", choices=("bf16", "fp32"), default="bf16",
-                   help="autocast of the model's forward pass; weights, optimiser and EMA stay fp32 (bf16: steps take 15-25 %% "
-                        "less time on this project's CPUs, which have AVX-512 BF16)")
+    p.add_argument(
+        "--input-perturbation",
+        type=float,
+        default=0.1,
+        help="extra noise, as a share of the schedule's own, added to the model's input but not to what it is "
+        "asked to undo (Ning et al. 2023): a sampler's inputs carry its own earlier errors, and a model "
+        "that trusts its input exactly copies them (0 for none)",
+    )
+    p.add_argument(
+        "--finish-from",
+        type=int,
+        default=2200,
+        metavar="STEP",
+        help="the step from which the finishing stage's --lumpy-rate applies; the steps before it are the "
+        "recipe without lumpy outlines, step for step",
+    )
+    p.add_argument(
+        "--lumpy-rate",
+        type=float,
+        default=0.5,
+        help="share of object clips, in the finishing stage, noised from a copy whose outline is made lumpy while "
+        "the target stays clean: a sampler's estimates grow bumps and notches over its last steps, and a "
+        "model that trusts them turns a square into a blob (0 for none)",
+    )
+    p.add_argument(
+        "--lumpy-strength",
+        type=float,
+        default=0.5,
+        help="size of the bumps: the blurred coverage, whose 0.5 level is the outline, is shifted by this x U(0, 1) x a "
+        "smooth unit random field, clipped to +-0.45 (about 2 px)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=("bf16", "fp32"),
+        default="bf16",
+        help="autocast of the model's forward pass; weights, optimiser and EMA stay fp32 (bf16: steps take 15-25 %% "
+        "less time on this project's CPUs, which have AVX-512 BF16)",
+    )
     p.add_argument("--text-dropout", type=float, default=0.1, help="share of captions replaced by the empty prompt")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--checkpoint", type=Path, default=Path("runs/starter/checkpoint.pt"))
     p.add_argument("--checkpoint-every", type=int, default=50)
     p.add_argument("--out", type=Path, default=STARTER_DIR)
-    p.add_argument("--config", type=json.loads, default={}, help='model config overrides as JSON, e.g. \'{"dim": 64}\'')
+    p.add_argument("--config", type=json.loads, default={}, help="model config overrides as JSON, e.g. '{\"dim\": 64}'")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = p.parse_args(argv)
     low, high = args.mid_range
@@ -150,7 +183,9 @@ def blurred_inputs(x0: torch.Tensor, rate: float, max_sigma: float, generator: t
     return out
 
 
-def lumpy_inputs(x0: torch.Tensor, foreground: torch.Tensor, rate: float, strength: float, generator: torch.Generator) -> torch.Tensor:
+def lumpy_inputs(
+    x0: torch.Tensor, foreground: torch.Tensor, rate: float, strength: float, generator: torch.Generator
+) -> torch.Tensor:
     """x0 (b, 3, f, h, w) with `rate` of its object clips redrawn with lumpy outlines.
 
     Along a sampler's path the model's estimates grow notches and bumps on the object's outline,
@@ -162,7 +197,7 @@ def lumpy_inputs(x0: torch.Tensor, foreground: torch.Tensor, rate: float, streng
     foreground (b, 1, f, h, w) is the object's coverage, 0 in camera clips (never chosen).
     """
     b, _, f, h, w = x0.shape
-    chosen = ((torch.rand(b, generator=generator) < rate).to(x0.device) & (foreground.flatten(1).amax(1) > 0))  # (b,)
+    chosen = (torch.rand(b, generator=generator) < rate).to(x0.device) & (foreground.flatten(1).amax(1) > 0)  # (b,)
     amount = strength * torch.rand(b, generator=generator).to(x0.device).view(b, 1, 1, 1, 1)
     field = gaussian_blur(torch.randn(b, 1, 1, h, w, generator=generator).to(x0.device), 1.5)  # one field per clip
     field = field / field.flatten(1).std(1).view(b, 1, 1, 1, 1)
@@ -176,7 +211,9 @@ def lumpy_inputs(x0: torch.Tensor, foreground: torch.Tensor, rate: float, streng
     return torch.where(keep, x0, redrawn)
 
 
-def sample_timesteps(count: int, total: int, mid_share: float, mid_range: tuple[int, int], generator: torch.Generator) -> torch.Tensor:
+def sample_timesteps(
+    count: int, total: int, mid_share: float, mid_range: tuple[int, int], generator: torch.Generator
+) -> torch.Tensor:
     """count timesteps (count,): uniform over the schedule, except mid_share of them uniform over mid_range."""
     low, high = mid_range  # checked where the command line is read
     anywhere = torch.randint(0, total, (count,), generator=generator)
@@ -196,10 +233,24 @@ def frame_plan(step: int, args: argparse.Namespace, window: int, rng: random.Ran
     return args.batch * window // args.short_frames, torch.tensor(kept)
 
 
-def training_step(model, batch, ids, cumprod, generator, device, frame_indices: torch.Tensor | None = None,
-                  object_weight: float = 0.0, blur_rate: float = 0.0, max_blur: float = 2.0, mid_share: float = 0.0,
-                  mid_range: tuple[int, int] = (300, 800), input_perturbation: float = 0.0, bf16: bool = False,
-                  lumpy_rate: float = 0.0, lumpy_strength: float = 0.5) -> torch.Tensor:
+def training_step(
+    model,
+    batch,
+    ids,
+    cumprod,
+    generator,
+    device,
+    frame_indices: torch.Tensor | None = None,
+    object_weight: float = 0.0,
+    blur_rate: float = 0.0,
+    max_blur: float = 2.0,
+    mid_share: float = 0.0,
+    mid_range: tuple[int, int] = (300, 800),
+    input_perturbation: float = 0.0,
+    bf16: bool = False,
+    lumpy_rate: float = 0.0,
+    lumpy_strength: float = 0.5,
+) -> torch.Tensor:
     """The diffusion loss for one batch of clips, for the model's prediction type."""
     video, foreground = batch.video, batch.foreground
     if frame_indices is not None:
@@ -216,7 +267,9 @@ def training_step(model, batch, ids, cumprod, generator, device, frame_indices: 
     signal = lumpy_inputs(x0, foreground.to(device), lumpy_rate, lumpy_strength, generator) if lumpy_rate else x0
     signal = blurred_inputs(signal, blur_rate, max_blur, generator) if blur_rate else signal
     if input_perturbation:  # the input's noise is noise + gamma * xi; the x_0 target (or the epsilon one) is not
-        x_t = add_noise(signal, noise + input_perturbation * torch.randn(x0.shape, generator=generator).to(device), t, cumprod)
+        x_t = add_noise(
+            signal, noise + input_perturbation * torch.randn(x0.shape, generator=generator).to(device), t, cumprod
+        )
     else:
         x_t = add_noise(signal, noise, t, cumprod)
     with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
@@ -250,8 +303,17 @@ def resume(path: Path, model, ema, optimiser, device) -> tuple[int, list, float]
 
 
 def save_run(path: Path, model, ema, optimiser, step: int, history: list, seconds: float) -> None:
-    save_checkpoint(path, {"model": model.state_dict(), "ema": ema.state_dict(), "optimiser": optimiser.state_dict(),
-                           "step": step, "history": history, "seconds": seconds})
+    save_checkpoint(
+        path,
+        {
+            "model": model.state_dict(),
+            "ema": ema.state_dict(),
+            "optimiser": optimiser.state_dict(),
+            "step": step,
+            "history": history,
+            "seconds": seconds,
+        },
+    )
 
 
 def optimise(model, ema, optimiser, loss: torch.Tensor, ema_decay: float) -> None:
@@ -276,7 +338,9 @@ def main(argv=None) -> None:
     ema = KinemoDiT(config).to(device).requires_grad_(False)
     ema.load_state_dict(model.state_dict())
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
-    cumprod = alphas_cumprod(make_betas(config.beta_schedule, config.num_train_timesteps, snr_scale=config.snr_scale)).to(device)
+    cumprod = alphas_cumprod(
+        make_betas(config.beta_schedule, config.num_train_timesteps, snr_scale=config.snr_scale)
+    ).to(device)
 
     step, history, seconds = resume(args.checkpoint, model, ema, optimiser, device)
 
@@ -293,11 +357,24 @@ def main(argv=None) -> None:
         for group in optimiser.param_groups:
             group["lr"] = args.lr * min(1.0, (step + 1) / args.warmup)
 
-        loss = training_step(model, batch, ids, cumprod, generator, device, frame_indices,
-                             object_weight=args.object_weight, blur_rate=args.blur_rate, max_blur=args.max_blur,
-                             mid_share=args.mid_share, mid_range=tuple(args.mid_range), input_perturbation=args.input_perturbation,
-                             bf16=args.precision == "bf16", lumpy_rate=args.lumpy_rate if step >= args.finish_from else 0.0,
-                             lumpy_strength=args.lumpy_strength)
+        loss = training_step(
+            model,
+            batch,
+            ids,
+            cumprod,
+            generator,
+            device,
+            frame_indices,
+            object_weight=args.object_weight,
+            blur_rate=args.blur_rate,
+            max_blur=args.max_blur,
+            mid_share=args.mid_share,
+            mid_range=tuple(args.mid_range),
+            input_perturbation=args.input_perturbation,
+            bf16=args.precision == "bf16",
+            lumpy_rate=args.lumpy_rate if step >= args.finish_from else 0.0,
+            lumpy_strength=args.lumpy_strength,
+        )
         optimise(model, ema, optimiser, loss, min(args.ema, (1 + step) / (10 + step)))
 
         step += 1
@@ -310,12 +387,28 @@ def main(argv=None) -> None:
         if step % args.checkpoint_every == 0 or step == args.steps:
             save_run(args.checkpoint, model, ema, optimiser, step, history, seconds)
     bar.close()
-    training = {"steps": step, "batch": args.batch, "short_frames": args.short_frames, "full_every": args.full_every, "lr": args.lr, "ema": args.ema, "seed": args.seed,
-                "object_weight": args.object_weight, "blur_rate": args.blur_rate, "max_blur": args.max_blur,
-                "mid_share": args.mid_share, "mid_range": list(args.mid_range), "input_perturbation": args.input_perturbation,
-                "finish_from": args.finish_from, "lumpy_rate": args.lumpy_rate, "lumpy_strength": args.lumpy_strength,
-                "precision": args.precision,
-                "train_seconds": round(seconds, 1), "final_loss": running, "device": str(device)}
+    training = {
+        "steps": step,
+        "batch": args.batch,
+        "short_frames": args.short_frames,
+        "full_every": args.full_every,
+        "lr": args.lr,
+        "ema": args.ema,
+        "seed": args.seed,
+        "object_weight": args.object_weight,
+        "blur_rate": args.blur_rate,
+        "max_blur": args.max_blur,
+        "mid_share": args.mid_share,
+        "mid_range": list(args.mid_range),
+        "input_perturbation": args.input_perturbation,
+        "finish_from": args.finish_from,
+        "lumpy_rate": args.lumpy_rate,
+        "lumpy_strength": args.lumpy_strength,
+        "precision": args.precision,
+        "train_seconds": round(seconds, 1),
+        "final_loss": running,
+        "device": str(device),
+    }
     save_model(ema, args.out, {"_training": training})
     log.info("wrote %s after %d steps (%.0f s of training)", args.out, step, seconds)
 

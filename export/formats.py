@@ -20,7 +20,7 @@ class ExportSettings:
     height: int = 256
     quality: int = 80  # 1 (smallest file) .. 100 (best picture)
 
-    def validate(self) -> "ExportSettings":
+    def validate(self) -> ExportSettings:
         if self.format not in FORMATS:
             raise ExportError(f"unknown format {self.format!r}; choose one of {', '.join(FORMATS)}")
         if not 1 <= self.fps <= 60:
@@ -40,7 +40,11 @@ def encoder_arguments(settings: ExportSettings) -> tuple[str, str, list[str]]:
     q = settings.quality
     if settings.format == "mp4":
         crf = round(40 - 0.28 * q)  # quality 80 -> CRF 18
-        return "libx264", "yuv420p", ["-vf", scale, "-crf", str(crf), "-preset", "medium", "-movflags", "+faststart", "-f", "mp4"]
+        return (
+            "libx264",
+            "yuv420p",
+            ["-vf", scale, "-crf", str(crf), "-preset", "medium", "-movflags", "+faststart", "-f", "mp4"],
+        )
     if settings.format == "webm":
         crf = round(55 - 0.3 * q)  # quality 80 -> CRF 31
         return "libvpx-vp9", "yuv420p", ["-vf", scale, "-crf", str(crf), "-b:v", "0", "-row-mt", "1", "-f", "webm"]

@@ -42,8 +42,19 @@ def _ffmetadata_comment(path: Path) -> str | None:
     import imageio_ffmpeg
 
     result = subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(path), "-f", "ffmetadata", "-"],
-        capture_output=True, timeout=60,
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-i",
+            str(path),
+            "-f",
+            "ffmetadata",
+            "-",
+        ],
+        capture_output=True,
+        timeout=60,
     )
     if result.returncode != 0:
         reason = result.stderr.decode(errors="replace").strip().splitlines()

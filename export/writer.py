@@ -43,7 +43,14 @@ def check_destination(path: str | Path, settings: ExportSettings, overwrite: boo
 class ClipWriter:
     """Write one clip: ``with ClipWriter(path, settings, (w, h), record) as w: w.write(frames)``."""
 
-    def __init__(self, path: str | Path, settings: ExportSettings, frame_size: tuple[int, int], record: dict, overwrite: bool = True):
+    def __init__(
+        self,
+        path: str | Path,
+        settings: ExportSettings,
+        frame_size: tuple[int, int],
+        record: dict,
+        overwrite: bool = True,
+    ):
         self.settings = settings.validate()
         self.path = check_destination(path, settings, overwrite)
         self.frame_size = frame_size  # (width, height) of the frames that will be written
@@ -52,7 +59,7 @@ class ClipWriter:
         self._temp: Path | None = None
         self._encoder = None
 
-    def __enter__(self) -> "ClipWriter":
+    def __enter__(self) -> ClipWriter:
         self.open()
         return self
 
@@ -78,8 +85,15 @@ class ClipWriter:
             if self.settings.format in ("mp4", "webm"):
                 params = params + ["-metadata", f"{METADATA_KEY}={comment}"]
         self._encoder = imageio_ffmpeg.write_frames(
-            target, self.frame_size, fps=self.settings.fps, codec=codec, pix_fmt_out=pix_fmt, quality=None,
-            macro_block_size=1, ffmpeg_log_level="error", output_params=params,
+            target,
+            self.frame_size,
+            fps=self.settings.fps,
+            codec=codec,
+            pix_fmt_out=pix_fmt,
+            quality=None,
+            macro_block_size=1,
+            ffmpeg_log_level="error",
+            output_params=params,
         )
         self._encoder.send(None)  # start ffmpeg
 
@@ -144,7 +158,9 @@ class ClipWriter:
             self._temp = None
 
 
-def write_clip(path: str | Path, frames: np.ndarray, settings: ExportSettings, record: dict, overwrite: bool = True) -> Path:
+def write_clip(
+    path: str | Path, frames: np.ndarray, settings: ExportSettings, record: dict, overwrite: bool = True
+) -> Path:
     """Write a whole (n, h, w, 3) uint8 clip in one call."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:

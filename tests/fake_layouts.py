@@ -13,8 +13,11 @@ def fake_diffusers_folder(folder: Path, pipeline_class: str = "WanPipeline") -> 
     folder = Path(folder)
     (folder / "transformer").mkdir(parents=True)
     (folder / "scheduler").mkdir()
-    index = {"_class_name": pipeline_class, "transformer": ["diffusers", "SomeTransformer"],
-             "scheduler": ["diffusers", "SomeScheduler"]}
+    index = {
+        "_class_name": pipeline_class,
+        "transformer": ["diffusers", "SomeTransformer"],
+        "scheduler": ["diffusers", "SomeScheduler"],
+    }
     (folder / "model_index.json").write_text(json.dumps(index))
     (folder / "transformer" / "diffusion_pytorch_model.safetensors").write_bytes(b"not loaded by these tests")
     (folder / "scheduler" / "scheduler_config.json").write_text("{}")
@@ -30,4 +33,6 @@ def fake_kinemo_folder(folder: Path, **config) -> Path:
 
 def hub_cache_with(cache: Path, repo_id: str, work: Path, pipeline_class: str = "WanPipeline") -> Path:
     """Put a fake diffusers pipeline into the hub cache as repo_id; returns the snapshot folder."""
-    return put_in_hub_cache(cache, repo_id, fake_diffusers_folder(Path(work) / repo_id.replace("/", "--"), pipeline_class))
+    return put_in_hub_cache(
+        cache, repo_id, fake_diffusers_folder(Path(work) / repo_id.replace("/", "--"), pipeline_class)
+    )

@@ -20,7 +20,10 @@ def imported_packages(path: Path) -> set[str]:
             found.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module.split(".")[0])
-        elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) in ("import_module", "__import__"):
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) in (
+            "import_module",
+            "__import__",
+        ):
             if node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
                 found.add(node.args[0].value.split(".")[0])
     return found
@@ -36,7 +39,9 @@ def test_engine_and_export_never_import_qt(package):
 
 def test_the_scanner_sees_qt_imports(tmp_path):
     sample = tmp_path / "sample.py"
-    sample.write_text("def f():\n    from PySide6.QtCore import QObject\nimport importlib\nimportlib.import_module('PyQt6.QtGui')\n")
+    sample.write_text(
+        "def f():\n    from PySide6.QtCore import QObject\nimport importlib\nimportlib.import_module('PyQt6.QtGui')\n"
+    )
     assert imported_packages(sample) >= {"PySide6", "PyQt6"}
 
 
@@ -53,6 +58,8 @@ def test_building_the_studio_window_does_not_import_torch(tmp_path):
         "print('loaded:', ','.join(heavy))\n"
     )
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "KINEMO_DATA_DIR": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env, cwd=ROOT
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "loaded:", result.stdout

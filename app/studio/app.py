@@ -49,8 +49,16 @@ def _report_show_and_quit(app) -> None:
     """KINEMO_STUDIO_EXIT_AFTER_SHOW=1: print when the window was first shown, then quit."""
     import json
 
-    sys.stdout.write(json.dumps({"shown_unix": time.time(), "since_process_start": seconds_since_process_start(),
-                                 "torch_loaded": "torch" in sys.modules}) + "\n")
+    sys.stdout.write(
+        json.dumps(
+            {
+                "shown_unix": time.time(),
+                "since_process_start": seconds_since_process_start(),
+                "torch_loaded": "torch" in sys.modules,
+            }
+        )
+        + "\n"
+    )
     sys.stdout.flush()
     app.quit()
 

@@ -91,7 +91,9 @@ def progress_tqdm(meter: DownloadMeter) -> type:
             kwargs.pop("name", None)  # huggingface-hub names its own bars; plain tqdm refuses the argument
             kwargs["disable"] = True
             counts_bytes = kwargs.get("unit") == "B"
-            self._meter_bar = meter.opened(kwargs.get("initial") or 0, kwargs.get("total") or 0) if counts_bytes else None
+            self._meter_bar = (
+                meter.opened(kwargs.get("initial") or 0, kwargs.get("total") or 0) if counts_bytes else None
+            )
             super().__init__(*args, **kwargs)
 
         def update(self, n=1):
@@ -173,8 +175,14 @@ class DownloadPanel(QWidget):
         if wanted:
             size = f" (about {options.disk_gb:g} GB)" if options.disk_gb else ""
             self.download_button.setText(f"Download{size}")
-            gated = "; it is gated: accept its licence on the hub and log in with `hf auth login` first" if options.gated else ""
-            self.download_button.setToolTip(f"{options.name} is not on disk: download it from the Hugging Face hub{gated}")
+            gated = (
+                "; it is gated: accept its licence on the hub and log in with `hf auth login` first"
+                if options.gated
+                else ""
+            )
+            self.download_button.setToolTip(
+                f"{options.name} is not on disk: download it from the Hugging Face hub{gated}"
+            )
 
     @Slot()
     def start(self) -> None:

@@ -83,7 +83,9 @@ class ProcessEngine:
         process = self._process
         code = process.exitcode if process is not None else None
         self.shutdown(timeout=0.5)
-        return EngineCrashed(f"the engine process stopped unexpectedly (exit code {code}); it restarts with the next job")
+        return EngineCrashed(
+            f"the engine process stopped unexpectedly (exit code {code}); it restarts with the next job"
+        )
 
     @property
     def running(self) -> bool:

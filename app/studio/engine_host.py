@@ -56,7 +56,9 @@ def _run_job(conn, inbox: _Inbox, backends: dict, job: int, payload: dict) -> No
     key = (request.model, *options.backend_key)
     backend = backends.get(key)
     if backend is None:
-        backend = resolve_backend(request.model, quantize=options.quantize, onnx_temporal=options.onnx_temporal, memory=options.memory)
+        backend = resolve_backend(
+            request.model, quantize=options.quantize, onnx_temporal=options.onnx_temporal, memory=options.memory
+        )
     events = generate_planned(backend, request, should_stop=should_stop, memory=options.memory)
     try:
         for event in events:

@@ -13,7 +13,12 @@ from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFormLayout,
 
 from export.formats import EXTENSIONS, FORMATS
 
-FORMAT_LABELS = {"mp4": "MP4 video (H.264)", "gif": "Animated GIF", "webm": "WebM video (VP9)", "png": "PNG frames (a new folder)"}
+FORMAT_LABELS = {
+    "mp4": "MP4 video (H.264)",
+    "gif": "Animated GIF",
+    "webm": "WebM video (VP9)",
+    "png": "PNG frames (a new folder)",
+}
 
 
 def suggested_name(request, fmt: str) -> str:
@@ -107,6 +112,9 @@ class ExportDialog(QDialog):
 
         even = lambda v: v - v % 2  # noqa: E731
         return ExportSettings(
-            self.format_combo.currentData(), self.fps_spin.value(), even(self.width_spin.value()),
-            even(self.height_spin.value()), self.quality_spin.value(),
+            self.format_combo.currentData(),
+            self.fps_spin.value(),
+            even(self.width_spin.value()),
+            even(self.height_spin.value()),
+            self.quality_spin.value(),
         ).validate()

@@ -93,7 +93,9 @@ class HistoryStore:
         for path in self.folder.glob("*.json"):
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
-                entry = HistoryEntry(path.stem, dict(data["request"]), float(data["created"]), float(data.get("seconds", 0)), self.folder)
+                entry = HistoryEntry(
+                    path.stem, dict(data["request"]), float(data["created"]), float(data.get("seconds", 0)), self.folder
+                )
             except (OSError, ValueError, KeyError, TypeError):
                 continue
             if entry.clip_path.is_file():
@@ -119,12 +121,19 @@ class HistoryStore:
             written.append(entry.frames_path)
             thumb = Image.fromarray(frames[len(frames) // 2])
             aspect = request.width / request.height
-            size = (THUMBNAIL_SIZE, max(1, round(THUMBNAIL_SIZE / aspect))) if aspect >= 1 else (max(1, round(THUMBNAIL_SIZE * aspect)), THUMBNAIL_SIZE)
+            size = (
+                (THUMBNAIL_SIZE, max(1, round(THUMBNAIL_SIZE / aspect)))
+                if aspect >= 1
+                else (max(1, round(THUMBNAIL_SIZE * aspect)), THUMBNAIL_SIZE)
+            )
             thumb = thumb.resize(size, Image.Resampling.BICUBIC)
             _atomic_write(entry.thumbnail_path, lambda p: thumb.save(p, format="PNG"))
             written.append(entry.thumbnail_path)
             data = {"request": entry.request, "created": created, "seconds": seconds}
-            _atomic_write(entry.entry_path, lambda p: p.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8"))
+            _atomic_write(
+                entry.entry_path,
+                lambda p: p.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8"),
+            )
         except BaseException:
             for path in written:
                 path.unlink(missing_ok=True)

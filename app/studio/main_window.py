@@ -188,8 +188,12 @@ class MainWindow(QMainWindow):
         self.resize(1280, 800)
         self.setMinimumSize(960, 600)
 
-        for keys, slot in (("Ctrl+Return", self.generate), ("Ctrl+Enter", self.generate), ("Escape", self.cancel),
-                           ("Ctrl+E", self.open_export_dialog)):
+        for keys, slot in (
+            ("Ctrl+Return", self.generate),
+            ("Ctrl+Enter", self.generate),
+            ("Escape", self.cancel),
+            ("Ctrl+E", self.open_export_dialog),
+        ):
             shortcut = QShortcut(QKeySequence(keys), self)
             shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
             shortcut.activated.connect(slot)
@@ -533,7 +537,9 @@ class MainWindow(QMainWindow):
             self.show_message("error", f"{Path(path).name}: the embedded settings are unusable: {describe(exc)}")
             return
         self.form.set_request(request)
-        self.show_message("info", f"Settings restored from {Path(path).name} (made by Kinemo {record.get('kinemo', '?')})")
+        self.show_message(
+            "info", f"Settings restored from {Path(path).name} (made by Kinemo {record.get('kinemo', '?')})"
+        )
         self.settingsRestored.emit(path)
 
     @Slot(object)
@@ -551,7 +557,9 @@ class MainWindow(QMainWindow):
             return
         _, request = self.current_clip
         prefs = self._settings.get("export", {})
-        dialog = ExportDialog(self, prefs.get("format", "mp4"), request.fps, request.width, request.height, int(prefs.get("quality", 80)))
+        dialog = ExportDialog(
+            self, prefs.get("format", "mp4"), request.fps, request.width, request.height, int(prefs.get("quality", 80))
+        )
         if dialog.exec() != ExportDialog.DialogCode.Accepted:
             return
         try:
@@ -570,7 +578,7 @@ class MainWindow(QMainWindow):
             self.export_clip(path, settings)
 
     def ask_replace(self, path: Path, fmt: str) -> str:
-        """"replace", "rename" or "cancel" for a destination that exists (tests replace this)."""
+        """ "replace", "rename" or "cancel" for a destination that exists (tests replace this)."""
         box = QMessageBox(self)
         box.setIcon(QMessageBox.Icon.Question)
         box.setWindowTitle("Already exists")
@@ -590,7 +598,9 @@ class MainWindow(QMainWindow):
         from export import ExportError, check_destination
 
         if self.current_clip is None or self._export_worker is not None:
-            self.show_message("warning", "Nothing to export yet." if self.current_clip is None else "An export is already running.")
+            self.show_message(
+                "warning", "Nothing to export yet." if self.current_clip is None else "An export is already running."
+            )
             return False
         path = with_extension(path, settings.format)
         overwrite = False
@@ -623,7 +633,11 @@ class MainWindow(QMainWindow):
     def _on_exported(self, path) -> None:
         self._export_worker = None
         settings = self._export_settings
-        self._settings["export"] = {"folder": str(Path(path).parent), "format": settings.format, "quality": settings.quality}
+        self._settings["export"] = {
+            "folder": str(Path(path).parent),
+            "format": settings.format,
+            "quality": settings.quality,
+        }
         self._save_settings()
         self.show_message("info", f"Exported {Path(path).name} to {Path(path).parent}")
         self._update_actions()

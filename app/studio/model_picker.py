@@ -19,7 +19,11 @@ from engine.model_info import ModelOptions, catalog_options
 from engine.request import DEFAULT_MODEL
 
 OTHER_MODEL = "__other__"
-TASK_NAMES = {("t2v",): "text-to-video", ("i2v",): "image-to-video (needs a picture)", ("t2v", "i2v"): "text- or image-to-video"}
+TASK_NAMES = {
+    ("t2v",): "text-to-video",
+    ("i2v",): "image-to-video (needs a picture)",
+    ("t2v", "i2v"): "text- or image-to-video",
+}
 
 
 def check_models(models: list[str]) -> dict[str, ModelOptions | str]:
@@ -89,8 +93,11 @@ class ModelPicker(QComboBox):
             self.setItemData(self.count() - 1, picker_tooltip(options), Qt.ItemDataRole.ToolTipRole)
         self.insertSeparator(self.count())
         self.addItem("Other model folder…", OTHER_MODEL)
-        self.setItemData(self.count() - 1, "A Kinemo model folder (config.json) or a diffusers one (model_index.json)",
-                         Qt.ItemDataRole.ToolTipRole)
+        self.setItemData(
+            self.count() - 1,
+            "A Kinemo model folder (config.json) or a diffusers one (model_index.json)",
+            Qt.ItemDataRole.ToolTipRole,
+        )
 
     @property
     def model(self) -> str:
@@ -221,7 +228,7 @@ class ModelPicker(QComboBox):
 
     @Slot(object)
     def _on_folder_checked(self, found: dict) -> None:
-        (folder, result), = found.items()
+        ((folder, result),) = found.items()
         if not isinstance(result, ModelOptions):
             self.message.emit("error", f"Model folder not added: {result}")
             return

@@ -114,7 +114,9 @@ class PlayerWidget(QWidget):
         self._update_controls()
 
     # -- content --------------------------------------------------------------------------------
-    def show_frames(self, frames: np.ndarray, fps: int | None = None, aspect: float | None = None, live: bool = False) -> None:
+    def show_frames(
+        self, frames: np.ndarray, fps: int | None = None, aspect: float | None = None, live: bool = False
+    ) -> None:
         """Loop these (f, h, w, 3) uint8 frames; live=True marks a generation's running estimate."""
         self._images = [to_qimage(f) for f in frames]
         self.live = live

@@ -38,7 +38,9 @@ def protect_singletons() -> bool:
         return False
     counts = [ctypes.c_ssize_t.from_address(id(singleton)) for singleton in (None, True, False)]
     # ob_refcnt is the first field of an object in a release build; check before writing to it
-    if any(abs(count.value - sys.getrefcount(singleton)) > 100 for count, singleton in zip(counts, (None, True, False))):
+    if any(
+        abs(count.value - sys.getrefcount(singleton)) > 100 for count, singleton in zip(counts, (None, True, False))
+    ):
         return False
     for count in counts:
         count.value += _PROTECTION

@@ -37,13 +37,18 @@ from engine.request import DEFAULT_MODEL, LIMITS, GenerationRequest
 from engine.run_options import RunOptions
 
 NO_CAMERA = "No camera move"
-MEMORY_CHOICES = (("auto", "Auto: the lightest that fits"), ("high", "High: all on the GPU (fastest)"),
-                  ("low", "Low: model offload + VAE tiling"), ("minimal", "Minimal: sequential offload (slowest)"))
+MEMORY_CHOICES = (
+    ("auto", "Auto: the lightest that fits"),
+    ("high", "High: all on the GPU (fastest)"),
+    ("low", "Low: model offload + VAE tiling"),
+    ("minimal", "Minimal: sequential offload (slowest)"),
+)
 MEMORY_PLAN_DELAY_MS = 300  # settle after a change before estimating again
 
 
-def memory_plan_line(model: str, frames: int, width: int, height: int, steps: int, guidance: float, memory: str,
-                     image: bool) -> str:
+def memory_plan_line(
+    model: str, frames: int, width: int, height: int, steps: int, guidance: float, memory: str, image: bool
+) -> str:
     """Worker thread: the memory plan's line (reads weight headers and free memory; no torch)."""
     from engine.memory_plan import preview_plan
 
@@ -53,6 +58,8 @@ def memory_plan_line(model: str, frames: int, width: int, height: int, steps: in
         from app.studio.messages import describe
 
         return f"memory: not estimated ({describe(exc)})"
+
+
 SEED_MAX = LIMITS["seed"][1]
 FRAMES_TIP = "Frames in the clip"
 
@@ -129,8 +136,10 @@ class RequestForm(QWidget):
         self.memory_combo.setObjectName("memoryCombo")
         for value, text in MEMORY_CHOICES:
             self.memory_combo.addItem(text, value)
-        self.memory_combo.setToolTip("How a diffusers model trades speed for memory (kinemo generate --memory); the engine "
-                                     "checks the free memory again when the run starts, and retries once with less if it runs out")
+        self.memory_combo.setToolTip(
+            "How a diffusers model trades speed for memory (kinemo generate --memory); the engine "
+            "checks the free memory again when the run starts, and retries once with less if it runs out"
+        )
         self.memory_label = _label("", "memoryPlanLabel")
         self.memory_label.setWordWrap(True)
         self.memory_label.setToolTip("Estimated peak memory of the run and how it will run (before it starts)")
@@ -181,7 +190,9 @@ class RequestForm(QWidget):
         self.onnx_check.setObjectName("onnxCheck")
         self.keep_seed_check = QCheckBox("Keep seed")
         self.keep_seed_check.setObjectName("keepSeedCheck")
-        self.keep_seed_check.setToolTip("Keep this seed for the next generation (otherwise a new one is drawn after each)")
+        self.keep_seed_check.setToolTip(
+            "Keep this seed for the next generation (otherwise a new one is drawn after each)"
+        )
         self.width_spin.editingFinished.connect(self._snap_sizes)
         self.height_spin.editingFinished.connect(self._snap_sizes)
         self.frames_spin.editingFinished.connect(self._snap_frames)
@@ -270,8 +281,10 @@ class RequestForm(QWidget):
         self.fast_check.blockSignals(False)
         self.fast_check.setEnabled(fast is not None and (fast == model or fast in self.model_picker.models()))
         self.fast_check.setToolTip(
-            f"Use {fast}, distilled to run in a few steps" if fast and fast != model
-            else "This is a distilled few-step model" if fast == model
+            f"Use {fast}, distilled to run in a few steps"
+            if fast and fast != model
+            else "This is a distilled few-step model"
+            if fast == model
             else "This model has no distilled version"
         )
 
@@ -296,13 +309,20 @@ class RequestForm(QWidget):
         int8_ok = family is not None and (kinemo or not (onnx_ok and self.onnx_check.isChecked()))  # int8 wins a tie
         self.int8_check.setEnabled(int8_ok)
         self.int8_check.setToolTip(
-            "Keep the denoiser's weights in int8 (made once, then cached)" if int8_ok
-            else "Not with ONNX temporal attention for this model" if family else "Wait until the model is checked")
+            "Keep the denoiser's weights in int8 (made once, then cached)"
+            if int8_ok
+            else "Not with ONNX temporal attention for this model"
+            if family
+            else "Wait until the model is checked"
+        )
         self.onnx_check.setEnabled(onnx_ok)
         self.onnx_check.setToolTip(
-            "Run the temporal attention in onnxruntime (exported once, then cached)" if onnx_ok
-            else "Not with int8 weights for this model" if family == "animatediff"
-            else "Works with Kinemo models and AnimateDiff only")
+            "Run the temporal attention in onnxruntime (exported once, then cached)"
+            if onnx_ok
+            else "Not with int8 weights for this model"
+            if family == "animatediff"
+            else "Works with Kinemo models and AnimateDiff only"
+        )
 
     @property
     def run_options(self) -> RunOptions:
@@ -354,12 +374,21 @@ class RequestForm(QWidget):
 
     def set_request(self, request: GenerationRequest | dict) -> None:
         """Show a request's settings (the picture is re-checked and may be refused)."""
-        r = request if isinstance(request, GenerationRequest) else GenerationRequest(**{k: v for k, v in request.items() if k != "schema"})
+        r = (
+            request
+            if isinstance(request, GenerationRequest)
+            else GenerationRequest(**{k: v for k, v in request.items() if k != "schema"})
+        )
         self.prompt_edit.setPlainText(r.prompt)
         self.negative_edit.setPlainText(r.negative_prompt)
         self.select_model(r.model)
-        for spin, value in ((self.frames_spin, r.frames), (self.fps_spin, r.fps), (self.width_spin, r.width),
-                            (self.height_spin, r.height), (self.steps_spin, r.steps)):
+        for spin, value in (
+            (self.frames_spin, r.frames),
+            (self.fps_spin, r.fps),
+            (self.width_spin, r.width),
+            (self.height_spin, r.height),
+            (self.steps_spin, r.steps),
+        ):
             spin.setValue(int(value))
         self.guidance_spin.setValue(float(r.guidance))
         self.seed_spin.setValue(int(r.seed))
@@ -399,9 +428,16 @@ class RequestForm(QWidget):
         self.memory_combo.setCurrentIndex(max(index, 0))
 
     def _memory_question(self) -> tuple:
-        return (self.model, self.frames_spin.value(), self.width_spin.value(), self.height_spin.value(),
-                self.steps_spin.value(), float(self.guidance_spin.value()), self.memory,
-                bool(self.drop_zone.image_path) and not (self.options is not None and self.options.text_only))
+        return (
+            self.model,
+            self.frames_spin.value(),
+            self.width_spin.value(),
+            self.height_spin.value(),
+            self.steps_spin.value(),
+            float(self.guidance_spin.value()),
+            self.memory,
+            bool(self.drop_zone.image_path) and not (self.options is not None and self.options.text_only),
+        )
 
     @Slot()
     def update_memory_plan(self) -> None:
@@ -469,7 +505,9 @@ class RequestForm(QWidget):
             self.camera_combo.addItem(f"The camera {move}", move)
         self.camera_combo.setEnabled(bool(moves))
         self.camera_combo.setToolTip(
-            "Inserts or replaces the 'the camera …' phrase in the prompt" if moves else "This model takes no camera moves"
+            "Inserts or replaces the 'the camera …' phrase in the prompt"
+            if moves
+            else "This model takes no camera moves"
         )
         self._on_prompt_changed()
         self._memory_timer.start()
@@ -506,7 +544,8 @@ class RequestForm(QWidget):
         takes_negative = options is None or options.negative_prompt
         self.negative_edit.setEnabled(takes_negative)
         self.negative_edit.setPlaceholderText(
-            "Negative prompt: what to steer away from (optional)" if takes_negative
+            "Negative prompt: what to steer away from (optional)"
+            if takes_negative
             else f"{options.family_label} takes no negative prompt"
         )
         self.drop_zone.setEnabled(options is None or not options.text_only)
@@ -529,8 +568,13 @@ class RequestForm(QWidget):
 
     def _apply_defaults(self, defaults: dict) -> None:
         self._defaults_due = None
-        for spin, key in ((self.frames_spin, "frames"), (self.fps_spin, "fps"), (self.width_spin, "width"),
-                          (self.height_spin, "height"), (self.steps_spin, "steps")):
+        for spin, key in (
+            (self.frames_spin, "frames"),
+            (self.fps_spin, "fps"),
+            (self.width_spin, "width"),
+            (self.height_spin, "height"),
+            (self.steps_spin, "steps"),
+        ):
             if key in defaults:
                 spin.setValue(int(defaults[key]))
         if "guidance" in defaults:
@@ -567,19 +611,29 @@ class RequestForm(QWidget):
     def _on_image_changed(self, path: str) -> None:
         options = self.options
         if path and options is not None and options.text_only:
-            self.message.emit("warning", f"{options.name} is text-to-video only: the picture is kept but not used; "
-                                         "pick an image-to-video model to animate it")
+            self.message.emit(
+                "warning",
+                f"{options.name} is text-to-video only: the picture is kept but not used; "
+                "pick an image-to-video model to animate it",
+            )
 
     # -- persistence ----------------------------------------------------------------------------
     def state(self) -> dict:
         """What the settings file remembers (the request need not be valid)."""
         return {
             "request": {
-                "prompt": self.prompt_edit.toPlainText(), "negative_prompt": self.negative_edit.toPlainText(),
-                "model": self.model, "image": self.drop_zone.image_path, "frames": self.frames_spin.value(),
-                "fps": self.fps_spin.value(), "width": self.width_spin.value(), "height": self.height_spin.value(),
-                "steps": self.steps_spin.value(), "guidance": float(self.guidance_spin.value()),
-                "seed": int(self.seed_spin.value()), "eta": self._eta,
+                "prompt": self.prompt_edit.toPlainText(),
+                "negative_prompt": self.negative_edit.toPlainText(),
+                "model": self.model,
+                "image": self.drop_zone.image_path,
+                "frames": self.frames_spin.value(),
+                "fps": self.fps_spin.value(),
+                "width": self.width_spin.value(),
+                "height": self.height_spin.value(),
+                "steps": self.steps_spin.value(),
+                "guidance": float(self.guidance_spin.value()),
+                "seed": int(self.seed_spin.value()),
+                "eta": self._eta,
             },
             "keep_seed": self.keep_seed,
             "memory": self.memory,

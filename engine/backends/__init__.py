@@ -39,8 +39,13 @@ def fast_model(model: str) -> str:
 
 
 def resolve_backend(
-    model: str, device: str = "auto", token: str | None = None, kv_cache: bool = True,
-    quantize: str | None = None, onnx_temporal: bool = False, memory: str = "auto",
+    model: str,
+    device: str = "auto",
+    token: str | None = None,
+    kv_cache: bool = True,
+    quantize: str | None = None,
+    onnx_temporal: bool = False,
+    memory: str = "auto",
 ):
     """A backend for a model id, a hub id or a local model folder; raises InvalidRequest for unknown names.
 
@@ -63,7 +68,9 @@ def resolve_backend(
     if model == STARTER_FAST_ID:
         from engine.model_files import FAST_DIR
 
-        return BundledBackend(FAST_DIR, device=_bundled_device(device), model_id=STARTER_FAST_ID, kv_cache=kv_cache, **fast)
+        return BundledBackend(
+            FAST_DIR, device=_bundled_device(device), model_id=STARTER_FAST_ID, kv_cache=kv_cache, **fast
+        )
     folder = Path(model).expanduser()
     if folder.is_dir():
         if (folder / "model_index.json").is_file():
@@ -78,9 +85,13 @@ def resolve_backend(
             except (ValueError, OSError, AttributeError):
                 model_type = None
             if model_type == "kinemo-dit":
-                return BundledBackend(folder, device=_bundled_device(device), model_id=str(folder), kv_cache=kv_cache, **fast)
+                return BundledBackend(
+                    folder, device=_bundled_device(device), model_id=str(folder), kv_cache=kv_cache, **fast
+                )
             raise InvalidRequest(f"{folder} is not a Kinemo model folder (model_type {model_type!r})")
-        raise InvalidRequest(f"{folder} is neither a Kinemo model folder (config.json) nor a diffusers one (model_index.json)")
+        raise InvalidRequest(
+            f"{folder} is neither a Kinemo model folder (config.json) nor a diffusers one (model_index.json)"
+        )
     entry = find_entry(model)
     if entry is not None or HUB_ID.match(model):
         from engine.devices import pick_device

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from functools import cached_property, lru_cache
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -85,8 +85,13 @@ class BundledBackend:
     """Kinemo's own small model, trained by engine.train and shipped in assets/."""
 
     def __init__(
-        self, folder: str | Path = STARTER_DIR, device: str = "cpu", model_id: str = STARTER_ID, kv_cache: bool = True,
-        quantize: str | None = None, onnx_temporal: bool = False,
+        self,
+        folder: str | Path = STARTER_DIR,
+        device: str = "cpu",
+        model_id: str = STARTER_ID,
+        kv_cache: bool = True,
+        quantize: str | None = None,
+        onnx_temporal: bool = False,
     ):
         from engine.quantize import check_choice
 
@@ -160,7 +165,10 @@ class BundledBackend:
             raise InvalidRequest(f"frames must be between {low} and {high} for {self.model_id}, got {request.frames}")
 
     def notices(self, request: GenerationRequest) -> list[Notice]:
-        found = [unknown_words_notice("prompt", request.prompt), unknown_words_notice("negative prompt", request.negative_prompt)]
+        found = [
+            unknown_words_notice("prompt", request.prompt),
+            unknown_words_notice("negative prompt", request.negative_prompt),
+        ]
         return [n for n in found if n]
 
     # -- generation ------------------------------------------------------------------------------
@@ -199,7 +207,9 @@ class BundledBackend:
 
         # 4. windows: one for a clip the model's window holds, else rolling windows over a K/V cache
         long_clip = request.frames > native_frames
-        windows = plan_windows(request.frames, native_frames, ANCHORS, RECENT) if long_clip else [list(range(native_frames))]
+        windows = (
+            plan_windows(request.frames, native_frames, ANCHORS, RECENT) if long_clip else [list(range(native_frames))]
+        )
         rolling = RollingTemporalKV(ANCHORS, RECENT, store_dtype=torch.float16) if long_clip else None
         generator = torch.Generator("cpu").manual_seed(request.seed)  # on the CPU: a seed means one clip everywhere
         step_of = {t: i for i, t in enumerate(timesteps)}
@@ -218,12 +228,14 @@ class BundledBackend:
 
         onnx = self.onnx.attached(model) if self.onnx is not None and rolling is None else nullcontext()
         if self.onnx is not None and rolling is not None:
-            yield Notice("ONNX temporal attention covers one window; this longer clip runs its temporal attention in torch")
+            yield Notice(
+                "ONNX temporal attention covers one window; this longer clip runs its temporal attention in torch"
+            )
 
         started = time.perf_counter()
         if rolling is not None:
             keep_large_blocks_out_of_the_heap()
-        with conditioning_kv_cache(model, self.kv_cache), (rolling.attached(model) if rolling else nullcontext()), onnx:
+        with conditioning_kv_cache(model, self.kv_cache), rolling.attached(model) if rolling else nullcontext(), onnx:
             for number, ids in enumerate(windows):
                 # (1, 3, f, h, w) noise for this window's new frames
                 noise = torch.randn((1, 3, len(ids), size, size), generator=generator).to(device)
@@ -233,7 +245,13 @@ class BundledBackend:
                     rolling.begin_window(ids, places)
                     frame_indices = torch.tensor([places[g] for g in ids], dtype=torch.float32, device=device)
                 estimate = noise
-                steps = sampler.sample(lambda x, t: denoise(x, t, frame_indices), noise, timesteps, eta=request.eta, generator=generator)
+                steps = sampler.sample(
+                    lambda x, t, places=frame_indices: denoise(x, t, places),
+                    noise,
+                    timesteps,
+                    eta=request.eta,
+                    generator=generator,
+                )
                 for index, t, out in steps:
                     estimate = out.pred_original_sample if index + 1 < len(timesteps) else out.prev_sample
                     yield Progress(number * len(timesteps) + index + 1, total, t, time.perf_counter() - started)

@@ -7,7 +7,6 @@ Cancelled when the consumer asks to stop or walks away.
 
 from __future__ import annotations
 
-import gc
 import logging
 import queue
 import threading
@@ -84,14 +83,25 @@ class _OutOfMemory(Exception):
 class DiffusersBackend:
     """One diffusers model (any supported family), loaded lazily on the chosen device."""
 
-    def __init__(self, source: Source, device: str = "auto", token: str | None = None, progress_class=None, kv_cache: bool = True,
-                 memory: str = "auto", quantize: str | None = None, onnx_temporal: bool = False):
+    def __init__(
+        self,
+        source: Source,
+        device: str = "auto",
+        token: str | None = None,
+        progress_class=None,
+        kv_cache: bool = True,
+        memory: str = "auto",
+        quantize: str | None = None,
+        onnx_temporal: bool = False,
+    ):
         from engine.memory_plan import check_mode
         from engine.quantize import check_choice
 
         check_choice(quantize)
         if quantize and onnx_temporal:
-            raise InvalidRequest("--onnx-temporal and --quantize int8 do not combine for diffusers models yet; pick one")
+            raise InvalidRequest(
+                "--onnx-temporal and --quantize int8 do not combine for diffusers models yet; pick one"
+            )
         self.source = source
         self.quantize = quantize  # "int8": the denoiser's weights in int8 (engine.quantize_diffusers), cached
         self.onnx_temporal = onnx_temporal  # AnimateDiff's motion modules in onnxruntime (engine.onnx_motion)
@@ -164,12 +174,16 @@ class DiffusersBackend:
         if task not in self.tasks:
             if task == "t2v":
                 raise InvalidRequest(f"{self.model_id} animates a picture: add --image PATH (image-to-video)")
-            raise InvalidRequest(f"{self.model_id} is text-to-video only: remove --image, or pick an image-to-video model")
+            raise InvalidRequest(
+                f"{self.model_id} is text-to-video only: remove --image, or pick an image-to-video model"
+            )
         if self.family is not None:
             FAMILIES[self.family].check(request, self.model_id)
             if self.onnx_temporal and self.family != "animatediff":
-                raise InvalidRequest(f"--onnx-temporal works with Kinemo models and AnimateDiff, not yet with "
-                                     f"{FAMILIES[self.family].label} ({self.model_id})")
+                raise InvalidRequest(
+                    f"--onnx-temporal works with Kinemo models and AnimateDiff, not yet with "
+                    f"{FAMILIES[self.family].label} ({self.model_id})"
+                )
 
     def notices(self, request: GenerationRequest) -> list[Notice]:
         from engine.backends.families import FAMILIES
@@ -200,7 +214,10 @@ class DiffusersBackend:
         if self.quantize:
             policy = replace(policy, fp8=False)  # the denoiser's weights are int8 already
         if self.pipe is not None and self.pipe_task == task:
-            same = self.pipe_policy is not None and (self.pipe_policy.placement, self.pipe_policy.fp8) == (policy.placement, policy.fp8)
+            same = self.pipe_policy is not None and (self.pipe_policy.placement, self.pipe_policy.fp8) == (
+                policy.placement,
+                policy.fp8,
+            )
             if same:
                 set_vae_tiling(self.pipe, policy.vae_tiling)
                 self.pipe_policy = policy
@@ -211,8 +228,8 @@ class DiffusersBackend:
         folder = self.local_folder()
         if folder is None:
             raise ModelLoadError(f"{self.model_id} is not on disk; run `kinemo models pull {self.model_id}`")
-        from engine.devices import pick_device, pick_dtype
         from engine.backends.families import FAMILIES
+        from engine.devices import pick_device, pick_dtype
         from engine.memory_plan import apply_policy, is_out_of_memory
 
         device = pick_device(self.requested_device)
@@ -230,7 +247,9 @@ class DiffusersBackend:
             raise
         except BaseException as exc:
             if is_out_of_memory(exc):
-                raise _OutOfMemory(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__) from None
+                raise _OutOfMemory(
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                ) from None
             if not isinstance(exc, (OSError, ValueError, KeyError, TypeError, RuntimeError)):
                 raise
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -274,8 +293,16 @@ class DiffusersBackend:
         ram = free_ram()
         vram = free_vram(device) if device.startswith("cuda") else None
         size = pick_dtype(device).itemsize
-        return plan_diffusers(components, Shape.of(folder.family, request), self.memory, device, baseline,
-                              vram=vram, ram=None if ram is None else ram + held, dtype_bytes=size)
+        return plan_diffusers(
+            components,
+            Shape.of(folder.family, request),
+            self.memory,
+            device,
+            baseline,
+            vram=vram,
+            ram=None if ram is None else ram + held,
+            dtype_bytes=size,
+        )
 
     def _host_bytes(self) -> int:
         """Bytes of the loaded pipeline's weights that sit in this process's RAM."""
@@ -373,8 +400,10 @@ class DiffusersBackend:
                     loaded = True
                 self._context_windows(family.name, request)
                 if self.onnx is not None and request.frames > ANIMATEDIFF_CONTEXT:
-                    yield Notice(f"ONNX motion modules cover one {ANIMATEDIFF_CONTEXT}-frame context; this longer clip "
-                                 "runs its motion modules in torch")
+                    yield Notice(
+                        f"ONNX motion modules cover one {ANIMATEDIFF_CONTEXT}-frame context; this longer clip "
+                        "runs its motion modules in torch"
+                    )
                 frames, seconds = yield from self._run_pipeline(family, arguments, request, should_stop)
                 break
             except _OutOfMemory as oom:
@@ -402,7 +431,9 @@ class DiffusersBackend:
 
         # 3. finished frames
         yield Frames(0, frames)
-        yield Finished(len(frames), seconds, {"seconds_per_step": seconds / max(1, request.steps), "memory_policy": policy.name})
+        yield Finished(
+            len(frames), seconds, {"seconds_per_step": seconds / max(1, request.steps), "memory_policy": policy.name}
+        )
 
     def _run_pipeline(self, family, arguments: dict, request: GenerationRequest, should_stop):
         """Run the pipeline on a worker thread, yielding Progress and Preview; return (frames, seconds)."""
@@ -413,7 +444,9 @@ class DiffusersBackend:
         stop = threading.Event()
 
         def on_step(pipe, index, timestep, tensors):
-            events.put(("step", index, float(timestep), latent_preview(tensors["latents"], family.latent_layout, latent_grid)))
+            events.put(
+                ("step", index, float(timestep), latent_preview(tensors["latents"], family.latent_layout, latent_grid))
+            )
             if stop.is_set():
                 raise Cancelled("generation cancelled")
             return {}
@@ -423,8 +456,12 @@ class DiffusersBackend:
 
             try:
                 generator = torch.Generator("cpu").manual_seed(request.seed)
-                result = self.pipe(**arguments, generator=generator, callback_on_step_end=on_step,
-                                   callback_on_step_end_tensor_inputs=["latents"])
+                result = self.pipe(
+                    **arguments,
+                    generator=generator,
+                    callback_on_step_end=on_step,
+                    callback_on_step_end_tensor_inputs=["latents"],
+                )
                 events.put(("done", result.frames))
             except (ValueError, TypeError) as exc:  # the pipeline's own input checks
                 if isinstance(exc, KinemoError):

@@ -52,7 +52,16 @@ FAMILIES = {
     f.name: f
     for f in (
         Family("animatediff", "AnimateDiff", "AnimateDiffPipeline", None, "b c f h w", 1, 8),
-        Family("svd", "Stable Video Diffusion", None, "StableVideoDiffusionPipeline", "b f c h w", 1, 8, negative_prompt=False),
+        Family(
+            "svd",
+            "Stable Video Diffusion",
+            None,
+            "StableVideoDiffusionPipeline",
+            "b f c h w",
+            1,
+            8,
+            negative_prompt=False,
+        ),
         Family("wan", "Wan 2.1", "WanPipeline", "WanImageToVideoPipeline", "b c f h w", 4, 16),
         Family("ltx", "LTX-Video", "LTXPipeline", "LTXImageToVideoPipeline", "packed", 8, 32),
         Family("cogvideox", "CogVideoX", "CogVideoXPipeline", "CogVideoXImageToVideoPipeline", "b f c h w", 8, 16),
@@ -66,7 +75,9 @@ def pipeline_arguments(family: str, request: GenerationRequest, image=None, extr
     image is a PIL picture for image-to-video. extra holds the catalog's per-model call settings.
     """
     negative = request.negative_prompt or None
-    common = dict(height=request.height, width=request.width, num_frames=request.frames, num_inference_steps=request.steps)
+    common = dict(
+        height=request.height, width=request.width, num_frames=request.frames, num_inference_steps=request.steps
+    )
     if family == "svd":
         # SVD is conditioned on the picture alone; guidance ramps from 1 to the chosen scale over the frames
         args = dict(image=image, **common, min_guidance_scale=1.0, max_guidance_scale=request.guidance, fps=request.fps)

@@ -59,11 +59,18 @@ class ConditioningKVProcessor:
         self.key_of, self.repeats, self.kv = self.call.conditioning, repeats, (k, v)
         return self.kv
 
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs):
+    def __call__(
+        self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs
+    ):
         plain = (
-            encoder_hidden_states is None or attention_mask is not None or attn.spatial_norm is not None
-            or attn.group_norm is not None or hidden_states.ndim != 3 or self.call.batch <= 0
-            or encoder_hidden_states.shape[0] % self.call.batch or attn.norm_q is not None
+            encoder_hidden_states is None
+            or attention_mask is not None
+            or attn.spatial_norm is not None
+            or attn.group_norm is not None
+            or hidden_states.ndim != 3
+            or self.call.batch <= 0
+            or encoder_hidden_states.shape[0] % self.call.batch
+            or attn.norm_q is not None
         )
         kv = None
         if not plain:

@@ -42,7 +42,9 @@ def plan_windows(frames: int, window: int, anchors: int, recent: int) -> list[li
     """Frame ids each window makes: a whole first window, then window - anchors - recent new ones each."""
     fresh = window - anchors - recent
     if fresh < 1:
-        raise ValueError(f"a window of {window} frames leaves no room for new frames after {anchors} + {recent} context frames")
+        raise ValueError(
+            f"a window of {window} frames leaves no room for new frames after {anchors} + {recent} context frames"
+        )
     plan = [list(range(min(window, frames)))]
     for start in range(window, frames, fresh):
         plan.append(list(range(start, min(start + fresh, frames))))

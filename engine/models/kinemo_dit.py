@@ -72,7 +72,7 @@ class KinemoConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "KinemoConfig":
+    def from_dict(cls, data: dict) -> KinemoConfig:
         # files written before these options existed were made without them
         data = {"refiner": 0, "refiner_input": "noisy", "overlap_decoder": False, "token_input": "noisy", **data}
         known = {f.name for f in fields(cls)}
@@ -114,7 +114,9 @@ def sincos_table(count: int, dim: int) -> torch.Tensor:
 def sincos_grid(grid: int, dim: int) -> torch.Tensor:
     """2D sinusoidal positions for a grid x grid patch layout: (grid * grid, dim), rows then columns."""
     rows = sincos_table(grid, dim // 2)  # (grid, dim/2)
-    return torch.cat([rows[:, None].expand(grid, grid, -1), rows[None, :].expand(grid, grid, -1)], dim=-1).reshape(grid * grid, dim)
+    return torch.cat([rows[:, None].expand(grid, grid, -1), rows[None, :].expand(grid, grid, -1)], dim=-1).reshape(
+        grid * grid, dim
+    )
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -216,7 +218,9 @@ class PixelRefiner(nn.Module):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
-    def forward(self, decoded: torch.Tensor, features: torch.Tensor, noisy: torch.Tensor, image: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, decoded: torch.Tensor, features: torch.Tensor, noisy: torch.Tensor, image: torch.Tensor, c: torch.Tensor
+    ) -> torch.Tensor:
         # decoded, noisy: (n, 3, h, w); features: (n, k, h, w); image: (n, 4, h, w); c: (n, d)
         shift, scale = self.modulation(F.silu(c))[:, :, None, None].chunk(2, dim=1)  # each (n, hidden, 1, 1)
         x = torch.cat([decoded, features, noisy, image], dim=1)
@@ -254,7 +258,9 @@ class KinemoDiT(nn.Module):
         for name in ("refiner_input", "token_input"):
             if getattr(config, name) not in ("noisy", "denoised"):
                 raise ValueError(f"unknown {name} {getattr(config, name)!r}")
-        self.shows_denoised = (config.refiner and config.refiner_input == "denoised") or config.token_input == "denoised"
+        self.shows_denoised = (
+            config.refiner and config.refiner_input == "denoised"
+        ) or config.token_input == "denoised"
         if self.shows_denoised:
             betas = make_betas(config.beta_schedule, config.num_train_timesteps, snr_scale=config.snr_scale)
             self.register_buffer("signal_scale", alphas_cumprod(betas).sqrt(), persistent=False)  # (T,)
@@ -270,10 +276,14 @@ class KinemoDiT(nn.Module):
 
     def denoised(self, sample: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
         """sqrt(alpha_bar_t) * x_t, each pixel's least-squares guess of x_0 from x_t alone: (b, c, f, h, w)."""
-        step = timestep.round().long().clamp(0, len(self.signal_scale) - 1).expand(sample.shape[0])  # (b,); one timestep may serve the batch
+        step = (
+            timestep.round().long().clamp(0, len(self.signal_scale) - 1).expand(sample.shape[0])
+        )  # (b,); one timestep may serve the batch
         return sample * self.signal_scale[step][:, None, None, None, None]
 
-    def encode(self, text_ids: torch.Tensor, image: torch.Tensor | None = None, image_mask: torch.Tensor | None = None) -> Conditioning:
+    def encode(
+        self, text_ids: torch.Tensor, image: torch.Tensor | None = None, image_mask: torch.Tensor | None = None
+    ) -> Conditioning:
         """Encode the conditioning once per request: ids (b, l), image (b, 3, h, w) in [-1, 1]."""
         states, mask, pooled = self.text_encoder(text_ids)
         b, size = text_ids.shape[0], self.config.size
@@ -285,7 +295,11 @@ class KinemoDiT(nn.Module):
         return Conditioning(states, mask, pooled, image * image_mask[:, None, None, None], image_mask)
 
     def forward(
-        self, sample: torch.Tensor, timestep: torch.Tensor, cond: Conditioning, frame_indices: torch.Tensor | None = None
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor,
+        cond: Conditioning,
+        frame_indices: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """frame_indices (f,): where each given frame sits in the model's window, default 0..f-1.
 
@@ -299,8 +313,14 @@ class KinemoDiT(nn.Module):
             if f > self.config.max_frames:
                 raise ValueError(f"{f} frames exceed the model's window of {self.config.max_frames}")
             frame_indices = torch.arange(f, device=sample.device)
-        elif frame_indices.shape != (f,) or float(frame_indices.max()) > self.config.max_frames - 1 or float(frame_indices.min()) < 0:
-            raise ValueError(f"frame indices {frame_indices.tolist()} do not fit {f} frames in a window of {self.config.max_frames}")
+        elif (
+            frame_indices.shape != (f,)
+            or float(frame_indices.max()) > self.config.max_frames - 1
+            or float(frame_indices.min()) < 0
+        ):
+            raise ValueError(
+                f"frame indices {frame_indices.tolist()} do not fit {f} frames in a window of {self.config.max_frames}"
+            )
         if timestep.ndim == 0:
             timestep = timestep.expand(b)
 

@@ -27,7 +27,9 @@ PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
 
 
-def ddim_timesteps(num_steps: int, num_train_timesteps: int = 1000, spacing: str = "trailing", steps_offset: int = 0) -> list[int]:
+def ddim_timesteps(
+    num_steps: int, num_train_timesteps: int = 1000, spacing: str = "trailing", steps_offset: int = 0
+) -> list[int]:
     """Descending timesteps for num_steps sampling steps, spaced as diffusers spaces them."""
     if not 1 <= num_steps <= num_train_timesteps:
         raise ValueError(f"num_steps must be between 1 and {num_train_timesteps}, got {num_steps}")
@@ -60,11 +62,15 @@ class DDIMSampler:
 
     def __post_init__(self):
         if self.prediction_type not in PREDICTION_TYPES:
-            raise ValueError(f"unknown prediction_type {self.prediction_type!r}; choose one of {', '.join(PREDICTION_TYPES)}")
+            raise ValueError(
+                f"unknown prediction_type {self.prediction_type!r}; choose one of {', '.join(PREDICTION_TYPES)}"
+            )
         self.final_alpha_cumprod = torch.tensor(1.0) if self.set_alpha_to_one else self.alphas_cumprod[0]
 
     @classmethod
-    def from_schedule(cls, beta_schedule: str = "squaredcos_cap_v2", num_train_timesteps: int = 1000, **kwargs) -> "DDIMSampler":
+    def from_schedule(
+        cls, beta_schedule: str = "squaredcos_cap_v2", num_train_timesteps: int = 1000, **kwargs
+    ) -> DDIMSampler:
         return cls(alphas_cumprod(make_betas(beta_schedule, num_train_timesteps)), **kwargs)
 
     @property

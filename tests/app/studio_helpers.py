@@ -3,7 +3,9 @@
 import numpy as np
 
 PROMPT = "a red circle moves right on a black background"
-JOB_TIMEOUT_MS = int(__import__("os").environ.get("KINEMO_TEST_JOB_TIMEOUT_MS", 90_000))  # generous: the engine process starts (and imports torch) on the first job
+JOB_TIMEOUT_MS = int(
+    __import__("os").environ.get("KINEMO_TEST_JOB_TIMEOUT_MS", 90_000)
+)  # generous: the engine process starts (and imports torch) on the first job
 
 
 def fill_request(window, model, prompt=PROMPT, steps=2, seed=7, frames=16):
@@ -31,7 +33,9 @@ def drop(widget, paths):
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
     point = QPointF(10, 10)
-    enter = QDragEnterEvent(point, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(
+        point, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
     widget.dragEnterEvent(enter)
     event = QDropEvent(point, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
     widget.dropEvent(event)

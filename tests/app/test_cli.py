@@ -31,7 +31,9 @@ def _decode(path):
 
 def test_generate_writes_the_clip_it_was_asked_for(tmp_path, capsys):
     out, stats = tmp_path / "clip.mp4", tmp_path / "stats.json"
-    code, stdout, err = _run(capsys, "generate", PROMPT, "-o", str(out), "--width", "64", "--height", "64", "--stats", str(stats))
+    code, stdout, err = _run(
+        capsys, "generate", PROMPT, "-o", str(out), "--width", "64", "--height", "64", "--stats", str(stats)
+    )
     assert code == 0, err
     assert stdout.strip() == str(out)
     meta, frames = _decode(out)
@@ -39,10 +41,22 @@ def test_generate_writes_the_clip_it_was_asked_for(tmp_path, capsys):
     reading = check_clip(frames)
     # The starter model gets colour, motion and background right (100 / 100 / 100 % on held-out prompts) and
     # shapes for 75 % of them, measured by `python -m engine.evaluate`; this prompt reads right at seeds 0-3.
-    assert (reading.colour, reading.shape, reading.motion, reading.background) == ("red", "circle", "moves right", "black")
+    assert (reading.colour, reading.shape, reading.motion, reading.background) == (
+        "red",
+        "circle",
+        "moves right",
+        "black",
+    )
 
     figures = json.loads(stats.read_text())
-    for key in ("load_seconds", "generate_seconds", "seconds_per_step", "export_seconds", "total_seconds", "peak_memory_mb"):
+    for key in (
+        "load_seconds",
+        "generate_seconds",
+        "seconds_per_step",
+        "export_seconds",
+        "total_seconds",
+        "peak_memory_mb",
+    ):
         assert figures[key] > 0, key
 
     code, stdout, _ = _run(capsys, "info", str(out))
@@ -55,7 +69,9 @@ def test_generate_writes_the_clip_it_was_asked_for(tmp_path, capsys):
 
 def test_same_request_and_seed_give_identical_frames(tmp_path, capsys):
     for name in ("a", "b"):
-        code, _, err = _run(capsys, "generate", PROMPT, "-o", str(tmp_path / name), "--format", "png", "--steps", "3", "--seed", "11")
+        code, _, err = _run(
+            capsys, "generate", PROMPT, "-o", str(tmp_path / name), "--format", "png", "--steps", "3", "--seed", "11"
+        )
         assert code == 0, err
     for i in range(16):
         a = np.asarray(Image.open(tmp_path / "a" / f"frame_{i:04d}.png"))
@@ -66,7 +82,23 @@ def test_same_request_and_seed_give_identical_frames(tmp_path, capsys):
 @pytest.mark.parametrize("fmt", ["gif", "webm"])
 def test_other_formats_and_sizes(tmp_path, capsys, fmt):
     out = tmp_path / f"clip.{fmt}"
-    code, _, err = _run(capsys, "generate", PROMPT, "-o", str(out), "--steps", "2", "--frames", "8", "--fps", "10", "--width", "96", "--height", "64")
+    code, _, err = _run(
+        capsys,
+        "generate",
+        PROMPT,
+        "-o",
+        str(out),
+        "--steps",
+        "2",
+        "--frames",
+        "8",
+        "--fps",
+        "10",
+        "--width",
+        "96",
+        "--height",
+        "64",
+    )
     assert code == 0, err
     meta, frames = _decode(out)
     assert frames.shape == (8, 64, 96, 3)
@@ -86,7 +118,9 @@ def _picture(path, kind):
 def test_odd_but_valid_pictures_and_text_work(tmp_path, capsys, kind):
     picture = _picture(tmp_path / "in.png", kind)
     out = tmp_path / "clip.mp4"
-    code, _, err = _run(capsys, "generate", "the camera zooms in — ズーム", "-o", str(out), "--image", str(picture), "--steps", "2")
+    code, _, err = _run(
+        capsys, "generate", "the camera zooms in — ズーム", "-o", str(out), "--image", str(picture), "--steps", "2"
+    )
     assert code == 0, err
     assert "'ズーム'" in err, "unknown words are reported"
     assert json.loads(_run(capsys, "info", str(out))[1])["request"]["image_sha256"]
@@ -124,14 +158,33 @@ def _bad_cases(tmp_path):
         "read-only folder": ([PROMPT, "-o", str(readonly / "clip.mp4")], "read-only"),
         "unknown model": ([PROMPT, "-o", out, "--model", "no-such-model"], "unknown model"),
         "unknown quantisation": ([PROMPT, "-o", out, "--quantize", "int4"], "invalid choice"),
-        "onnx diffusers": ([PROMPT, "-o", out, "--model", "wan2.1-t2v-1.3b", "--onnx-temporal"], "AnimateDiff, not yet with Wan"),
+        "onnx diffusers": (
+            [PROMPT, "-o", out, "--model", "wan2.1-t2v-1.3b", "--onnx-temporal"],
+            "AnimateDiff, not yet with Wan",
+        ),
     }
 
 
 BAD = [
-    "empty prompt", "blank prompt", "unknown format", "unknown extension", "missing image", "empty image",
-    "truncated image", "not an image", "frames", "too many frames", "steps", "fps", "size", "odd size",
-    "not a number", "missing folder", "read-only folder", "unknown model", "unknown quantisation",
+    "empty prompt",
+    "blank prompt",
+    "unknown format",
+    "unknown extension",
+    "missing image",
+    "empty image",
+    "truncated image",
+    "not an image",
+    "frames",
+    "too many frames",
+    "steps",
+    "fps",
+    "size",
+    "odd size",
+    "not a number",
+    "missing folder",
+    "read-only folder",
+    "unknown model",
+    "unknown quantisation",
     "onnx diffusers",
 ]
 
@@ -161,21 +214,45 @@ def test_info_on_a_clip_without_a_record(tmp_path, capsys):
 def test_a_real_process_reports_bad_input_without_a_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "app.cli", "generate", " ", "-o", str(tmp_path / "x.mp4")],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == ["kinemo: error: the prompt is empty: describe the clip, e.g. 'a red circle moves right on a black background'"]
+    assert result.stderr.strip().splitlines() == [
+        "kinemo: error: the prompt is empty: describe the clip, e.g. 'a red circle moves right on a black background'"
+    ]
     assert list(tmp_path.iterdir()) == []
 
 
 def test_int8_and_onnx_temporal_flags_draw_the_fp32_clip(tiny_model_dir, tmp_path, capsys):
     clips = {}
-    for name, flags in {"plain": [], "onnx": ["--onnx-temporal"], "int8+onnx": ["--quantize", "int8", "--onnx-temporal"]}.items():
+    for name, flags in {
+        "plain": [],
+        "onnx": ["--onnx-temporal"],
+        "int8+onnx": ["--quantize", "int8", "--onnx-temporal"],
+    }.items():
         out = tmp_path / name
-        code, _, err = _run(capsys, "generate", PROMPT, "-o", str(out), "--format", "png", "--steps", "3",
-                            "--model", str(tiny_model_dir), "--seed", "4", *flags)
+        code, _, err = _run(
+            capsys,
+            "generate",
+            PROMPT,
+            "-o",
+            str(out),
+            "--format",
+            "png",
+            "--steps",
+            "3",
+            "--model",
+            str(tiny_model_dir),
+            "--seed",
+            "4",
+            *flags,
+        )
         assert code == 0, err
-        clips[name] = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted(out.glob("*.png"))]).astype(float)
+        clips[name] = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted(out.glob("*.png"))]).astype(
+            float
+        )
     assert clips["plain"].std() > 1
     assert np.abs(clips["onnx"] - clips["plain"]).max() <= 1
     mse = np.mean((clips["int8+onnx"] - clips["plain"]) ** 2)
@@ -195,5 +272,7 @@ def test_fast_uses_the_distilled_starter(tmp_path, capsys):
 
 
 def test_fast_with_a_model_that_has_no_distilled_version(tmp_path, capsys):
-    code, _, err = _run(capsys, "generate", PROMPT, "-o", str(tmp_path / "c.mp4"), "--fast", "--model", "wan2.1-t2v-1.3b")
+    code, _, err = _run(
+        capsys, "generate", PROMPT, "-o", str(tmp_path / "c.mp4"), "--fast", "--model", "wan2.1-t2v-1.3b"
+    )
     assert code == 2 and "has no distilled version for --fast" in err and not (tmp_path / "c.mp4").exists()

@@ -21,9 +21,30 @@ PROMPT = "ein Fuchs läuft durch den Schnee"
 def test_cli_frames_equal_the_direct_diffusers_call(case, build, tmp_path, capsys):
     folder = build(case)
     out = tmp_path / "frames"
-    argv = ["generate", PROMPT, "-o", str(out), "--format", "png", "--model", str(folder), "--steps", "2",
-            "--frames", str(case.frames), "--width", str(case.size), "--height", str(case.size),
-            "--guidance", str(case.guidance), "--fps", str(case.fps), "--seed", "5"]
+    argv = [
+        "generate",
+        PROMPT,
+        "-o",
+        str(out),
+        "--format",
+        "png",
+        "--model",
+        str(folder),
+        "--steps",
+        "2",
+        "--frames",
+        str(case.frames),
+        "--width",
+        str(case.size),
+        "--height",
+        str(case.size),
+        "--guidance",
+        str(case.guidance),
+        "--fps",
+        str(case.fps),
+        "--seed",
+        "5",
+    ]
     image = gradient_picture(tmp_path / "first.png") if case.image_to_video else None
     if image:
         argv += ["--image", str(image)]
@@ -47,8 +68,25 @@ def test_no_kv_cache_draws_the_same_frames(case, build, tmp_path, capsys):
     clips = []
     for flag in ([], ["--no-kv-cache"]):
         out = tmp_path / f"frames{len(clips)}"
-        argv = ["generate", PROMPT, "-o", str(out), "--format", "png", "--model", str(folder), "--steps", "2",
-                "--frames", str(case.frames), "--width", "32", "--height", "32", *flag]
+        argv = [
+            "generate",
+            PROMPT,
+            "-o",
+            str(out),
+            "--format",
+            "png",
+            "--model",
+            str(folder),
+            "--steps",
+            "2",
+            "--frames",
+            str(case.frames),
+            "--width",
+            "32",
+            "--height",
+            "32",
+            *flag,
+        ]
         code = main(argv + (["--image", str(image)] if image else []))
         assert code == 0, capsys.readouterr().err
         clips.append(np.stack([np.asarray(Image.open(p)) for p in sorted(out.glob("*.png"))]))
@@ -59,8 +97,26 @@ def test_no_kv_cache_draws_the_same_frames(case, build, tmp_path, capsys):
 def test_quantize_int8_runs_a_diffusers_model(case, build, tmp_path, capsys, cache_dir):
     folder = build(case)
     out = tmp_path / "frames"
-    argv = ["generate", PROMPT, "-o", str(out), "--format", "png", "--model", str(folder), "--steps", "2",
-            "--frames", str(case.frames), "--width", str(case.size), "--height", str(case.size), "--quantize", "int8"]
+    argv = [
+        "generate",
+        PROMPT,
+        "-o",
+        str(out),
+        "--format",
+        "png",
+        "--model",
+        str(folder),
+        "--steps",
+        "2",
+        "--frames",
+        str(case.frames),
+        "--width",
+        str(case.size),
+        "--height",
+        str(case.size),
+        "--quantize",
+        "int8",
+    ]
     assert main(argv) == 0, capsys.readouterr().err
     assert len(list(out.glob("*.png"))) == case.frames
     assert any(cache_dir.glob("quantized-diffusers/*/manifest.json"))  # made once, for the next run

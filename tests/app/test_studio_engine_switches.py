@@ -19,7 +19,9 @@ def test_the_switches_go_with_the_run_and_are_remembered(qtbot, window, monkeypa
     form.int8_check.setChecked(True)
     form.onnx_check.setChecked(True)
     added = []
-    monkeypatch.setattr(window.queue, "add", lambda request, options=None: added.append(options) or Job(request, options=options))
+    monkeypatch.setattr(
+        window.queue, "add", lambda request, options=None: added.append(options) or Job(request, options=options)
+    )
     window.generate()
     assert added == [RunOptions(memory=form.memory, quantize="int8", onnx_temporal=True)]
     state = form.state()
@@ -56,7 +58,11 @@ def test_the_engine_process_builds_the_int8_weights_and_onnx_graphs(tiny_model, 
     engine = ProcessEngine()
     try:
         request = GenerationRequest("a red circle", model=tiny_model, steps=2, frames=4, width=64, height=64)
-        frames = [e for e in engine.generate(request, options=RunOptions(quantize="int8", onnx_temporal=True)) if isinstance(e, Frames)]
+        frames = [
+            e
+            for e in engine.generate(request, options=RunOptions(quantize="int8", onnx_temporal=True))
+            if isinstance(e, Frames)
+        ]
         assert frames and frames[0].frames.shape == (4, 64, 64, 3)
         # the engine process made (and cached) both artefacts
         assert any((cache_dir / "quantized").glob("*/manifest.json"))
@@ -74,7 +80,9 @@ def test_each_combination_of_switches_gets_its_own_backend(tiny_model, cache_dir
     assert engine._backends[(tiny_model, "int8", False)].quantize == "int8"
 
 
-@pytest.mark.parametrize("options", [{"memory": "huge"}, {"quantize": "int4"}, {"onnx_temporal": "yes"}, {"threads": 2}])
+@pytest.mark.parametrize(
+    "options", [{"memory": "huge"}, {"quantize": "int4"}, {"onnx_temporal": "yes"}, {"threads": 2}]
+)
 def test_bad_run_options_are_refused(options):
     with pytest.raises(InvalidRequest):
         RunOptions.from_dict(options)

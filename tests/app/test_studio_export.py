@@ -76,7 +76,14 @@ def test_ctrl_e_asks_for_options_and_destination(qtbot, clip_window, tmp_path, m
         asked["start"] = start
         return ("" if "start" in asked and len(asked) > 1 else str(tmp_path / "chosen.gif")), filters
 
-    monkeypatch.setattr(ExportDialog, "exec", lambda self: (self.format_combo.setCurrentIndex(self.format_combo.findData("gif")), QDialog.DialogCode.Accepted)[1])
+    monkeypatch.setattr(
+        ExportDialog,
+        "exec",
+        lambda self: (
+            self.format_combo.setCurrentIndex(self.format_combo.findData("gif")),
+            QDialog.DialogCode.Accepted,
+        )[1],
+    )
     monkeypatch.setattr(QFileDialog, "getSaveFileName", fake_save)
     with qtbot.waitSignal(clip_window.exportFinished, timeout=60_000) as done:
         clip_window.open_export_dialog()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QPlainTextEdit, QPushButton
-from studio_helpers import JOB_TIMEOUT_MS, PROMPT, fill_request, files_under
+from studio_helpers import JOB_TIMEOUT_MS, PROMPT, files_under, fill_request
 
 from export import read_record
 
@@ -50,7 +50,9 @@ def test_cancel_mid_run_leaves_no_files(qtbot, window, tiny_model, data_dir):
     steps_seen = []
     window.queue.jobProgress.connect(lambda job, step, total, elapsed: steps_seen.append(step))
     with qtbot.waitSignal(window.queue.jobProgress, timeout=JOB_TIMEOUT_MS):
-        qtbot.keyClick(window.findChild(QPlainTextEdit, "promptEdit"), Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+        qtbot.keyClick(
+            window.findChild(QPlainTextEdit, "promptEdit"), Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier
+        )
     assert window.cancel_button.isEnabled()
     pressed = time.monotonic()
     with qtbot.waitSignal(window.queue.jobCancelled, timeout=JOB_TIMEOUT_MS):

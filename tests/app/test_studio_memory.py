@@ -23,8 +23,10 @@ def test_the_plan_shows_under_the_model_picker_and_follows_the_settings(qtbot, w
     form = window.form
     form.select_model("kinemo-starter")
     form.frames_spin.setValue(16)
-    qtbot.waitUntil(lambda: form.memory_label.text().startswith("Memory: about") and "RAM on the CPU" in form.memory_label.text(),
-                    timeout=15000)
+    qtbot.waitUntil(
+        lambda: form.memory_label.text().startswith("Memory: about") and "RAM on the CPU" in form.memory_label.text(),
+        timeout=15000,
+    )
     short = form.memory_label.text()
     form.frames_spin.setValue(128)  # a long clip: the rolling cache adds to the estimate
     qtbot.waitUntil(lambda: form.memory_label.text() not in ("", short), timeout=15000)

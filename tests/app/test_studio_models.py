@@ -6,13 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_diffusers.cases import CASES
-from tiny_diffusers.direct import gradient_picture
 from fake_layouts import fake_diffusers_folder, hub_cache_with
 from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog
 from studio_helpers import JOB_TIMEOUT_MS, PROMPT
+from tiny_diffusers.cases import CASES
+from tiny_diffusers.direct import gradient_picture
 
 from app.studio.downloads import DownloadMeter, progress_tqdm
 from app.studio.model_picker import OTHER_MODEL
@@ -104,8 +104,17 @@ def test_a_text_to_video_model_applies_its_defaults_and_ignores_pictures(qtbot, 
     form.select_model(WAN)
 
     def numbers():
-        return tuple(spin.value() for spin in (form.frames_spin, form.fps_spin, form.width_spin, form.height_spin,
-                                               form.steps_spin, form.guidance_spin))
+        return tuple(
+            spin.value()
+            for spin in (
+                form.frames_spin,
+                form.fps_spin,
+                form.width_spin,
+                form.height_spin,
+                form.steps_spin,
+                form.guidance_spin,
+            )
+        )
 
     assert numbers() == (81, 16, 832, 480, 50, 5.0)
     assert form.frames_spin.singleStep() == 4 and "4k+1 frames" in form.frames_spin.toolTip()
@@ -143,7 +152,9 @@ def test_a_text_to_video_model_applies_its_defaults_and_ignores_pictures(qtbot, 
     assert form.frames_spin.singleStep() == 4
 
     restored_folder = str(fake_diffusers_folder(tmp_path / "restored-wan"))
-    restored = GenerationRequest(PROMPT, model=restored_folder, frames=9, fps=12, width=64, height=96, steps=3, guidance=2.5)
+    restored = GenerationRequest(
+        PROMPT, model=restored_folder, frames=9, fps=12, width=64, height=96, steps=3, guidance=2.5
+    )
     form.set_request(restored)
     _wait_checked(qtbot, window, restored_folder)  # started by the restore, so it arrives after it
     assert numbers() == (9, 12, 64, 96, 3, 2.5), "a restored request keeps its own values"
@@ -152,7 +163,9 @@ def test_a_text_to_video_model_applies_its_defaults_and_ignores_pictures(qtbot, 
     assert numbers() == (5, 10, 96, 64, 4, 3.0)
 
 
-def test_other_model_folder_accepts_diffusers_folders_and_refuses_others(qtbot, hub_cache, window, monkeypatch, tmp_path):
+def test_other_model_folder_accepts_diffusers_folders_and_refuses_others(
+    qtbot, hub_cache, window, monkeypatch, tmp_path
+):
     form = window.form
     folder = fake_diffusers_folder(tmp_path / "my-svd", "StableVideoDiffusionPipeline")
     with qtbot.waitSignal(window.messageShown, timeout=CHECK_MS) as shown:
@@ -167,8 +180,10 @@ def test_other_model_folder_accepts_diffusers_folders_and_refuses_others(qtbot, 
     with qtbot.waitSignal(window.messageShown, timeout=CHECK_MS) as shown:
         _choose_other_folder(qtbot, window, monkeypatch, empty)
     assert shown.args[0] == "error"
-    assert shown.args[1] == (f"Model folder not added: {empty} is neither a Kinemo model folder (config.json) "
-                             "nor a diffusers one (model_index.json)")
+    assert shown.args[1] == (
+        f"Model folder not added: {empty} is neither a Kinemo model folder (config.json) "
+        "nor a diffusers one (model_index.json)"
+    )
     assert form.model == str(folder) and form.model_combo.findData(str(empty)) < 0
 
 
@@ -224,7 +239,10 @@ def test_a_failed_download_says_why_and_a_cancelled_one_stops(qtbot, hub_cache, 
     assert "gated" in panel.download_button.toolTip()
     with qtbot.waitSignal(panel.failed, timeout=10_000):
         qtbot.mouseClick(panel.download_button, Qt.MouseButton.LeftButton)
-    assert window.message == "Download failed: stabilityai/stable-video-diffusion-img2vid is gated: accept its licence first"
+    assert (
+        window.message
+        == "Download failed: stabilityai/stable-video-diffusion-img2vid is gated: accept its licence first"
+    )
     assert window.message_label.property("level") == "error"
     assert not panel.download_button.isHidden() and panel.progress_bar.isHidden()
 
@@ -300,8 +318,14 @@ def test_generate_with_a_diffusers_folder(qtbot, thread_window, build, case, mon
     elif case.family != "ltx":  # an LTX folder does both; the others do one task each
         assert form.image_hint.text().endswith("is text-to-video only: a picture is not used.")
     form.prompt_edit.setPlainText("a fox runs through the snow")
-    for spin, value in ((form.steps_spin, 2), (form.frames_spin, case.frames), (form.width_spin, case.size),
-                        (form.height_spin, case.size), (form.guidance_spin, 2.0), (form.seed_spin, 5)):
+    for spin, value in (
+        (form.steps_spin, 2),
+        (form.frames_spin, case.frames),
+        (form.width_spin, case.size),
+        (form.height_spin, case.size),
+        (form.guidance_spin, 2.0),
+        (form.seed_spin, 5),
+    ):
         spin.setValue(value)
     steps = []
     window.queue.jobProgress.connect(lambda job, step, total, elapsed: steps.append((step, total)))

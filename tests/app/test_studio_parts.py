@@ -17,13 +17,24 @@ from engine.events import Finished, Frames, Loaded, Preview, Progress
 from engine.request import GenerationRequest
 
 
-@pytest.mark.parametrize("prompt, move, expected", [
-    ("", "pans left", "the camera pans left"),
-    ("the camera pans left", "zooms out", "the camera zooms out"),
-    ("a red circle moves right on a black background", "zooms in", "a red circle moves right on a black background, the camera zooms in"),
-    ("a red circle moves right on a black background, the camera zooms in", None, "a red circle moves right on a black background"),
-    ("The Camera Pans Right over it", "pans left", "The Camera pans left over it"),
-])
+@pytest.mark.parametrize(
+    "prompt, move, expected",
+    [
+        ("", "pans left", "the camera pans left"),
+        ("the camera pans left", "zooms out", "the camera zooms out"),
+        (
+            "a red circle moves right on a black background",
+            "zooms in",
+            "a red circle moves right on a black background, the camera zooms in",
+        ),
+        (
+            "a red circle moves right on a black background, the camera zooms in",
+            None,
+            "a red circle moves right on a black background",
+        ),
+        ("The Camera Pans Right over it", "pans left", "The Camera pans left over it"),
+    ],
+)
 def test_camera_phrases(prompt, move, expected):
     assert with_camera_move(prompt, move) == expected
     assert camera_move_in(expected) == move

@@ -17,11 +17,35 @@ from engine.request import GenerationRequest
 from export import ExportSettings, make_record, write_clip
 
 AUTOMATION_NAMES = [
-    "promptEdit", "negativePromptEdit", "generateButton", "cancelButton", "progressBar", "previewView",
-    "imageDropZone", "exportButton", "historyList", "seedSpin", "framesSpin", "stepsSpin", "modelCombo",
-    "queueList", "guidanceSpin", "fpsSpin", "widthSpin", "heightSpin", "playButton", "frameSlider",
-    "cameraCombo", "seedRandomButton", "keepSeedCheck", "messageLabel", "playerFpsSpin",
-    "downloadButton", "downloadProgress", "downloadCancelButton", "imageHint",
+    "promptEdit",
+    "negativePromptEdit",
+    "generateButton",
+    "cancelButton",
+    "progressBar",
+    "previewView",
+    "imageDropZone",
+    "exportButton",
+    "historyList",
+    "seedSpin",
+    "framesSpin",
+    "stepsSpin",
+    "modelCombo",
+    "queueList",
+    "guidanceSpin",
+    "fpsSpin",
+    "widthSpin",
+    "heightSpin",
+    "playButton",
+    "frameSlider",
+    "cameraCombo",
+    "seedRandomButton",
+    "keepSeedCheck",
+    "messageLabel",
+    "playerFpsSpin",
+    "downloadButton",
+    "downloadProgress",
+    "downloadCancelButton",
+    "imageHint",
 ]
 
 
@@ -149,9 +173,13 @@ def test_history_survives_a_restart_and_restores_settings(qtbot, make_window, tm
 
 
 def test_dropping_a_kinemo_clip_restores_its_settings(qtbot, window, tmp_path):
-    request = GenerationRequest("the camera zooms in", negative_prompt="blurry", steps=31, seed=123456, guidance=6.5, fps=10)
+    request = GenerationRequest(
+        "the camera zooms in", negative_prompt="blurry", steps=31, seed=123456, guidance=6.5, fps=10
+    )
     clip = tmp_path / "made-by-kinemo.mp4"
-    write_clip(clip, clip_frames(4), ExportSettings("mp4", 10, 64, 64), make_record(request.to_dict(), {"format": "mp4"}))
+    write_clip(
+        clip, clip_frames(4), ExportSettings("mp4", 10, 64, 64), make_record(request.to_dict(), {"format": "mp4"})
+    )
     with qtbot.waitSignal(window.settingsRestored, timeout=30_000):
         assert drop(window, [clip]) == (True, True)
     assert window.form.request() == request
@@ -185,7 +213,13 @@ def test_settings_persist_across_restarts(make_window, data_dir, tiny_model):
 
     second = make_window()
     request = second.form.request()
-    assert (request.prompt, request.negative_prompt, request.steps, request.seed, request.model) == (PROMPT, "noise", 17, 99, tiny_model)
+    assert (request.prompt, request.negative_prompt, request.steps, request.seed, request.model) == (
+        PROMPT,
+        "noise",
+        17,
+        99,
+        tiny_model,
+    )
     assert second.form.keep_seed
 
 
@@ -204,7 +238,9 @@ def test_player_play_pause_and_scrub(qtbot, window):
 
 def _launch(args, data_dir, **env):
     environment = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "KINEMO_DATA_DIR": str(data_dir), **env}
-    return subprocess.run([sys.executable, "-m", "app", *args], capture_output=True, text=True, timeout=120, env=environment)
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args], capture_output=True, text=True, timeout=120, env=environment
+    )
 
 
 def test_python_m_app_opens_the_studio_without_torch(data_dir):
@@ -224,7 +260,14 @@ def test_kinemo_studio_subcommand_opens_the_studio(data_dir):
     from app.cli import build_parser
 
     assert build_parser().parse_args(["studio"]).command == "studio"
-    environment = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "KINEMO_DATA_DIR": str(data_dir), "KINEMO_STUDIO_EXIT_AFTER_SHOW": "1"}
-    result = subprocess.run([sys.executable, "-m", "app.cli", "studio"], capture_output=True, text=True, timeout=120, env=environment)
+    environment = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "offscreen",
+        "KINEMO_DATA_DIR": str(data_dir),
+        "KINEMO_STUDIO_EXIT_AFTER_SHOW": "1",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "studio"], capture_output=True, text=True, timeout=120, env=environment
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1])["torch_loaded"] is False

@@ -40,7 +40,9 @@ def test_no_autograd_graph_is_built(tiny_model_dir):
     backend = BundledBackend(tiny_model_dir)
     backend.load()
     seen = []
-    hook = backend.model.blocks[0].register_forward_hook(lambda m, i, o: seen.append(o.requires_grad or o.grad_fn is not None))
+    hook = backend.model.blocks[0].register_forward_hook(
+        lambda m, i, o: seen.append(o.requires_grad or o.grad_fn is not None)
+    )
     try:
         _events(backend, GenerationRequest("a red circle", steps=2))
     finally:
@@ -49,7 +51,9 @@ def test_no_autograd_graph_is_built(tiny_model_dir):
 
 
 def test_unknown_words_are_reported(tiny_model_dir):
-    events = _events(BundledBackend(tiny_model_dir), GenerationRequest("a red dragon flies", negative_prompt="blurry", steps=1))
+    events = _events(
+        BundledBackend(tiny_model_dir), GenerationRequest("a red dragon flies", negative_prompt="blurry", steps=1)
+    )
     notices = [e.message for e in events if isinstance(e, Notice)]
     assert any("'dragon', 'flies'" in n for n in notices)
     assert any("negative prompt" in n and "'blurry'" in n for n in notices)

@@ -45,8 +45,21 @@ def test_find_entry_by_id_and_hub_id():
     ],
 )
 def test_bad_catalog_entries_are_named(tmp_path, change, message):
-    good = {"id": "m", "family": "wan", "tasks": ["t2v"], "hub_id": "a/b", "license": "x", "steps": 2, "guidance": 1.0,
-            "width": 32, "height": 32, "frames": 5, "fps": 8, "vram_gb": 1, "disk_gb": 1}
+    good = {
+        "id": "m",
+        "family": "wan",
+        "tasks": ["t2v"],
+        "hub_id": "a/b",
+        "license": "x",
+        "steps": 2,
+        "guidance": 1.0,
+        "width": 32,
+        "height": 32,
+        "frames": 5,
+        "fps": 8,
+        "vram_gb": 1,
+        "disk_gb": 1,
+    }
     path = tmp_path / "catalog.json"
     path.write_text(json.dumps({"models": [{**good, **change}]}))
     with pytest.raises(ModelLoadError, match=message):

@@ -13,7 +13,9 @@ def _run(folder, kv_cache: bool, guidance: float, steps: int = 4):
     backend.load()
     calls = []
     handles = [block.cross.to_k.register_forward_hook(lambda *_: calls.append(1)) for block in backend.model.blocks]
-    request = GenerationRequest("a red circle moves right on a black background", steps=steps, guidance=guidance, seed=3)
+    request = GenerationRequest(
+        "a red circle moves right on a black background", steps=steps, guidance=guidance, seed=3
+    )
     frames = next(e.frames for e in backend.generate(request) if isinstance(e, Frames))
     for h in handles:
         h.remove()
@@ -40,5 +42,9 @@ def test_a_new_prompt_is_projected_again(tiny_model_dir):
     backend = BundledBackend(tiny_model_dir)
     a = next(e.frames for e in backend.generate(GenerationRequest("a red circle", steps=2)) if isinstance(e, Frames))
     b = next(e.frames for e in backend.generate(GenerationRequest("a blue square", steps=2)) if isinstance(e, Frames))
-    fresh = next(e.frames for e in BundledBackend(tiny_model_dir, kv_cache=False).generate(GenerationRequest("a blue square", steps=2)) if isinstance(e, Frames))
+    fresh = next(
+        e.frames
+        for e in BundledBackend(tiny_model_dir, kv_cache=False).generate(GenerationRequest("a blue square", steps=2))
+        if isinstance(e, Frames)
+    )
     assert not np.array_equal(a, b) and np.array_equal(b, fresh)

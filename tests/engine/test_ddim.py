@@ -19,12 +19,20 @@ def _toy_model(x, t):
 def test_matches_diffusers_step_for_step(prediction_type, spacing, beta_schedule, eta, clip_sample, use_clipped):
     steps = 25
     ref = DDIMScheduler(
-        num_train_timesteps=1000, beta_schedule=beta_schedule, prediction_type=prediction_type,
-        timestep_spacing=spacing, clip_sample=clip_sample, set_alpha_to_one=True, steps_offset=0,
+        num_train_timesteps=1000,
+        beta_schedule=beta_schedule,
+        prediction_type=prediction_type,
+        timestep_spacing=spacing,
+        clip_sample=clip_sample,
+        set_alpha_to_one=True,
+        steps_offset=0,
     )
     ref.set_timesteps(steps)
     ours = DDIMSampler.from_schedule(
-        beta_schedule, 1000, prediction_type=prediction_type, clip_sample=clip_sample,
+        beta_schedule,
+        1000,
+        prediction_type=prediction_type,
+        clip_sample=clip_sample,
         use_clipped_model_output=use_clipped,
     )
     timesteps = ddim_timesteps(steps, 1000, spacing)
@@ -35,7 +43,11 @@ def test_matches_diffusers_step_for_step(prediction_type, spacing, beta_schedule
     for i, t in enumerate(timesteps):
         noise = torch.randn(x_ref.shape, generator=torch.Generator().manual_seed(100 + i))
         expected = ref.step(
-            _toy_model(x_ref, t), t, x_ref, eta=eta, use_clipped_model_output=use_clipped,
+            _toy_model(x_ref, t),
+            t,
+            x_ref,
+            eta=eta,
+            use_clipped_model_output=use_clipped,
             variance_noise=noise if eta else None,
         )
         prev_t = timesteps[i + 1] if i + 1 < steps else -1
@@ -95,8 +107,13 @@ def test_shifted_schedule_matches_diffusers_given_the_same_betas():
     snr_ratio = (shifted / (1 - shifted)) / (base / (1 - base))
     assert torch.allclose(snr_ratio[:900], torch.full((900,), 1 / 16), rtol=1e-3)
 
-    ref = DDIMScheduler(num_train_timesteps=1000, trained_betas=betas.numpy(), prediction_type="sample",
-                        timestep_spacing="trailing", clip_sample=True)
+    ref = DDIMScheduler(
+        num_train_timesteps=1000,
+        trained_betas=betas.numpy(),
+        prediction_type="sample",
+        timestep_spacing="trailing",
+        clip_sample=True,
+    )
     ref.set_timesteps(10)
     ours = DDIMSampler(shifted, prediction_type="sample", clip_sample=True)
     x_ref = torch.randn(1, 3, 2, 8, 8, generator=torch.Generator().manual_seed(1))

@@ -16,8 +16,18 @@ from engine.request import GenerationRequest
 
 def request_for(case, tmp_path, **changes):
     image = str(gradient_picture(tmp_path / "first.png")) if case.image_to_video else None
-    fields = dict(prompt="a fox runs through snow", model="tiny", image=image, frames=case.frames, width=case.size,
-                  height=case.size, steps=2, guidance=case.guidance, fps=case.fps, seed=1)
+    fields = dict(
+        prompt="a fox runs through snow",
+        model="tiny",
+        image=image,
+        frames=case.frames,
+        width=case.size,
+        height=case.size,
+        steps=2,
+        guidance=case.guidance,
+        fps=case.fps,
+        seed=1,
+    )
     return GenerationRequest(**{**fields, **changes})
 
 

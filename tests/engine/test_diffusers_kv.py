@@ -22,8 +22,14 @@ def _cross_attention_rows(unet):
 
 
 def _call(pipe, family, image):
-    kwargs = dict(height=32, width=32, num_frames=FRAMES, num_inference_steps=STEPS, output_type="np",
-                  generator=torch.Generator("cpu").manual_seed(0))
+    kwargs = dict(
+        height=32,
+        width=32,
+        num_frames=FRAMES,
+        num_inference_steps=STEPS,
+        output_type="np",
+        generator=torch.Generator("cpu").manual_seed(0),
+    )
     if family == "svd":
         return pipe(image=image, max_guidance_scale=2.5, decode_chunk_size=FRAMES, **kwargs).frames[0]
     return pipe(prompt="a fox in the snow", guidance_scale=7.5, **kwargs).frames[0]

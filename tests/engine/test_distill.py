@@ -33,8 +33,24 @@ def test_student_timesteps_are_teacher_timesteps():
 
 
 def _distil(tiny_model_dir, tmp_path, steps):
-    main(["--teacher", str(tiny_model_dir), "--steps", str(steps), "--batch", "2", "--threads", "1",
-          "--checkpoint", str(tmp_path / "ck.pt"), "--checkpoint-every", "1", "--out", str(tmp_path / "fast")])
+    main(
+        [
+            "--teacher",
+            str(tiny_model_dir),
+            "--steps",
+            str(steps),
+            "--batch",
+            "2",
+            "--threads",
+            "1",
+            "--checkpoint",
+            str(tmp_path / "ck.pt"),
+            "--checkpoint-every",
+            "1",
+            "--out",
+            str(tmp_path / "fast"),
+        ]
+    )
     return tmp_path / "fast"
 
 

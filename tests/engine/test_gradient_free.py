@@ -68,11 +68,16 @@ def test_generation_builds_no_autograd_graph(tiny_model_dir, case):
     def model_called(module, args):
         modes.append((torch.is_inference_mode_enabled(), torch.is_grad_enabled()))
 
-    hooks = [torch.nn.modules.module.register_module_forward_hook(every_output), model.register_forward_pre_hook(model_called)]
+    hooks = [
+        torch.nn.modules.module.register_module_forward_hook(every_output),
+        model.register_forward_pre_hook(model_called),
+    ]
     watch = GraphWatch()
     try:
         with watch:
-            events = list(backend.generate(GenerationRequest("a red circle moves right", steps=2, frames=frames, guidance=2)))
+            events = list(
+                backend.generate(GenerationRequest("a red circle moves right", steps=2, frames=frames, guidance=2))
+            )
     finally:
         for hook in hooks:
             hook.remove()
@@ -80,7 +85,9 @@ def test_generation_builds_no_autograd_graph(tiny_model_dir, case):
     assert sum(e.frames.shape[0] for e in events if isinstance(e, Frames)) == frames
     assert modes and all(inference and not grad for inference, grad in modes), modes
     assert watch.calls > 100 and not watch.offenders, watch.offenders[:5]
-    assert {"KinemoDiT", "FactorisedBlock", "Linear" if not options.get("quantize") else "QLinear"} <= set(module_outputs)
+    assert {"KinemoDiT", "FactorisedBlock", "Linear" if not options.get("quantize") else "QLinear"} <= set(
+        module_outputs
+    )
     if options.get("onnx_temporal") and frames <= model.config.max_frames:
         assert "OnnxTemporalAttention" in module_outputs
     assert not offenders, offenders[:5]

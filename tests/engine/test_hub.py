@@ -37,8 +37,27 @@ def test_a_catalog_model_in_the_cache_runs_offline_and_can_be_removed(hub_cache,
     assert code == 0 and info["on_disk"] and info["path"].startswith(str(hub_cache))
 
     clip = tmp_path / "clip"
-    code, _, err = _run(capsys, "generate", "a fox", "-o", str(clip), "--format", "png", "--model", "wan2.1-t2v-1.3b",
-                        "--frames", "5", "--width", "32", "--height", "32", "--steps", "2", "--device", "cpu")
+    code, _, err = _run(
+        capsys,
+        "generate",
+        "a fox",
+        "-o",
+        str(clip),
+        "--format",
+        "png",
+        "--model",
+        "wan2.1-t2v-1.3b",
+        "--frames",
+        "5",
+        "--width",
+        "32",
+        "--height",
+        "32",
+        "--steps",
+        "2",
+        "--device",
+        "cpu",
+    )
     assert code == 0, err
     assert len(list(clip.glob("*.png"))) == 5
     assert json.loads((clip / "kinemo.json").read_text())["request"]["fps"] == WAN.fps  # the catalog's default
@@ -49,10 +68,25 @@ def test_a_catalog_model_in_the_cache_runs_offline_and_can_be_removed(hub_cache,
 
 
 def test_not_on_disk_and_offline_says_what_to_run(hub_cache, tmp_path, capsys):
-    code, _, err = _run(capsys, "generate", "a fox", "-o", str(tmp_path / "c.mp4"), "--model", "wan2.1-t2v-1.3b",
-                        "--frames", "5", "--width", "32", "--height", "32")
+    code, _, err = _run(
+        capsys,
+        "generate",
+        "a fox",
+        "-o",
+        str(tmp_path / "c.mp4"),
+        "--model",
+        "wan2.1-t2v-1.3b",
+        "--frames",
+        "5",
+        "--width",
+        "32",
+        "--height",
+        "32",
+    )
     assert code == 1
-    assert err.strip().endswith("run `HF_HUB_OFFLINE=0 kinemo models pull wan2.1-t2v-1.3b` on a machine that can reach huggingface.co")
+    assert err.strip().endswith(
+        "run `HF_HUB_OFFLINE=0 kinemo models pull wan2.1-t2v-1.3b` on a machine that can reach huggingface.co"
+    )
     assert len(err.strip().splitlines()) == 2  # the download notice, then the error
     assert not (tmp_path / "c.mp4").exists()
 
@@ -67,7 +101,10 @@ def test_an_unreachable_hub_says_what_to_run(hub_cache, monkeypatch):
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
-    with pytest.raises(ModelLoadError, match=r"cannot download cogvideox-2b: the hub cannot be reached .*kinemo models pull cogvideox-2b"):
+    with pytest.raises(
+        ModelLoadError,
+        match=r"cannot download cogvideox-2b: the hub cannot be reached .*kinemo models pull cogvideox-2b",
+    ):
         pull(HubModel.from_entry(find_entry("cogvideox-2b")))
 
 

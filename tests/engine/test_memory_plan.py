@@ -10,8 +10,8 @@ from tiny_diffusers.cases import CASES
 
 from engine import memory_plan as mp
 from engine.backends import resolve_backend
-from engine.events import Finished, Frames, Loaded, Notice
-from engine.memory_plan import GB, MB, BY_NAME, MemoryNotice, OutOfMemory, Shape
+from engine.events import Frames, Loaded, Notice
+from engine.memory_plan import BY_NAME, GB, MB, MemoryNotice, OutOfMemory, Shape
 from engine.request import GenerationRequest
 
 ANIMATEDIFF = CASES[0]
@@ -20,7 +20,9 @@ SVD = next(c for c in CASES if c.name == "svd")
 
 
 def request(**changes):
-    fields = dict(prompt="a fox runs through snow", model="tiny", frames=8, width=32, height=32, steps=2, guidance=2.0, seed=1)
+    fields = dict(
+        prompt="a fox runs through snow", model="tiny", frames=8, width=32, height=32, steps=2, guidance=2.0, seed=1
+    )
     return GenerationRequest(**{**fields, **changes})
 
 
@@ -85,8 +87,16 @@ def test_auto_picks_the_lightest_policy_that_fits_the_free_vram(build, monkeypat
 
 def test_plan_line_names_estimate_choice_and_free_memory(build):
     components = mp.read_pipeline(build(ANIMATEDIFF))
-    plan = mp.plan_diffusers(components, Shape("animatediff", 16, 512, 512, 7.5), "low", "cuda", baseline=400 * MB,
-                             vram=8 * GB, ram=20 * GB, dtype_bytes=2)
+    plan = mp.plan_diffusers(
+        components,
+        Shape("animatediff", 16, 512, 512, 7.5),
+        "low",
+        "cuda",
+        baseline=400 * MB,
+        vram=8 * GB,
+        ram=20 * GB,
+        dtype_bytes=2,
+    )
     line = plan.text()
     assert line.startswith("memory: about ") and " VRAM + " in line and " RAM with model offload + VAE tiling " in line
     assert "(free: 8.0 GB VRAM, 20.0 GB RAM; --memory low)" in line
@@ -99,7 +109,9 @@ def test_memory_modes_map_to_policies(build):
     shape = Shape("animatediff", 8, 64, 64)
 
     def chosen(components, mode, device, family="animatediff"):
-        return mp.plan_diffusers(components, Shape(family, 8, 64, 64), mode, device, baseline=0, vram=80 * GB, ram=64 * GB)
+        return mp.plan_diffusers(
+            components, Shape(family, 8, 64, 64), mode, device, baseline=0, vram=80 * GB, ram=64 * GB
+        )
 
     gpu = {m: chosen(animatediff, m, "cuda").policy for m in ("high", "low", "minimal")}
     assert [gpu[m].name for m in ("high", "low", "minimal")] == ["none", "model_offload", "sequential_offload"]
@@ -117,13 +129,24 @@ def test_memory_modes_map_to_policies(build):
 
 def test_on_the_cpu_only_vae_tiling_applies_and_the_plan_says_so(build):
     components = mp.read_pipeline(build(ANIMATEDIFF))
-    plan = mp.plan_diffusers(components, Shape("animatediff", 16, 256, 256, 2.0), "auto", "cpu", baseline=400 * MB, ram=32 * GB)
+    plan = mp.plan_diffusers(
+        components, Shape("animatediff", 16, 256, 256, 2.0), "auto", "cpu", baseline=400 * MB, ram=32 * GB
+    )
     assert [p.name for p in plan.policies] == ["none", "vae_tiling"] and plan.estimate.vram == 0
-    assert "RAM on the CPU" in plan.text() and "offloading needs a GPU, so on the CPU only VAE slicing/tiling applies" in plan.text()
+    assert (
+        "RAM on the CPU" in plan.text()
+        and "offloading needs a GPU, so on the CPU only VAE slicing/tiling applies" in plan.text()
+    )
     tiled = mp.estimate_diffusers(components, Shape("animatediff", 16, 256, 256, 2.0), BY_NAME["vae_tiling"], False, 0)
     assert tiled.parts["decode"] < plan.estimate.parts["decode"] / 4  # a frame and a tile at a time
-    short = mp.plan_diffusers(components, Shape("animatediff", 16, 256, 256, 2.0), "auto", "cpu", baseline=400 * MB,
-                              ram=int(tiled.extra_ram * 1.3 + mp.MARGIN_BYTES))
+    short = mp.plan_diffusers(
+        components,
+        Shape("animatediff", 16, 256, 256, 2.0),
+        "auto",
+        "cpu",
+        baseline=400 * MB,
+        ram=int(tiled.extra_ram * 1.3 + mp.MARGIN_BYTES),
+    )
     assert short.policy.name == "vae_tiling" and short.fits
 
 
@@ -152,7 +175,9 @@ def test_placements_run_the_pipeline(build, monkeypatch):
     import diffusers
 
     folder = build(ANIMATEDIFF)
-    kwargs = dict(prompt="a fox", height=32, width=32, num_frames=4, num_inference_steps=2, guidance_scale=2.0, output_type="np")
+    kwargs = dict(
+        prompt="a fox", height=32, width=32, num_frames=4, num_inference_steps=2, guidance_scale=2.0, output_type="np"
+    )
 
     def run(policy, device="cpu"):
         pipe = diffusers.AnimateDiffPipeline.from_pretrained(folder, dtype=torch.float32)
@@ -172,14 +197,18 @@ def test_placements_run_the_pipeline(build, monkeypatch):
     # sequential offloading needs an accelerator as its execution device (accelerate refuses the CPU): the call only
     pipe = diffusers.AnimateDiffPipeline.from_pretrained(folder, dtype=torch.float32)
     called = {}
-    monkeypatch.setattr(type(pipe), "enable_sequential_cpu_offload", lambda self, device=None: called.setdefault("device", device))
+    monkeypatch.setattr(
+        type(pipe), "enable_sequential_cpu_offload", lambda self, device=None: called.setdefault("device", device)
+    )
     mp.apply_policy(pipe, BY_NAME["sequential_offload"], "cuda:1", torch.bfloat16)
     assert called == {"device": "cuda:1"} and any(p.dtype == torch.float8_e4m3fn for p in pipe.unet.parameters())
 
 
 def test_out_of_memory_is_recognised():
     assert mp.is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
-    assert mp.is_out_of_memory(RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory"))
+    assert mp.is_out_of_memory(
+        RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
+    )
     assert mp.is_out_of_memory(MemoryError())
     assert not mp.is_out_of_memory(RuntimeError("shapes cannot be multiplied"))
 
@@ -210,7 +239,10 @@ def test_out_of_memory_retries_once_with_the_next_policy(build, monkeypatch):
     assert events[1].plan.policy.name == "none"
     retry = [e for e in events if isinstance(e, Notice) and "out of memory" in e.message]
     assert len(retry) == 1
-    assert retry[0].message.startswith("out of memory with no offloading") and "retrying once with VAE slicing and tiling" in retry[0].message
+    assert (
+        retry[0].message.startswith("out of memory with no offloading")
+        and "retrying once with VAE slicing and tiling" in retry[0].message
+    )
     assert calls == [False, True]  # the second call ran with the VAE tiled
     assert next(e for e in events if isinstance(e, Frames)).frames.shape == (8, 32, 32, 3)
     assert events[-1].stats["memory_policy"] == "vae_tiling" and backend.pipe_policy.name == "vae_tiling"
@@ -224,7 +256,10 @@ def test_out_of_memory_twice_is_one_line_and_leaves_nothing_loaded(build, monkey
         for event in backend.generate(request()):
             events.append(event)
     message = str(failure.value)
-    assert "\n" not in message and "ran out of memory (RAM) with VAE slicing and tiling after retrying from no offloading" in message
+    assert (
+        "\n" not in message
+        and "ran out of memory (RAM) with VAE slicing and tiling after retrying from no offloading" in message
+    )
     assert len(calls) == 2 and sum("retrying once" in getattr(e, "message", "") for e in events) == 1
     assert backend.pipe is None  # released: nothing left on the device
     # the heaviest policy here (--memory low on the CPU is VAE tiling) has nothing to retry with
@@ -242,8 +277,28 @@ def test_cli_memory_flag_prints_the_plan_and_runs_it(memory, policy, build, tmp_
 
     folder = build(ANIMATEDIFF)
     stats = tmp_path / "stats.json"
-    argv = ["generate", "a fox", "-o", str(tmp_path / "frames"), "--format", "png", "--model", str(folder), "--steps", "2",
-            "--frames", "8", "--width", "32", "--height", "32", "--memory", memory, "--stats", str(stats)]
+    argv = [
+        "generate",
+        "a fox",
+        "-o",
+        str(tmp_path / "frames"),
+        "--format",
+        "png",
+        "--model",
+        str(folder),
+        "--steps",
+        "2",
+        "--frames",
+        "8",
+        "--width",
+        "32",
+        "--height",
+        "32",
+        "--memory",
+        memory,
+        "--stats",
+        str(stats),
+    ]
     assert main(argv) == 0
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("memory: ")]
@@ -265,7 +320,28 @@ def test_cli_prints_the_bundled_models_plan(tiny_model_dir, tmp_path, capsys):
     from app.cli import main
 
     out = tmp_path / "frames"
-    assert main(["generate", "a red circle", "-o", str(out), "--format", "png", "--model", str(tiny_model_dir),
-                 "--steps", "2", "--frames", "4", "--width", "64", "--height", "64"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "a red circle",
+                "-o",
+                str(out),
+                "--format",
+                "png",
+                "--model",
+                str(tiny_model_dir),
+                "--steps",
+                "2",
+                "--frames",
+                "4",
+                "--width",
+                "64",
+                "--height",
+                "64",
+            ]
+        )
+        == 0
+    )
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("memory: ")]
     assert len(lines) == 1 and "RAM on the CPU" in lines[0] and "--memory auto" in lines[0]

@@ -117,7 +117,9 @@ def test_the_refiner_sees_each_pixels_least_squares_guess_of_the_clean_frame():
     model = _randomised(KinemoDiT(TINY)).eval()
     seen = []
     forward = model.refiner.forward
-    model.refiner.forward = lambda decoded, features, noisy, image, c: seen.append(noisy) or forward(decoded, features, noisy, image, c)
+    model.refiner.forward = lambda decoded, features, noisy, image, c: (
+        seen.append(noisy) or forward(decoded, features, noisy, image, c)
+    )
     cond = model.encode(token_batch([tokenize("a red circle grows").ids] * 2))
     x, t = torch.randn(2, 3, 3, 64, 64), torch.tensor([999, 40])
     model(x, t, cond)
@@ -162,5 +164,10 @@ def test_the_overlapping_decoder_lets_a_token_draw_past_its_own_patch():
     out = model(torch.randn(1, 3, 1, 64, 64), torch.tensor([500]), cond)[0, 0, 0]  # (h, w)
     rows, cols = out.abs().sum(1).nonzero().flatten(), out.abs().sum(0).nonzero().flatten()
     # a 2p x 2p window: the token's own 8 x 8 patch and p/2 = 4 pixels on every side of it
-    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (3 * p - p // 2, 4 * p - 1 + p // 2, 3 * p - p // 2, 4 * p - 1 + p // 2)
-    assert torch.equal(out[rows.min():rows.max() + 1, cols.min():cols.max() + 1], torch.ones(2 * p, 2 * p))
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (
+        3 * p - p // 2,
+        4 * p - 1 + p // 2,
+        3 * p - p // 2,
+        4 * p - 1 + p // 2,
+    )
+    assert torch.equal(out[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1], torch.ones(2 * p, 2 * p))

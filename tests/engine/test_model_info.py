@@ -22,7 +22,9 @@ def test_the_starter_model():
     options = model_options("kinemo-starter")
     assert options == catalog_options("kinemo-starter")
     defaults = GenerationRequest(prompt="-")
-    assert options.defaults == {k: getattr(defaults, k) for k in ("steps", "guidance", "width", "height", "frames", "fps")}
+    assert options.defaults == {
+        k: getattr(defaults, k) for k in ("steps", "guidance", "width", "height", "frames", "fps")
+    }
     assert (options.label, options.kind, options.family) == ("Kinemo · kinemo-starter", "bundled", "kinemo")
     assert options.tasks == ("t2v", "i2v")
     assert (options.max_frames, options.frame_step, options.size_multiple) == (LIMITS["frames"][1], 1, 2)
@@ -61,8 +63,17 @@ def test_a_catalog_model_in_the_hub_cache_is_on_disk(hub_cache, tmp_path):
 
 def test_a_hub_id_outside_the_catalog(hub_cache, tmp_path):
     unknown = model_options("someone/video-model")
-    assert (unknown.kind, unknown.family, unknown.needs_download, unknown.hub_id) == ("hub", "", True, "someone/video-model")
-    assert unknown.tasks == ("t2v", "i2v") and unknown.defaults == {} and unknown.label == "Hub model · someone/video-model"
+    assert (unknown.kind, unknown.family, unknown.needs_download, unknown.hub_id) == (
+        "hub",
+        "",
+        True,
+        "someone/video-model",
+    )
+    assert (
+        unknown.tasks == ("t2v", "i2v")
+        and unknown.defaults == {}
+        and unknown.label == "Hub model · someone/video-model"
+    )
 
     hub_cache_with(hub_cache, "someone/video-model", tmp_path, "LTXPipeline")
     known = model_options("someone/video-model")
@@ -73,7 +84,12 @@ def test_a_hub_id_outside_the_catalog(hub_cache, tmp_path):
 
 def test_folders(tmp_path):
     kinemo = model_options(str(fake_kinemo_folder(tmp_path / "mine", max_frames=8)))
-    assert (kinemo.kind, kinemo.family, kinemo.max_frames, kinemo.label) == ("folder", "kinemo", LIMITS["frames"][1], "Kinemo · mine (folder)")
+    assert (kinemo.kind, kinemo.family, kinemo.max_frames, kinemo.label) == (
+        "folder",
+        "kinemo",
+        LIMITS["frames"][1],
+        "Kinemo · mine (folder)",
+    )
     assert kinemo.camera_moves and kinemo.tasks == ("t2v", "i2v")
 
     svd = model_options(str(fake_diffusers_folder(tmp_path / "svd-copy", "StableVideoDiffusionPipeline")))
@@ -102,7 +118,11 @@ def test_unusable_names_and_folders(tmp_path):
 
 
 def test_nearest_valid_frames_and_sizes():
-    wan, starter, ltx = catalog_options("wan2.1-t2v-1.3b"), catalog_options("kinemo-starter"), catalog_options("ltx-video")
+    wan, starter, ltx = (
+        catalog_options("wan2.1-t2v-1.3b"),
+        catalog_options("kinemo-starter"),
+        catalog_options("ltx-video"),
+    )
     assert [wan.valid_frames(n) for n in (1, 2, 4, 80, 81, 83, 5000)] == [1, 1, 5, 81, 81, 85, 1021]
     assert [starter.valid_frames(n) for n in (0, 7, 16, 40, 2000)] == [1, 7, 16, 40, 1024]
     assert [starter.valid_size(n) for n in (33, 64, 2048)] == [34, 64, 2048]
@@ -111,9 +131,13 @@ def test_nearest_valid_frames_and_sizes():
 
 
 def test_catalog_options_touch_neither_the_hub_nor_torch():
-    code = ("import sys\nfrom engine.model_info import catalog_options\n"
-            "[catalog_options(m) for m in ('kinemo-starter', 'svd', 'wan2.1-t2v-1.3b')]\n"
-            "print(sorted(m for m in ('torch', 'diffusers', 'huggingface_hub', 'PySide6', 'numpy') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT, check=False)
+    code = (
+        "import sys\nfrom engine.model_info import catalog_options\n"
+        "[catalog_options(m) for m in ('kinemo-starter', 'svd', 'wan2.1-t2v-1.3b')]\n"
+        "print(sorted(m for m in ('torch', 'diffusers', 'huggingface_hub', 'PySide6', 'numpy') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"

@@ -1,7 +1,6 @@
 """--onnx-temporal for AnimateDiff: every motion module exported to ONNX once, then run in onnxruntime."""
 
 import numpy as np
-import pytest
 import torch
 from tiny_diffusers.cases import CASES
 
@@ -16,7 +15,9 @@ CASE = next(c for c in CASES if c.family == "animatediff")
 
 def _run(folder, frames=8, **options):
     backend = resolve_backend(folder, device="cpu", **options)
-    request = GenerationRequest("a fox runs", model=folder, frames=frames, width=32, height=32, steps=2, guidance=1.0, seed=3)
+    request = GenerationRequest(
+        "a fox runs", model=folder, frames=frames, width=32, height=32, steps=2, guidance=1.0, seed=3
+    )
     events = list(backend.generate(request))
     return backend, next(e.frames for e in events if isinstance(e, Frames)), events
 

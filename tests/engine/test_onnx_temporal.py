@@ -119,7 +119,9 @@ def test_attaching_swaps_the_blocks_and_restores_them(tiny_model_dir, cache_dir)
     fast = OnnxTemporal.prepare(model)
     with pytest.raises(RuntimeError), fast.attached(model):
         assert all(isinstance(b.temporal, OnnxTemporalAttention) for b in model.blocks)
-        assert sum(p.numel() for p in model.parameters()) < sum(p.numel() for p in load_model(tiny_model_dir).parameters())
+        assert sum(p.numel() for p in model.parameters()) < sum(
+            p.numel() for p in load_model(tiny_model_dir).parameters()
+        )
         raise RuntimeError("stop")
     assert [b.temporal for b in model.blocks] == originals
     assert all(isinstance(b.temporal, TemporalAttention) for b in model.blocks)
@@ -194,7 +196,10 @@ def test_a_graph_that_passes_its_checksum_but_computes_something_else_is_rebuilt
     (entry / block_file(0)).write_bytes(b)
     (entry / block_file(1)).write_bytes(a)
     manifest = json.loads((entry / "manifest.json").read_text())
-    manifest["files"] = {block_file(0): manifest["files"][block_file(1)], block_file(1): manifest["files"][block_file(0)]}
+    manifest["files"] = {
+        block_file(0): manifest["files"][block_file(1)],
+        block_file(1): manifest["files"][block_file(0)],
+    }
     (entry / "manifest.json").write_text(json.dumps(manifest))
     again = OnnxTemporal.prepare(model)
     assert again.exported == [0, 1]

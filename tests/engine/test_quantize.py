@@ -71,11 +71,16 @@ def test_tiny_model_memory_is_exactly_int8_weights_plus_fp32_scales_and_biases(t
     # At dim 16 a per-channel fp32 scale and an fp32 bias cost 8 bytes per output row against 16
     # int8 weights, so 0.3x is out of reach (0.34x); the accounting itself must be exact.
     model = load_model(tiny_model_dir)
-    linears = {n: (m.weight.shape[0], m.weight[0].numel()) for n, m in model.named_modules()
-               if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))}  # the refiner's convolutions are quantised too
+    linears = {
+        n: (m.weight.shape[0], m.weight[0].numel())
+        for n, m in model.named_modules()
+        if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))
+    }  # the refiner's convolutions are quantised too
     denoiser = {n: s for n, s in linears.items() if not n.startswith("text_encoder.")}
     before = weight_bytes(model, denoiser_only=True)
-    saved = sum(4 * o * i - (o * i + 4 * o + 8) for o, i in denoiser.values())  # weight fp32 -> int8 + scale + 2 scalars
+    saved = sum(
+        4 * o * i - (o * i + 4 * o + 8) for o, i in denoiser.values()
+    )  # weight fp32 -> int8 + scale + 2 scalars
     quantize_model(model)
     assert weight_bytes(model, denoiser_only=True) == before - saved
 
@@ -110,7 +115,9 @@ def test_quantised_weights_are_saved_and_reloaded_without_quantising_again(tiny_
     sample = torch.rand(1, 3, 4, 64, 64) * 2 - 1
     with torch.inference_mode():
         cond = first.model.encode(torch.tensor([[3, 4, 5]]))
-        assert torch.equal(first.model(sample, torch.tensor([500]), cond), second.model(sample, torch.tensor([500]), cond))
+        assert torch.equal(
+            first.model(sample, torch.tensor([500]), cond), second.model(sample, torch.tensor([500]), cond)
+        )
 
 
 def test_backend_reuses_the_cached_int8_weights_and_draws_the_same_clip(tiny_model_dir, cache_dir, count_quantize):
@@ -121,7 +128,9 @@ def test_backend_reuses_the_cached_int8_weights_and_draws_the_same_clip(tiny_mod
     assert np.array_equal(first, second)
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip_byte", "delete", "garbage_manifest", "manifest_for_other_weights", "other_torch"])
+@pytest.mark.parametrize(
+    "damage", ["truncate", "flip_byte", "delete", "garbage_manifest", "manifest_for_other_weights", "other_torch"]
+)
 def test_a_corrupt_or_stale_entry_is_rebuilt(tiny_model_dir, cache_dir, count_quantize, damage):
     entry = load_quantized(tiny_model_dir).entry
     weights, manifest_path = entry / "model.safetensors", entry / "manifest.json"

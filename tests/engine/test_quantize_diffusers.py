@@ -2,22 +2,32 @@
 
 import numpy as np
 import pytest
+from tiny_diffusers.animatediff import save_tiny_motion_adapter, save_tiny_sd_base
 from tiny_diffusers.cases import CASES
 from tiny_diffusers.direct import gradient_picture
-from tiny_diffusers.animatediff import save_tiny_motion_adapter, save_tiny_sd_base
 from tiny_diffusers.hub_cache import put_in_hub_cache
 
 from engine.backends import resolve_backend
 from engine.catalog import find_entry
 from engine.events import Frames
-from engine.request import GenerationRequest
 from engine.quantize_diffusers import WEIGHTS_FILE, denoiser_name
+from engine.request import GenerationRequest
 
 
 def _request(case, tmp_path, model):
     image = str(gradient_picture(tmp_path / "first.png")) if case.image_to_video else None
-    return GenerationRequest("a fox runs through snow", model=model, image=image, frames=case.frames, width=case.size,
-                             height=case.size, steps=2, guidance=case.guidance, fps=case.fps, seed=1)
+    return GenerationRequest(
+        "a fox runs through snow",
+        model=model,
+        image=image,
+        frames=case.frames,
+        width=case.size,
+        height=case.size,
+        steps=2,
+        guidance=case.guidance,
+        fps=case.fps,
+        seed=1,
+    )
 
 
 def _run(model, request, **options):

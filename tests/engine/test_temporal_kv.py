@@ -51,7 +51,9 @@ def test_window_plan_and_positions():
 
 
 def _long_clip(folder, frames):
-    events = list(BundledBackend(folder).generate(GenerationRequest("a red circle moves right", frames=frames, steps=2)))
+    events = list(
+        BundledBackend(folder).generate(GenerationRequest("a red circle moves right", frames=frames, steps=2))
+    )
     chunks = [e for e in events if isinstance(e, Frames)]
     return events, chunks, events[-1]
 
@@ -71,6 +73,15 @@ def test_long_clips_stream_window_by_window_at_flat_cache_size(tiny_model_dir):
 
 def test_long_clips_are_reproducible_and_the_model_is_left_as_it_was(tiny_model_dir):
     backend = BundledBackend(tiny_model_dir)
-    runs = [np.concatenate([e.frames for e in backend.generate(GenerationRequest("a red circle", frames=30, steps=2, seed=4)) if isinstance(e, Frames)]) for _ in range(2)]
+    runs = [
+        np.concatenate(
+            [
+                e.frames
+                for e in backend.generate(GenerationRequest("a red circle", frames=30, steps=2, seed=4))
+                if isinstance(e, Frames)
+            ]
+        )
+        for _ in range(2)
+    ]
     assert np.array_equal(*runs)
     assert all(type(block.temporal) is TemporalAttention for block in backend.model.blocks)

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
 from tiny_diffusers.animatediff import (
     ANIMATEDIFF_CALL,
     save_tiny_animatediff,

@@ -96,9 +96,7 @@ def _run(pipe, case, *, seed=0, prompt=PROMPT, image=None):
     kwargs = dict(case.call)
     if case.image_to_video:
         kwargs["image"] = image if image is not None else _picture()
-    return pipe(
-        prompt=prompt, generator=torch.Generator("cpu").manual_seed(seed), output_type="np", **kwargs
-    ).frames
+    return pipe(prompt=prompt, generator=torch.Generator("cpu").manual_seed(seed), output_type="np", **kwargs).frames
 
 
 def test_t5_tokenizer_loads_with_auto_and_fast_classes(tmp_path):

@@ -11,8 +11,26 @@ TINY = json.dumps({"dim": 16, "depth": 1, "heads": 2, "text_dim": 16, "text_dept
 
 def _run(tmp_path, name, steps, checkpoint):
     out = tmp_path / name
-    train(["--steps", str(steps), "--batch", "2", "--threads", "1", "--config", TINY, "--checkpoint", str(checkpoint),
-           "--checkpoint-every", "1", "--out", str(out), "--warmup", "2"])
+    train(
+        [
+            "--steps",
+            str(steps),
+            "--batch",
+            "2",
+            "--threads",
+            "1",
+            "--config",
+            TINY,
+            "--checkpoint",
+            str(checkpoint),
+            "--checkpoint-every",
+            "1",
+            "--out",
+            str(out),
+            "--warmup",
+            "2",
+        ]
+    )
     return out
 
 
@@ -65,12 +83,52 @@ def test_pixel_weights_reach_two_pixels_beyond_the_object():
 
 def test_object_weight_changes_what_training_learns(tmp_path):
     out = tmp_path / "plain"
-    train(["--steps", "2", "--batch", "2", "--threads", "1", "--config", TINY, "--checkpoint", str(tmp_path / "p.pt"),
-           "--checkpoint-every", "1", "--out", str(out), "--warmup", "2", "--object-weight", "0"])
+    train(
+        [
+            "--steps",
+            "2",
+            "--batch",
+            "2",
+            "--threads",
+            "1",
+            "--config",
+            TINY,
+            "--checkpoint",
+            str(tmp_path / "p.pt"),
+            "--checkpoint-every",
+            "1",
+            "--out",
+            str(out),
+            "--warmup",
+            "2",
+            "--object-weight",
+            "0",
+        ]
+    )
     plain = load_file(out / "model.safetensors")
     out = tmp_path / "weighted"
-    train(["--steps", "2", "--batch", "2", "--threads", "1", "--config", TINY, "--checkpoint", str(tmp_path / "w.pt"),
-           "--checkpoint-every", "1", "--out", str(out), "--warmup", "2", "--object-weight", "8"])
+    train(
+        [
+            "--steps",
+            "2",
+            "--batch",
+            "2",
+            "--threads",
+            "1",
+            "--config",
+            TINY,
+            "--checkpoint",
+            str(tmp_path / "w.pt"),
+            "--checkpoint-every",
+            "1",
+            "--out",
+            str(out),
+            "--warmup",
+            "2",
+            "--object-weight",
+            "8",
+        ]
+    )
     weighted = load_file(out / "model.safetensors")
     assert any(not torch.equal(plain[k], weighted[k]) for k in plain)
     assert json.loads((out / "config.json").read_text())["_training"]["object_weight"] == 8.0
@@ -84,7 +142,11 @@ def test_gaussian_blur_keeps_the_shape_and_the_total_and_spreads_a_point():
     blurred = gaussian_blur(video, 1.5)
     assert blurred.shape == video.shape
     assert torch.allclose(blurred.sum(dim=(-1, -2)), video.sum(dim=(-1, -2)), atol=1e-5)
-    assert blurred[0, 0, 0, 8, 8] < 0.2 and blurred[0, 0, 0, 8, 10] > 0.02 and blurred[0, 0, 0, 8, 10] == blurred[0, 0, 0, 10, 8]
+    assert (
+        blurred[0, 0, 0, 8, 8] < 0.2
+        and blurred[0, 0, 0, 8, 10] > 0.02
+        and blurred[0, 0, 0, 8, 10] == blurred[0, 0, 0, 10, 8]
+    )
 
 
 def test_blurred_inputs_blur_only_the_chosen_clips():
@@ -103,8 +165,28 @@ def test_blur_rate_changes_what_training_learns_and_is_recorded(tmp_path):
     weights = {}
     for rate in ("0", "1"):
         out = tmp_path / f"blur{rate}"
-        train(["--steps", "2", "--batch", "2", "--threads", "1", "--config", TINY, "--checkpoint", str(tmp_path / f"b{rate}.pt"),
-               "--checkpoint-every", "1", "--out", str(out), "--warmup", "2", "--blur-rate", rate])
+        train(
+            [
+                "--steps",
+                "2",
+                "--batch",
+                "2",
+                "--threads",
+                "1",
+                "--config",
+                TINY,
+                "--checkpoint",
+                str(tmp_path / f"b{rate}.pt"),
+                "--checkpoint-every",
+                "1",
+                "--out",
+                str(out),
+                "--warmup",
+                "2",
+                "--blur-rate",
+                rate,
+            ]
+        )
         weights[rate] = load_file(out / "model.safetensors")
     assert any(not torch.equal(weights["0"][k], weights["1"][k]) for k in weights["0"])
     assert json.loads((out / "config.json").read_text())["_training"]["blur_rate"] == 1.0
@@ -128,8 +210,14 @@ def test_bad_timestep_options_are_refused_with_a_usage_error(capsys):
 
     from engine.train import parse_args
 
-    for argv in (["--mid-range", "800", "300"], ["--mid-range", "0", "1001"], ["--mid-share", "1.5"], ["--lumpy-rate", "1.5"],
-                 ["--finish-from", "-1"], ["--lumpy-strength", "-0.5"]):
+    for argv in (
+        ["--mid-range", "800", "300"],
+        ["--mid-range", "0", "1001"],
+        ["--mid-share", "1.5"],
+        ["--lumpy-rate", "1.5"],
+        ["--finish-from", "-1"],
+        ["--lumpy-strength", "-0.5"],
+    ):
         with pytest.raises(SystemExit) as stop:
             parse_args(argv)
         assert stop.value.code == 2
@@ -190,7 +278,9 @@ def test_bf16_training_step_gives_a_float32_loss_and_gradients_close_to_fp32():
 
     torch.manual_seed(0)
     model = KinemoDiT(KinemoConfig(**json.loads(TINY)))
-    torch.nn.init.normal_(model.patch_out.weight, std=0.02)  # a new model's output layer is zero: give it gradients to compare
+    torch.nn.init.normal_(
+        model.patch_out.weight, std=0.02
+    )  # a new model's output layer is zero: give it gradients to compare
     grads, losses = {}, {}
     for bf16 in (False, True):
         model.zero_grad()
@@ -205,10 +295,38 @@ def test_bf16_training_step_gives_a_float32_loss_and_gradients_close_to_fp32():
 
 def test_training_records_its_timestep_noise_and_precision_options(tmp_path):
     out = tmp_path / "record"
-    train(["--steps", "1", "--batch", "2", "--threads", "1", "--config", TINY, "--checkpoint", str(tmp_path / "r.pt"),
-           "--out", str(out), "--mid-share", "0.25", "--mid-range", "200", "700", "--input-perturbation", "0.2", "--precision", "fp32"])
+    train(
+        [
+            "--steps",
+            "1",
+            "--batch",
+            "2",
+            "--threads",
+            "1",
+            "--config",
+            TINY,
+            "--checkpoint",
+            str(tmp_path / "r.pt"),
+            "--out",
+            str(out),
+            "--mid-share",
+            "0.25",
+            "--mid-range",
+            "200",
+            "700",
+            "--input-perturbation",
+            "0.2",
+            "--precision",
+            "fp32",
+        ]
+    )
     training = json.loads((out / "config.json").read_text())["_training"]
-    assert (training["mid_share"], training["mid_range"], training["input_perturbation"], training["precision"]) == (0.25, [200, 700], 0.2, "fp32")
+    assert (training["mid_share"], training["mid_range"], training["input_perturbation"], training["precision"]) == (
+        0.25,
+        [200, 700],
+        0.2,
+        "fp32",
+    )
 
 
 def test_lumpy_inputs_move_only_the_outline_of_the_chosen_object_clips():
@@ -222,7 +340,9 @@ def test_lumpy_inputs_move_only_the_outline_of_the_chosen_object_clips():
     x0, coverage = batch.video * 2 - 1, batch.foreground
     assert torch.equal(lumpy_inputs(x0, coverage, 0.0, 0.5, torch.Generator().manual_seed(0)), x0)
     out = lumpy_inputs(x0, coverage, 1.0, 0.5, torch.Generator().manual_seed(0))
-    near = torch.nn.functional.max_pool3d(coverage, (1, 9, 9), stride=1, padding=(0, 4, 4))[:, 0]  # within 4 px of the object
+    near = torch.nn.functional.max_pool3d(coverage, (1, 9, 9), stride=1, padding=(0, 4, 4))[
+        :, 0
+    ]  # within 4 px of the object
     core = -torch.nn.functional.max_pool3d(-coverage, (1, 9, 9), stride=1, padding=(0, 4, 4))[:, 0]  # 4 px inside it
     moved_outlines = 0
     for i, clip in enumerate(clips):
@@ -264,8 +384,28 @@ def test_the_finishing_stage_starts_at_its_step_and_is_recorded(tmp_path):
     out = tmp_path / "finish"
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(training, "training_step", spy)
-        train(["--steps", "3", "--batch", "2", "--threads", "1", "--config", TINY, "--checkpoint", str(tmp_path / "f.pt"),
-               "--out", str(out), "--finish-from", "2", "--lumpy-rate", "0.25", "--lumpy-strength", "0.3"])
+        train(
+            [
+                "--steps",
+                "3",
+                "--batch",
+                "2",
+                "--threads",
+                "1",
+                "--config",
+                TINY,
+                "--checkpoint",
+                str(tmp_path / "f.pt"),
+                "--out",
+                str(out),
+                "--finish-from",
+                "2",
+                "--lumpy-rate",
+                "0.25",
+                "--lumpy-strength",
+                "0.3",
+            ]
+        )
     assert rates == [0.0, 0.0, 0.25]
     record = json.loads((out / "config.json").read_text())["_training"]
     assert (record["finish_from"], record["lumpy_rate"], record["lumpy_strength"]) == (2, 0.25, 0.3)

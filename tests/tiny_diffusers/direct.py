@@ -43,6 +43,8 @@ def gradient_picture(path, width: int = 48, height: int = 40):
     from PIL import Image
 
     ys, xs = np.mgrid[0:height, 0:width]
-    rgb = np.stack([xs * 255 // (width - 1), ys * 255 // (height - 1), (xs + ys) * 255 // (width + height - 2)], axis=-1)
+    rgb = np.stack(
+        [xs * 255 // (width - 1), ys * 255 // (height - 1), (xs + ys) * 255 // (width + height - 2)], axis=-1
+    )
     Image.fromarray(rgb.astype(np.uint8)).save(path)
     return path
