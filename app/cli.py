@@ -26,7 +26,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from engine.request import DEFAULT_MODEL, GenerationRequest
+    from engine.api.request import DEFAULT_MODEL, GenerationRequest
     from export.formats import FORMATS
 
     defaults = GenerationRequest(prompt="-")
@@ -132,98 +132,152 @@ def peak_memory_mb() -> float:
     return peak / 1024 if sys.platform != "darwin" else peak / 2**20
 
 
-def run_generate(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+def build_request(args: argparse.Namespace):
+    """(backend, request) from the flags, validated: nothing is loaded yet."""
+    from engine.api.request import GenerationRequest
+    from engine.api.run_options import RunOptions
+    from engine.backends.base import open_backend
+    from engine.registry.hub import token_from
+    from engine.registry.resolve import fast_model
 
-    from engine.backends import fast_model, generate_planned, resolve_backend
-    from engine.events import Finished, Frames, Loaded, Notice, Progress
-    from engine.hub import token_from
-    from engine.images import file_sha256, load_image
-    from engine.memory_plan import MemoryNotice
-    from engine.model_files import atomic_write_bytes
-    from engine.request import GenerationRequest
-    from export import ClipWriter, ExportSettings, check_destination, make_record
-
-    started = time.perf_counter()
-    # 1. validate everything before any work: request, image, destinations
-    fmt = choose_format(args.output, args.format)
-    model = fast_model(args.model) if args.fast else args.model
-    backend = resolve_backend(
-        model,
-        args.device,
-        token_from(args.token),
-        kv_cache=args.kv_cache,
+    options = RunOptions(
+        device=args.device,
+        memory=args.memory,
         quantize=args.quantize,
         onnx_temporal=args.onnx_temporal,
-        memory=args.memory,
+        kv_cache=args.kv_cache,
+        token=token_from(args.token),
     )
+    model = fast_model(args.model) if args.fast else args.model
+    backend = open_backend(model, options)
     given = {k: getattr(args, k) for k in ("frames", "fps", "width", "height", "steps", "guidance")}
     chosen = {**backend.defaults(), **{k: v for k, v in given.items() if v is not None}}
+    image = str(args.image) if args.image else None
     request = GenerationRequest(
         prompt=args.prompt,
         negative_prompt=args.negative,
         model=model,
-        image=str(args.image) if args.image else None,
+        image=image,
         seed=args.seed,
         eta=args.eta,
         **chosen,
-    ).validate()
-    settings = ExportSettings(fmt, request.fps, request.width, request.height, args.quality).validate()
-    check_destination(args.output, settings)
-    if args.stats is not None:
-        check_destination(args.stats, ExportSettings())
+    )
+    return backend, request.validate()
+
+
+def check_picture(args: argparse.Namespace, backend, request):
+    """The request with its picture's fingerprint; an unusable picture is bad input, said before any work."""
+    from engine.util.files import file_sha256
+    from engine.util.images import load_image
+
     if args.image:
         load_image(args.image)
         request = request.with_changes(image_sha256=file_sha256(args.image))
     backend.check(request)
+    return request
 
-    # 2. generate, streaming finished frames into the encoder
-    record = make_record(request.to_dict(), {"format": fmt, "quality": args.quality})
-    writer, bar, stats = None, None, {}
+
+def check_outputs(args: argparse.Namespace, fmt: str, request):
+    """The export settings, with every destination checked before any work."""
+    from export import ExportSettings, check_destination
+
+    settings = ExportSettings(fmt, request.fps, request.width, request.height, args.quality).validate()
+    check_destination(args.output, settings)
+    if args.stats is not None:
+        check_destination(args.stats, ExportSettings())
+    return settings
+
+
+class EventPrinter:
+    """Shows a run's events on stderr (the memory plan, notices, a progress bar) and collects its stats."""
+
+    def __init__(self):
+        self.bar = None
+        self.stats: dict = {}
+
+    def show(self, event) -> None:
+        from tqdm import tqdm
+
+        from engine.api.events import Finished, Loaded, MemoryNotice, Notice, Progress
+
+        if isinstance(event, Loaded):
+            self.stats["load_seconds"] = event.seconds
+        elif isinstance(event, MemoryNotice):
+            print(event.message, file=sys.stderr)  # the estimate and the choice, before the run
+            self._plan_stats(event.plan)
+        elif isinstance(event, Notice):
+            print(f"warning: {event.message}", file=sys.stderr)
+        elif isinstance(event, Progress):
+            if self.bar is None:
+                self.bar = tqdm(total=event.total, desc="generating", unit="step", file=sys.stderr, leave=False)
+            elif event.step == 1 and self.bar.n:  # a retry (after running out of memory) starts over
+                self.bar.reset(total=event.total)
+            self.bar.update(1)
+        elif isinstance(event, Finished):
+            self.stats["generate_seconds"] = event.seconds
+            self.stats.update(event.stats)
+
+    def _plan_stats(self, plan) -> None:
+        if plan is None:
+            return
+        self.stats.update(
+            memory_policy=plan.policy.name,
+            memory_estimate_ram_mb=plan.estimate.ram / 2**20,
+            memory_estimate_vram_mb=plan.estimate.vram / 2**20,
+            memory_baseline_mb=plan.estimate.parts.get("baseline", 0) / 2**20,
+        )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def stream_to_file(backend, request, args: argparse.Namespace, settings, printer: EventPrinter) -> float:
+    """Generate, streaming finished frames into the encoder; returns the export's seconds. A failure (or
+    Ctrl+C) aborts the writer, so the file at the output path is the old one or a whole new one."""
+    from engine.api.events import Frames
+    from export import ClipWriter, make_record
+
+    record = make_record(request.to_dict(), {"format": settings.format, "quality": args.quality})
+    writer, export_started = None, 0.0
     try:
-        for event in generate_planned(backend, request, memory=args.memory):
-            if isinstance(event, Loaded):
-                stats["load_seconds"] = event.seconds
-            elif isinstance(event, MemoryNotice):
-                print(event.message, file=sys.stderr)  # the estimate and the choice, before the run
-                if event.plan is not None:
-                    stats.update(
-                        memory_policy=event.plan.policy.name,
-                        memory_estimate_ram_mb=event.plan.estimate.ram / 2**20,
-                        memory_estimate_vram_mb=event.plan.estimate.vram / 2**20,
-                        memory_baseline_mb=event.plan.estimate.parts.get("baseline", 0) / 2**20,
-                    )
-            elif isinstance(event, Notice):
-                print(f"warning: {event.message}", file=sys.stderr)
-            elif isinstance(event, Progress):
-                if bar is None:
-                    bar = tqdm(total=event.total, desc="generating", unit="step", file=sys.stderr, leave=False)
-                elif event.step == 1 and bar.n:  # a retry (after running out of memory) starts over
-                    bar.reset(total=event.total)
-                bar.update(1)
-            elif isinstance(event, Frames):
+        for event in backend.generate(request):
+            printer.show(event)
+            if isinstance(event, Frames):
                 if writer is None:
                     export_started = time.perf_counter()
                     h, w = event.frames.shape[1:3]
                     writer = ClipWriter(args.output, settings, (w, h), record)
                     writer.open()
                 writer.write(event.frames)
-            elif isinstance(event, Finished):
-                stats["generate_seconds"] = event.seconds
-                stats.update(event.stats)
         if writer is None:
             raise RuntimeError("the backend finished without frames")
         writer.close()
-        stats["export_seconds"] = time.perf_counter() - export_started
+        return time.perf_counter() - export_started
     except BaseException:
         if writer is not None:
             writer.abort()
         raise
     finally:
-        if bar is not None:
-            bar.close()
+        printer.close()
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from engine.util.files import atomic_write_bytes
+
+    started = time.perf_counter()
+    # 1. validate everything before any work: request, destinations, picture
+    fmt = choose_format(args.output, args.format)
+    backend, request = build_request(args)
+    settings = check_outputs(args, fmt, request)
+    request = check_picture(args, backend, request)
+
+    # 2. generate, streaming finished frames into the encoder
+    printer = EventPrinter()
+    export_seconds = stream_to_file(backend, request, args, settings, printer)
 
     # 3. report
+    stats = dict(printer.stats, export_seconds=export_seconds)
     stats["total_seconds"] = time.perf_counter() - started
     stats["peak_memory_mb"] = peak_memory_mb()
     stats = {k: round(v, 4) if isinstance(v, float) else v for k, v in stats.items()}
@@ -241,7 +295,7 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from engine.errors import Cancelled, InvalidRequest, KinemoError
+    from engine.api.errors import Cancelled, InvalidRequest, KinemoError
     from export.formats import ExportError
 
     try:

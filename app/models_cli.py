@@ -8,10 +8,10 @@ import json
 
 def hub_model_for(name: str):
     """(catalog entry or None, HubModel) behind a catalog id or a hub id."""
-    from engine.backends import STARTER_ID
-    from engine.catalog import find_entry
-    from engine.errors import InvalidRequest
-    from engine.model_info import hub_model
+    from engine.api.errors import InvalidRequest
+    from engine.registry.catalog import find_entry
+    from engine.registry.model_options import hub_model
+    from engine.registry.resolve import STARTER_ID
 
     if name == STARTER_ID:
         raise InvalidRequest(f"{STARTER_ID} ships with Kinemo: there is nothing to download or remove")
@@ -28,9 +28,9 @@ def size_text(num_bytes: int) -> str:
 
 
 def run_list() -> int:
-    from engine.backends import STARTER_ID
-    from engine.catalog import catalog
-    from engine.hub import HubModel, local_paths
+    from engine.registry.catalog import catalog
+    from engine.registry.hub import HubModel, local_paths
+    from engine.registry.resolve import STARTER_ID
 
     rows = [(STARTER_ID, "kinemo", "t2v+i2v", "bundled", "-", "Apache-2.0")]
     for e in catalog().values():
@@ -44,7 +44,7 @@ def run_list() -> int:
 
 
 def run_pull(name: str, token: str | None) -> int:
-    from engine.hub import pull, token_from
+    from engine.registry.hub import pull, token_from
 
     _, model = hub_model_for(name)
     pipeline, adapter = pull(model, token_from(token))
@@ -57,7 +57,7 @@ def run_pull(name: str, token: str | None) -> int:
 def run_info(name: str) -> int:
     from dataclasses import asdict
 
-    from engine.hub import disk_bytes, local_paths
+    from engine.registry.hub import disk_bytes, local_paths
 
     entry, model = hub_model_for(name)
     found = local_paths(model)
@@ -73,8 +73,8 @@ def run_info(name: str) -> int:
 
 
 def run_remove(name: str) -> int:
-    from engine.catalog import catalog
-    from engine.hub import HubModel, local_paths, remove
+    from engine.registry.catalog import catalog
+    from engine.registry.hub import HubModel, local_paths, remove
 
     entry, model = hub_model_for(name)
     # a repository another downloaded model needs too (a shared base model) stays

@@ -36,6 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from engine.util.frames import psnr  # noqa: E402
+
 PROMPTS = [
     ("a red circle moves right on a black background", 0),
     ("a blue square moves up on a gray background", 3),
@@ -47,11 +49,6 @@ VARIANTS = {
     "onnx": {"onnx_temporal": True},
     "int8+onnx": {"quantize": "int8", "onnx_temporal": True},
 }
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
 
 
 def interleaved(fns: dict, repeats: int, warmup: int = 2, sync=lambda: None) -> dict:
@@ -79,9 +76,9 @@ def interleaved(fns: dict, repeats: int, warmup: int = 2, sync=lambda: None) -> 
 
 def block_times(folder: Path, device: str, repeats: int) -> list[tuple]:
     """Per block: torch vs onnxruntime, fp32 and int8 weights, batch 1 and 2; ms (min, median) averaged over blocks."""
-    from engine.model_files import load_model
-    from engine.onnx_temporal import OnnxTemporal
-    from engine.quantize import quantize_model
+    from engine.accel.onnx_temporal import OnnxTemporal
+    from engine.accel.quantize import quantize_model
+    from engine.kinemo.files import load_model
 
     rows = []
     for label, model in (
@@ -114,15 +111,16 @@ def block_times(folder: Path, device: str, repeats: int) -> list[tuple]:
 
 def end_to_end(folder: Path, device: str, repeats: int, steps: int) -> tuple[dict, dict]:
     """Each variant loaded cold (empty cache) then warm; clips made in turn, variant by variant per prompt."""
+    from engine.api.events import Finished
+    from engine.api.request import GenerationRequest
+    from engine.api.run_options import RunOptions
     from engine.backends.bundled import BundledBackend
-    from engine.events import Finished
-    from engine.request import GenerationRequest
 
     backends, loads = {}, {}
     for name, options in VARIANTS.items():
-        cold = BundledBackend(folder, device=device, model_id=str(folder), **options)
+        cold = BundledBackend(folder, model_id=str(folder), options=RunOptions(device=device, **options))
         cold_load = cold.load()  # quantises / exports into an empty cache
-        backends[name] = BundledBackend(folder, device=device, model_id=str(folder), **options)
+        backends[name] = BundledBackend(folder, model_id=str(folder), options=RunOptions(device=device, **options))
         loads[name] = (cold_load, backends[name].load())  # reads them back
     wall = {name: [] for name in VARIANTS}
     cpu = {name: [] for name in VARIANTS}
@@ -152,8 +150,8 @@ def end_to_end(folder: Path, device: str, repeats: int, steps: int) -> tuple[dic
 
 def teacher_vs_student(teacher: Path, student: Path, repeats: int) -> dict:
     """CPU seconds per clip: the teacher at 25 steps against the distilled student at its own steps."""
+    from engine.api.request import GenerationRequest
     from engine.backends.bundled import BundledBackend
-    from engine.request import GenerationRequest
 
     runs = {"teacher": (BundledBackend(teacher), 25), "student": (BundledBackend(student, model_id="fast"), None)}
     seconds = {name: [] for name in runs}
@@ -172,7 +170,7 @@ def teacher_vs_student(teacher: Path, student: Path, repeats: int) -> dict:
     }
 
 
-QUALITY = [  # (label, section, key) of engine.evaluate's report
+QUALITY = [  # (label, section, key) of engine.training.evaluate's report
     ("t2v colour", "text_to_video", "colour_accuracy"),
     ("t2v shape", "text_to_video", "shape_accuracy"),
     ("t2v motion", "text_to_video", "motion_accuracy"),
@@ -187,12 +185,16 @@ QUALITY = [  # (label, section, key) of engine.evaluate's report
 
 
 def held_out_quality(teacher: Path, student: Path, measure: bool) -> tuple[dict, dict, str]:
-    """Each model's held-out scores: measured now (engine.evaluate, a few minutes) or read from its evaluation.json."""
+    """Each model's held-out scores: measured now (engine.training.evaluate, a few minutes) or read from its evaluation.json."""
     if not measure:
         teacher_scores, student_scores = (json.loads((f / "evaluation.json").read_text()) for f in (teacher, student))
-        return teacher_scores, student_scores, "each folder's evaluation.json, written by python -m engine.evaluate"
+        return (
+            teacher_scores,
+            student_scores,
+            "each folder's evaluation.json, written by python -m engine.training.evaluate",
+        )
     from engine.backends.bundled import BundledBackend
-    from engine.evaluate import CAMERA_PICTURES, IMAGE_PROMPTS, evaluate
+    from engine.training.evaluate import CAMERA_PICTURES, IMAGE_PROMPTS, evaluate
 
     runs = {}
     for name, folder, steps in (("teacher", teacher, 25), ("student", student, None)):
@@ -206,7 +208,7 @@ def held_out_quality(teacher: Path, student: Path, measure: bool) -> tuple[dict,
             camera_pictures=CAMERA_PICTURES,
             progress=False,
         )
-    return runs["teacher"], runs["student"], "measured in this run by engine.evaluate"
+    return runs["teacher"], runs["student"], "measured in this run by engine.training.evaluate"
 
 
 def print_quality(teacher: dict, student: dict, source: str) -> None:
@@ -220,8 +222,9 @@ def print_quality(teacher: dict, student: dict, source: str) -> None:
 
 
 def main() -> None:
-    from engine.model_files import FAST_DIR, STARTER_DIR, load_model
-    from engine.quantize import quantize_model, weight_bytes
+    from engine.accel.quantize import quantize_model, weight_bytes
+    from engine.kinemo.files import load_model
+    from engine.registry.assets import FAST_DIR, STARTER_DIR
 
     p = argparse.ArgumentParser()
     p.add_argument("--model", type=Path, default=STARTER_DIR)
@@ -308,7 +311,7 @@ def main() -> None:
                 print_quality(*held_out_quality(opts.model, FAST_DIR, opts.evaluate))
             else:
                 print(
-                    "  quality: no evaluation.json beside both models; run python -m engine.evaluate, or pass --evaluate"
+                    "  quality: no evaluation.json beside both models; run python -m engine.training.evaluate, or pass --evaluate"
                 )
 
 

@@ -32,15 +32,16 @@ PROMPT = "a red circle moves right on a black background"
 
 # -- 1. conditioning K/V reuse ---------------------------------------------------------------------
 def bundled_kv(model: str, repeats: int) -> list[tuple]:
-    from engine.backends import resolve_backend
-    from engine.events import Finished, Frames
-    from engine.request import GenerationRequest
+    from engine.api.events import Finished, Frames
+    from engine.api.request import GenerationRequest
+    from engine.api.run_options import RunOptions
+    from engine.backends.base import open_backend
 
     rows = []
     for guidance in (1.0, 4.0):
         results = {}
         for cached in (True, False):
-            backend = resolve_backend(model, kv_cache=cached)
+            backend = open_backend(model, RunOptions(kv_cache=cached))
             request = GenerationRequest(PROMPT, steps=25, guidance=guidance, seed=0, width=64, height=64)
             times = []
             for _ in range(repeats + 1):  # the first run warms up
@@ -133,7 +134,7 @@ def seam_ratio(clip: np.ndarray) -> float:
 
 
 def stretch_readings(clip: np.ndarray) -> list[str]:
-    from engine.checker import check_clip, read_frame
+    from engine.training.checker import check_clip, read_frame
 
     readings = []
     for start in range(0, len(clip), 16):

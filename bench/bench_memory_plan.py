@@ -14,7 +14,7 @@ measures the baseline at run time (it is not a constant), and the table shows it
 above the baseline (weights + activations + output) separately, each with its ratio to the measurement.
 
 --calibrate also records, in each process, the peak RSS of each phase (load, denoise, decode) with a
-sampling thread, fits engine.memory_plan's CPU constants to the cases marked "fit" and prints them.
+sampling thread, fits the CPU constants (engine.registry.families.MemoryCalibration) to the cases marked "fit" and prints them.
 Cases not marked "fit" are sizes and frame counts the fit never saw.
 """
 
@@ -94,7 +94,7 @@ def child(spec: dict) -> None:
 
     from app import cli
     from engine.backends.bundled import BundledBackend
-    from engine.backends.diffusers_backend import DiffusersBackend
+    from engine.backends.diffusers.backend import DiffusersBackend
 
     def patch_load(cls):
         original = cls.load
@@ -220,10 +220,10 @@ def report(rows: list[tuple[Case, dict]]) -> None:
 
 
 def calibrate(rows: list[tuple[Case, dict]]) -> None:
-    """Least-squares fits of engine.memory_plan's CPU constants to the phase peaks of the "fit" cases."""
+    """Least-squares fits of the CPU constants (engine.registry.families.MemoryCalibration) to the phase peaks of the "fit" cases."""
     import numpy as np
 
-    from engine import memory_plan as mp
+    from engine.planning import estimate, headers
 
     by_family: dict[str, list] = {}
     overheads = []
@@ -233,13 +233,13 @@ def calibrate(rows: list[tuple[Case, dict]]) -> None:
     print("\ncalibration (MB; fitted on the 'fit' cases):")
     for family, items in by_family.items():
         if family == "kinemo":
-            from engine.model_files import STARTER_DIR
+            from engine.registry.assets import STARTER_DIR
 
             short, long = [], []
             for case, r in items:
-                shape = mp.Shape("kinemo", case.frames, case.size, case.size, case.guidance, case.steps)
-                parts = mp.estimate_bundled(STARTER_DIR, shape, 0).parts
-                unit = (parts["denoise"] - mp.BUNDLED_FIXED) / mp.BUNDLED_K / MB
+                shape = estimate.Shape("kinemo", case.frames, case.size, case.size, case.guidance, case.steps)
+                parts = estimate.estimate_bundled(STARTER_DIR, shape, 0).parts
+                unit = (parts["denoise"] - estimate.BUNDLED_FIXED) / estimate.BUNDLED_K / MB
                 run = r["peak_memory_mb"] - r["loaded_mb"] - parts["output"] / MB
                 (long if parts["cache"] else short).append((unit, run, parts["cache"] / MB))
             fixed, k = _fit([u for u, _, _ in short], [y for _, y, _ in short])
@@ -252,22 +252,22 @@ def calibrate(rows: list[tuple[Case, dict]]) -> None:
             continue
         den_x, den_y, dec_x, dec_y = [], [], [], []
         for case, r in items:
-            comps = mp.read_pipeline(r["folder"])
-            shape = mp.Shape(family, case.frames, case.size, case.size, case.guidance, case.steps)
+            comps = headers.read_pipeline(r["folder"])
+            shape = estimate.Shape(family, case.frames, case.size, case.size, case.guidance, case.steps)
             loaded = r["loaded_mb"]
             overheads.append(loaded - r["memory_baseline_mb"] - sum(c.bytes_at(4) for c in comps.values()) / MB)
             phases = r["phases_mb"]
-            den_x.append(mp.denoise_unit(shape, comps, 4) / MB)
+            den_x.append(estimate.denoise_unit(shape, comps, 4) / MB)
             den_y.append(max(phases.get("denoise", loaded), loaded) - loaded)
-            vae = mp.vae_of(comps)
-            dec_x.append(4 * mp.decode_pixels(shape, vae, False) / MB)
-            out = mp.OUTPUT_COPIES * case.frames * case.size * case.size * 3 * 4 / MB
+            vae = estimate.vae_of(comps)
+            dec_x.append(4 * estimate.decode_pixels(shape, vae, False) / MB)
+            out = estimate.OUTPUT_COPIES * case.frames * case.size * case.size * 3 * 4 / MB
             dec_y.append(phases.get("decode", loaded) - loaded - out)
         den_fixed, den_k = _fit(den_x, den_y)
         dec_fixed, floats = _fit(dec_x, dec_y)
-        vae = mp.vae_of(mp.read_pipeline(items[0][1]["folder"]))
-        channels = mp.vae_channels(vae)
-        live = mp.K_LIVE.get(vae.class_name, mp.K_LIVE_DEFAULT)
+        vae = estimate.vae_of(headers.read_pipeline(items[0][1]["folder"]))
+        channels = estimate.vae_channels(vae)
+        live = estimate.K_LIVE.get(vae.class_name, estimate.K_LIVE_DEFAULT)
         print(
             f"  {family}: den_fixed={den_fixed:.0f} den_k={den_k:.1f} dec_fixed={dec_fixed:.0f} "
             f"floats/px={floats:.1f} -> k_px={max(floats - live * channels, 0):.1f} (K_LIVE {live} x {channels:g} ch)"
@@ -278,7 +278,7 @@ def calibrate(rows: list[tuple[Case, dict]]) -> None:
 
 
 def _starter():
-    from engine.model_files import STARTER_DIR
+    from engine.registry.assets import STARTER_DIR
 
     return STARTER_DIR
 

@@ -69,8 +69,8 @@ def make_model(folder: Path, config: str) -> None:
     code = (
         "import sys, torch\n"
         "from pathlib import Path\n"
-        "from engine.model_files import save_model\n"
-        "from engine.models.kinemo_dit import KinemoConfig, KinemoDiT\n"
+        "from engine.kinemo.files import save_model\n"
+        "from engine.kinemo.model import KinemoConfig, KinemoDiT\n"
         "torch.manual_seed(0)\n"
         f"m = KinemoDiT(KinemoConfig(**{config}))\n"
         "[torch.nn.init.normal_(p, std=0.05) for p in m.parameters()]\n"

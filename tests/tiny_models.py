@@ -5,8 +5,8 @@ def save_tiny_model(folder):
     """A real KinemoDiT with a tiny random config, saved in the bundled model's layout at folder."""
     import torch
 
-    from engine.model_files import save_model
-    from engine.models.kinemo_dit import KinemoConfig, KinemoDiT
+    from engine.kinemo.files import save_model
+    from engine.kinemo.model import KinemoConfig, KinemoDiT
 
     torch.manual_seed(0)
     model = KinemoDiT(KinemoConfig(dim=16, depth=1, heads=2, text_dim=16, text_depth=1))

@@ -17,14 +17,14 @@ from PySide6.QtWidgets import QHBoxLayout, QProgressBar, QPushButton, QWidget
 
 from app.studio.messages import describe
 from app.studio.worker import FunctionWorker, start_worker, wait_for
-from engine.errors import InvalidRequest, ModelLoadError
+from engine.api.errors import InvalidRequest, ModelLoadError
 
 POLL_MS = 100
 PER_MILLE = 1000
 
 
 class DownloadCancelled(ModelLoadError):
-    """The download was stopped on request (a ModelLoadError, so engine.hub.pull passes it on unchanged)."""
+    """The download was stopped on request (a ModelLoadError, so engine.registry.hub.pull passes it on unchanged)."""
 
 
 class DownloadMeter:
@@ -106,8 +106,8 @@ def progress_tqdm(meter: DownloadMeter) -> type:
 
 def download_model(model: str, meter: DownloadMeter):
     """Worker thread: download (or finish downloading) a hub model; returns its ModelOptions, now on disk."""
-    from engine import hub
-    from engine.model_info import hub_model, model_options
+    from engine.registry import hub
+    from engine.registry.model_options import hub_model, model_options
 
     target = hub_model(model)
     if target is None:

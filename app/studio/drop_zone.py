@@ -1,6 +1,6 @@
 """The first-frame picture for image-to-video: drop a file or pick one, see it, clear it.
 
-A picture is checked with engine.images.load_image on a worker thread (a large photo can take a
+A picture is checked with engine.util.images.load_image on a worker thread (a large photo can take a
 while to decode); an unusable file is refused with the engine's one-line reason.
 """
 
@@ -26,8 +26,9 @@ def check_picture(path: str, token: int) -> tuple:
     import numpy as np
     from PIL import Image
 
-    from engine.errors import KinemoError
-    from engine.images import file_sha256, load_image
+    from engine.api.errors import KinemoError
+    from engine.util.files import file_sha256
+    from engine.util.images import load_image
 
     try:
         rgb = load_image(path)

@@ -15,7 +15,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 
-from engine import errors
+from engine.api import errors
 
 ENGINE_ENV = "KINEMO_ENGINE"
 STOP_GRACE_SECONDS = 60.0  # how long a cancelled job may take to acknowledge before the process is killed
@@ -23,16 +23,6 @@ STOP_GRACE_SECONDS = 60.0  # how long a cancelled job may take to acknowledge be
 
 class EngineCrashed(errors.KinemoError):
     """The engine process ended unexpectedly; the next job starts a fresh one."""
-
-
-def rebuild_error(name: str, message: str) -> Exception:
-    """The parent-side exception for an error the engine process reported by name."""
-    from engine import memory_plan
-
-    cls = getattr(errors, name, None) or getattr(memory_plan, name, None)
-    if isinstance(cls, type) and issubclass(cls, errors.KinemoError):
-        return cls(message)
-    return errors.KinemoError(f"the engine failed ({name}): {message}")
 
 
 class ProcessEngine:
@@ -96,7 +86,7 @@ class ProcessEngine:
         """Yield the backend's events for request; raise what the backend raised (Cancelled on stop).
 
         options: the run's RunOptions (memory setting, int8 weights, ONNX temporal attention)."""
-        from engine.run_options import RunOptions
+        from engine.api.run_options import RunOptions
 
         options = (options or RunOptions()).validate()
         self.start()
@@ -125,7 +115,7 @@ class ProcessEngine:
                     yield payload
                 elif kind == "error":
                     settled = True
-                    raise rebuild_error(*payload)
+                    raise payload
                 elif kind == "done":
                     settled = True
                     return
@@ -165,16 +155,14 @@ class ThreadEngine:
         self._backends.clear()
 
     def generate(self, request, should_stop: Callable[[], bool] | None = None, options=None) -> Iterator:
-        from engine.backends import generate_planned, resolve_backend
-        from engine.events import Loaded
-        from engine.run_options import RunOptions
+        from engine.api.events import Loaded
+        from engine.api.run_options import RunOptions
+        from engine.backends.base import open_backend
 
         options = (options or RunOptions()).validate()
         key = (request.model, *options.backend_key)
-        backend = self._backends.get(key) or resolve_backend(
-            request.model, quantize=options.quantize, onnx_temporal=options.onnx_temporal, memory=options.memory
-        )
-        for event in generate_planned(backend, request, should_stop=should_stop, memory=options.memory):
+        backend = self._backends.get(key) or open_backend(request.model, options)
+        for event in backend.generate(request, should_stop=should_stop, memory=options.memory):
             if isinstance(event, Loaded):
                 self._backends[key] = backend
             yield event

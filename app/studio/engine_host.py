@@ -4,9 +4,10 @@ Running the engine in a child process keeps torch out of the studio's process en
 importing torch (which holds the GIL for ~0.2 s) nor loading weights can stall the UI thread.
 Loaded backends stay cached here across jobs.
 
-Messages, parent -> child: ("generate", job, {"request": request_dict, "options": run_options_dict}) (a bare
-request dict is taken too, with default options), ("stop", job), ("warm", None), ("quit", None)
-Messages, child -> parent: ("event", job, engine event), ("error", job, (class name, message)), ("done", job, None)
+Messages, parent -> child: ("generate", job, {"request": request_dict, "options": run_options_dict}),
+("stop", job), ("warm", None), ("quit", None)
+Messages, child -> parent: ("event", job, engine event), ("error", job, engine exception), ("done", job, None);
+events and exceptions travel as the engine's own classes (pickled), so the studio tells them apart by type.
 """
 
 from __future__ import annotations
@@ -42,33 +43,48 @@ class _Inbox:
 
 
 def _run_job(conn, inbox: _Inbox, backends: dict, job: int, payload: dict) -> None:
-    from engine.backends import generate_planned, resolve_backend
-    from engine.errors import Cancelled
-    from engine.request import GenerationRequest
-    from engine.run_options import RunOptions
+    from engine.api.errors import Cancelled
+    from engine.api.events import Loaded
+    from engine.api.request import GenerationRequest
+    from engine.api.run_options import RunOptions
+    from engine.backends.base import open_backend
 
     def should_stop() -> bool:
         inbox.drain()
         return job in inbox.stopped
 
-    request_dict, options = (payload["request"], payload.get("options", {})) if "request" in payload else (payload, {})
-    request, options = GenerationRequest.from_dict(request_dict), RunOptions.from_dict(options)
+    request = GenerationRequest.from_dict(payload["request"])
+    options = RunOptions.from_dict(payload["options"])
     key = (request.model, *options.backend_key)
-    backend = backends.get(key)
-    if backend is None:
-        backend = resolve_backend(
-            request.model, quantize=options.quantize, onnx_temporal=options.onnx_temporal, memory=options.memory
-        )
-    events = generate_planned(backend, request, should_stop=should_stop, memory=options.memory)
+    backend = backends.get(key) or open_backend(request.model, options)
+    events = backend.generate(request, should_stop=should_stop, memory=options.memory)
     try:
         for event in events:
             conn.send(("event", job, event))
-            if type(event).__name__ == "Loaded":
+            if isinstance(event, Loaded):
                 backends[key] = backend  # cache only what loaded
             if should_stop():
                 raise Cancelled("generation cancelled")
     finally:
         events.close()
+
+
+def reported(exc: BaseException):
+    """What goes back to the studio for a failed job: the engine's own exception as it is (its class survives
+    pickling), anything else as a KinemoError that names it, in one line."""
+    import pickle
+
+    from engine.api.errors import KinemoError
+
+    text = str(exc).strip()
+    message = text.splitlines()[0] if text else type(exc).__name__
+    if isinstance(exc, KinemoError):
+        try:
+            pickle.loads(pickle.dumps(exc))
+            return type(exc)(message)
+        except Exception:  # noqa: BLE001 - an exception that cannot travel is sent as text
+            pass
+    return KinemoError(f"the engine failed ({type(exc).__name__}): {message}")
 
 
 def serve(conn) -> None:
@@ -89,8 +105,7 @@ def serve(conn) -> None:
             except SystemExit:
                 raise
             except BaseException as exc:  # noqa: BLE001 - every failure goes back as a message
-                message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                conn.send(("error", job, (type(exc).__name__, message)))
+                conn.send(("error", job, reported(exc)))
             else:
                 conn.send(("done", job, None))
             inbox.stopped.discard(job)

@@ -16,8 +16,8 @@ import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from app.studio.worker import GeneratorWorker, start_worker, wait_for
-from engine.errors import Cancelled
-from engine.events import Finished, Frames, Loaded, Notice, Preview, Progress
+from engine.api.errors import Cancelled
+from engine.api.events import Finished, Frames, Loaded, Notice, Preview, Progress
 
 
 @dataclass
@@ -52,7 +52,7 @@ def run_generation(engine, history, request, should_stop, options=None):
 
 class GenerationWorker(GeneratorWorker):
     loaded = Signal(str, float)
-    notice = Signal(str)
+    notice = Signal(object)  # Notice (MemoryNotice for the run's memory plan)
     progress = Signal(int, int, float)  # step, total, elapsed seconds
     preview = Signal(int, object)  # step, (f, h, w, 3) uint8
     frames = Signal(int, object)  # start index, finished (n, h, w, 3) uint8
@@ -73,7 +73,7 @@ class GenerationWorker(GeneratorWorker):
         elif isinstance(event, Preview):
             self.preview.emit(event.step, event.frames)
         elif isinstance(event, Notice):
-            self.notice.emit(event.message)
+            self.notice.emit(event)
         elif isinstance(event, Loaded):
             self.loaded.emit(event.model, event.seconds)
         elif isinstance(event, Frames):
@@ -104,7 +104,7 @@ class JobQueue(QObject):
     changed = Signal()  # pending list or running job changed
     jobStarted = Signal(object)  # Job
     jobLoaded = Signal(object, str, float)  # Job, model, seconds
-    jobNotice = Signal(object, str)
+    jobNotice = Signal(object, object)  # Job, Notice (MemoryNotice for the run's memory plan)
     jobProgress = Signal(object, int, int, float)  # Job, step, total, elapsed
     jobPreview = Signal(object, int, object)  # Job, step, frames
     jobFrames = Signal(object, int, object)  # Job, start index, finished frames (long clips: window by window)
@@ -221,9 +221,9 @@ class _JobRelay(QObject):
     def loaded(self, model: str, seconds: float) -> None:
         self.queue.jobLoaded.emit(self.job, model, seconds)
 
-    @Slot(str)
-    def notice(self, message: str) -> None:
-        self.queue.jobNotice.emit(self.job, message)
+    @Slot(object)
+    def notice(self, event) -> None:
+        self.queue.jobNotice.emit(self.job, event)
 
     @Slot(int, int, float)
     def progress(self, step: int, total: int, elapsed: float) -> None:

@@ -41,8 +41,8 @@ from app.studio.preview import PlayerWidget
 from app.studio.request_form import RequestForm
 from app.studio.settings_store import SettingsStore
 from app.studio.worker import FunctionWorker, start_worker, wait_for
-from engine.errors import KinemoError
-from engine.request import GenerationRequest
+from engine.api.errors import KinemoError
+from engine.api.request import GenerationRequest
 
 ENTRY_ROLE = Qt.ItemDataRole.UserRole
 JOB_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -284,9 +284,12 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Model {Path(model).name} loaded in {seconds:.1f} s")
         self.progress_bar.setFormat("Starting…")
 
-    @Slot(object, str)
-    def _on_job_notice(self, job, message: str) -> None:
-        is_plan = message.startswith("memory:")  # the memory plan, announced as the run starts
+    @Slot(object, object)
+    def _on_job_notice(self, job, notice) -> None:
+        from engine.api.events import MemoryNotice
+
+        message = notice.message
+        is_plan = isinstance(notice, MemoryNotice)  # the memory plan, announced as the run starts
         self.show_message("info" if is_plan else "warning", message[0].upper() + message[1:] if is_plan else message)
 
     @Slot(object, int, int, float)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.errors import KinemoError
+from engine.api.errors import KinemoError
 
 
 def describe(exc: BaseException) -> str:

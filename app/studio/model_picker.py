@@ -1,6 +1,6 @@
 """The model picker: the starter model, the catalog and the user's folders, with what is on disk.
 
-Labels come from the catalog at once (engine.model_info.catalog_options reads no disk). Whether
+Labels come from the catalog at once (engine.registry.model_options.catalog_options reads no disk). Whether
 each hub model is on disk, and what a folder holds, is checked on worker threads: refresh() after
 the window shows, check() for one model, and a folder picked with "Other model folder…" is
 inspected before it is added.
@@ -15,8 +15,8 @@ from PySide6.QtWidgets import QComboBox, QFileDialog
 
 from app.studio.messages import describe
 from app.studio.worker import FunctionWorker, start_worker, wait_for
-from engine.model_info import ModelOptions, catalog_options
-from engine.request import DEFAULT_MODEL
+from engine.api.request import DEFAULT_MODEL
+from engine.registry.model_options import ModelOptions, catalog_options
 
 OTHER_MODEL = "__other__"
 TASK_NAMES = {
@@ -28,7 +28,7 @@ TASK_NAMES = {
 
 def check_models(models: list[str]) -> dict[str, ModelOptions | str]:
     """Worker thread: each model's options, or the one line that says why it cannot be used."""
-    from engine.model_info import model_options
+    from engine.registry.model_options import model_options
 
     found: dict[str, ModelOptions | str] = {}
     for model in models:
@@ -84,7 +84,7 @@ class ModelPicker(QComboBox):
 
     # -- contents -------------------------------------------------------------------------------
     def _fill(self) -> None:
-        from engine.backends import STARTER_ID, available_models
+        from engine.registry.resolve import STARTER_ID, available_models
 
         self._checked[STARTER_ID] = catalog_options(STARTER_ID)  # nothing of it to check on disk
         for model in available_models():
@@ -110,7 +110,7 @@ class ModelPicker(QComboBox):
 
     def model_folders(self) -> list[str]:
         """Model folders added by the user (persisted with the settings)."""
-        from engine.backends import available_models
+        from engine.registry.resolve import available_models
 
         known = set(available_models())
         return [m for m in self.models() if m not in known]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from engine.backends import STARTER_FAST_ID, STARTER_ID, is_kinemo_folder
-from engine.vocabulary import CAMERA_MOVES, camera_caption, tokenize
+from engine.kinemo.vocabulary import CAMERA_MOVES, camera_caption, tokenize
+from engine.registry.resolve import STARTER_FAST_ID, STARTER_ID, is_kinemo_folder
 
 BUNDLED_IDS = (STARTER_ID, STARTER_FAST_ID)
 _CAMERA = re.compile(r"(?:,\s*)?\bthe camera (" + "|".join(re.escape(m) for m in CAMERA_MOVES) + r")\b", re.IGNORECASE)

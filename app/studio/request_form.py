@@ -2,7 +2,7 @@
 
 request() builds and validates the request the widgets describe; set_request() shows one (from
 the history, a dropped clip or the saved settings). Picking a model applies its options: its
-defaults, its frame limits, which inputs it takes (engine.model_info.ModelOptions); a request that
+defaults, its frame limits, which inputs it takes (engine.registry.model_options.ModelOptions); a request that
 is restored keeps its own values.
 """
 
@@ -31,10 +31,10 @@ from app.studio.drop_zone import OPTIONAL_CAPTION, ImageDropZone
 from app.studio.model_picker import ModelPicker
 from app.studio.prompt_tools import camera_move_in, camera_moves_for, unknown_words, with_camera_move
 from app.studio.worker import FunctionWorker, start_worker, wait_for
-from engine.errors import InvalidRequest
-from engine.model_info import ModelOptions
-from engine.request import DEFAULT_MODEL, LIMITS, GenerationRequest
-from engine.run_options import RunOptions
+from engine.api.errors import InvalidRequest
+from engine.api.request import DEFAULT_MODEL, LIMITS, GenerationRequest
+from engine.api.run_options import RunOptions
+from engine.registry.model_options import ModelOptions
 
 NO_CAMERA = "No camera move"
 MEMORY_CHOICES = (
@@ -50,7 +50,7 @@ def memory_plan_line(
     model: str, frames: int, width: int, height: int, steps: int, guidance: float, memory: str, image: bool
 ) -> str:
     """Worker thread: the memory plan's line (reads weight headers and free memory; no torch)."""
-    from engine.memory_plan import preview_plan
+    from engine.planning.preview import preview_plan
 
     try:
         return preview_plan(model, frames, width, height, steps, guidance, memory, image)
@@ -270,7 +270,7 @@ class RequestForm(QWidget):
     # -- fast (distilled) models ----------------------------------------------------------------
     def _update_fast(self, model: str) -> None:
         """Fast is on for a distilled model, available where one exists, greyed out elsewhere."""
-        from engine.backends import fast_model
+        from engine.registry.resolve import fast_model
 
         try:
             fast = fast_model(model)
@@ -290,7 +290,7 @@ class RequestForm(QWidget):
 
     @Slot(bool)
     def _on_fast_toggled(self, on: bool) -> None:
-        from engine.backends import fast_model
+        from engine.registry.resolve import fast_model
 
         if on:
             self._slow_model = self.model

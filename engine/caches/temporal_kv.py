@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from engine.models.temporal_attention import TemporalAttention, apply_rotary, rotary_tables
+from engine.kinemo.temporal_attention import TemporalAttention, apply_rotary, rotary_tables
 
 
 def window_position(frame: int, frames: int, window: int) -> float:

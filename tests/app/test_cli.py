@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from app.cli import main
-from engine.checker import check_clip
+from engine.training.checker import check_clip
 
 PROMPT = "a red circle moves right on a black background"
 
@@ -40,7 +40,7 @@ def test_generate_writes_the_clip_it_was_asked_for(tmp_path, capsys):
     assert frames.shape == (16, 64, 64, 3) and meta["fps"] == pytest.approx(8)
     reading = check_clip(frames)
     # The starter model gets colour, motion and background right (100 / 100 / 100 % on held-out prompts) and
-    # shapes for 75 % of them, measured by `python -m engine.evaluate`; this prompt reads right at seeds 0-3.
+    # shapes for 75 % of them, measured by `python -m engine.training.evaluate`; this prompt reads right at seeds 0-3.
     assert (reading.colour, reading.shape, reading.motion, reading.background) == (
         "red",
         "circle",

@@ -4,10 +4,10 @@ import pytest
 
 from app.studio.engine_client import ProcessEngine, ThreadEngine
 from app.studio.job_queue import Job
-from engine.errors import InvalidRequest
-from engine.events import Frames
-from engine.request import GenerationRequest
-from engine.run_options import RunOptions
+from engine.api.errors import InvalidRequest
+from engine.api.events import Frames
+from engine.api.request import GenerationRequest
+from engine.api.run_options import RunOptions
 
 
 def test_the_switches_go_with_the_run_and_are_remembered(qtbot, window, monkeypatch):
@@ -76,8 +76,9 @@ def test_each_combination_of_switches_gets_its_own_backend(tiny_model, cache_dir
     request = GenerationRequest("a red circle", model=tiny_model, steps=2, frames=2, width=64, height=64)
     for options in (RunOptions(), RunOptions(quantize="int8"), RunOptions(memory="low")):
         list(engine.generate(request, options=options))
-    assert set(engine._backends) == {(tiny_model, None, False), (tiny_model, "int8", False)}
-    assert engine._backends[(tiny_model, "int8", False)].quantize == "int8"
+    plain, int8 = (tiny_model, *RunOptions().backend_key), (tiny_model, *RunOptions(quantize="int8").backend_key)
+    assert set(engine._backends) == {plain, int8}  # the memory setting is chosen per run: no backend of its own
+    assert engine._backends[int8].options.quantize == "int8"
 
 
 @pytest.mark.parametrize(

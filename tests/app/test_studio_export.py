@@ -7,7 +7,7 @@ from PySide6.QtWidgets import QDialog, QFileDialog
 from studio_helpers import PROMPT, clip_frames
 
 from app.studio.exporter import ExportDialog, next_free_path
-from engine.request import GenerationRequest
+from engine.api.request import GenerationRequest
 from export import ExportSettings, read_record
 
 REQUEST = GenerationRequest(PROMPT, seed=42, fps=8, width=96, height=64)

@@ -1,14 +1,16 @@
 """The studio shows the memory plan before a run, off the UI thread, and sends the memory setting with the run."""
 
+import pickle
 import threading
 
 from app.studio import request_form
-from app.studio.engine_client import ProcessEngine, rebuild_error
+from app.studio.engine_client import ProcessEngine
+from app.studio.engine_host import reported
 from app.studio.job_queue import Job
-from engine.events import Loaded
-from engine.memory_plan import MemoryNotice, OutOfMemory
-from engine.request import GenerationRequest
-from engine.run_options import RunOptions
+from engine.api.errors import OutOfMemory
+from engine.api.events import Loaded, MemoryNotice
+from engine.api.request import GenerationRequest
+from engine.api.run_options import RunOptions
 
 
 def test_the_plan_shows_under_the_model_picker_and_follows_the_settings(qtbot, window, monkeypatch):
@@ -67,5 +69,5 @@ def test_the_engine_process_announces_the_plan_of_the_setting(tiny_model):
 
 
 def test_out_of_memory_comes_back_as_itself():
-    error = rebuild_error("OutOfMemory", "x ran out of memory (GPU) with model offload")
+    error = pickle.loads(pickle.dumps(reported(OutOfMemory("x ran out of memory (GPU) with model offload"))))
     assert isinstance(error, OutOfMemory) and str(error) == "x ran out of memory (GPU) with model offload"

@@ -16,9 +16,9 @@ from tiny_diffusers.direct import gradient_picture
 
 from app.studio.downloads import DownloadMeter, progress_tqdm
 from app.studio.model_picker import OTHER_MODEL
-from engine.catalog import catalog
-from engine.errors import ModelLoadError
-from engine.request import GenerationRequest
+from engine.api.errors import ModelLoadError
+from engine.api.request import GenerationRequest
+from engine.registry.catalog import catalog
 from export import read_record
 
 WAN = "wan2.1-t2v-1.3b"
@@ -188,7 +188,7 @@ def test_other_model_folder_accepts_diffusers_folders_and_refuses_others(
 
 
 def test_download_shows_progress_then_the_model_is_on_disk(qtbot, hub_cache, window, monkeypatch, tmp_path):
-    import engine.hub
+    import engine.registry.hub
 
     gate, calls = threading.Event(), []
 
@@ -203,7 +203,7 @@ def test_download_shows_progress_then_the_model_is_on_disk(qtbot, hub_cache, win
         snapshot = hub_cache_with(hub_cache, model.hub_id, tmp_path)
         return snapshot, None
 
-    monkeypatch.setattr(engine.hub, "pull", fake_pull)
+    monkeypatch.setattr(engine.registry.hub, "pull", fake_pull)
     form, panel = window.form, window.form.downloads
     form.prompt_edit.setPlainText(PROMPT)
     form.select_model(WAN)
@@ -227,12 +227,12 @@ def test_download_shows_progress_then_the_model_is_on_disk(qtbot, hub_cache, win
 
 
 def test_a_failed_download_says_why_and_a_cancelled_one_stops(qtbot, hub_cache, window, monkeypatch):
-    import engine.hub
+    import engine.registry.hub
 
     def failing_pull(model, token=None, tqdm_class=None):
         raise ModelLoadError("stabilityai/stable-video-diffusion-img2vid is gated: accept its licence first")
 
-    monkeypatch.setattr(engine.hub, "pull", failing_pull)
+    monkeypatch.setattr(engine.registry.hub, "pull", failing_pull)
     panel = window.form.downloads
     window.form.select_model("svd")
     _wait_checked(qtbot, window, "svd")
@@ -255,7 +255,7 @@ def test_a_failed_download_says_why_and_a_cancelled_one_stops(qtbot, hub_cache, 
             updates.append(1000)
             time.sleep(0.005)
 
-    monkeypatch.setattr(engine.hub, "pull", endless_pull)
+    monkeypatch.setattr(engine.registry.hub, "pull", endless_pull)
     qtbot.mouseClick(panel.download_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel.progress_bar.value() > 0, timeout=5000)
     with qtbot.waitSignal(panel.cancelled, timeout=10_000):
@@ -363,7 +363,7 @@ def test_fast_switches_to_the_distilled_model_and_back(qtbot, hub_cache, window)
 
 def test_a_long_clip_keeps_its_finished_windows_on_screen(qtbot, window):
     from app.studio.job_queue import Job
-    from engine.request import GenerationRequest
+    from engine.api.request import GenerationRequest
 
     job = Job(GenerationRequest(PROMPT, frames=40))
     window._on_job_started(job)

@@ -1,20 +1,22 @@
 """The studio's Qt-free parts: prompt helpers, export names, history and settings files, the engine pipe."""
 
 import json
+import pickle
 import time
 
 import numpy as np
 import pytest
 from studio_helpers import PROMPT, clip_frames
 
-from app.studio.engine_client import ProcessEngine, rebuild_error
+from app.studio.engine_client import ProcessEngine
+from app.studio.engine_host import reported
 from app.studio.exporter import is_taken, next_free_path, suggested_name, with_extension
 from app.studio.history import HistoryStore
 from app.studio.prompt_tools import camera_move_in, camera_moves_for, unknown_words, with_camera_move
 from app.studio.settings_store import SettingsStore
-from engine.errors import Cancelled, ImageError, KinemoError
-from engine.events import Finished, Frames, Loaded, Preview, Progress
-from engine.request import GenerationRequest
+from engine.api.errors import Cancelled, ImageError, KinemoError
+from engine.api.events import Finished, Frames, Loaded, Preview, Progress
+from engine.api.request import GenerationRequest
 
 
 @pytest.mark.parametrize(
@@ -83,10 +85,11 @@ def test_settings_file_survives_damage(tmp_path):
     assert store.load() == {}
 
 
-def test_engine_errors_come_back_as_engine_exceptions():
-    assert isinstance(rebuild_error("ImageError", "image not found: x"), ImageError)
-    other = rebuild_error("RuntimeError", "CUDA out of memory")
-    assert isinstance(other, KinemoError) and "RuntimeError" in str(other)
+def test_engine_errors_travel_as_engine_exceptions():
+    image_error = pickle.loads(pickle.dumps(reported(ImageError("image not found: x\nmore"))))
+    assert type(image_error) is ImageError and str(image_error) == "image not found: x"
+    other = reported(RuntimeError("CUDA out of memory"))
+    assert type(other) is KinemoError and "RuntimeError" in str(other) and "CUDA out of memory" in str(other)
 
 
 def test_engine_process_streams_events_and_stops_within_a_step(tiny_model):

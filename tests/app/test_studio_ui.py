@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QWidget
 from studio_helpers import PROMPT, clip_frames, drop
 
 from app.studio.history import HistoryStore
-from engine.request import GenerationRequest
+from engine.api.request import GenerationRequest
 from export import ExportSettings, make_record, write_clip
 
 AUTOMATION_NAMES = [

@@ -1,0 +1,58 @@
+"""How a request runs, as opposed to what it makes: device, memory policy, precision and the fast-path switches.
+
+One RunOptions travels from the CLI's flags or the studio's switches to the backend (the studio sends it to its
+engine process next to the request). A new way of running is a field here, validated here, applied in the
+backend. Pure Python: no torch, no Qt.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, fields
+
+from engine.api.errors import InvalidRequest
+
+MEMORY_MODES = ("auto", "high", "low", "minimal")  # engine.planning.policies maps each to a policy
+QUANTIZE_CHOICES = ("int8",)  # engine.accel.quantize: the denoiser's weights in int8
+DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    device: str = "auto"  # auto (CUDA, then Apple MPS, then CPU), cuda, cuda:N, mps or cpu
+    memory: str = "auto"  # how a diffusers model trades speed for memory (engine.planning)
+    quantize: str | None = None  # "int8": the denoiser's weights in int8 (engine.accel.quantize)
+    onnx_temporal: bool = False  # temporal attention in onnxruntime (engine.accel.onnx_temporal)
+    kv_cache: bool = True  # reuse the conditioning's attention keys/values across steps and frames (exact)
+    token: str | None = None  # Hugging Face token for gated models; never written into a clip
+
+    def validate(self) -> RunOptions:
+        if not isinstance(self.device, str) or not DEVICE.match(self.device.lower()):
+            raise InvalidRequest(f"unknown device {self.device!r}; choose one of auto, cuda, mps, cpu (or cuda:N)")
+        if self.memory not in MEMORY_MODES:
+            raise InvalidRequest(f"unknown memory setting {self.memory!r}; choose one of {', '.join(MEMORY_MODES)}")
+        if self.quantize is not None and self.quantize not in QUANTIZE_CHOICES:
+            raise InvalidRequest(f"unknown quantisation {self.quantize!r}; choose one of {', '.join(QUANTIZE_CHOICES)}")
+        for name in ("onnx_temporal", "kv_cache"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidRequest(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.token is not None and not isinstance(self.token, str):
+            raise InvalidRequest("the hub token must be text")
+        return self
+
+    @property
+    def backend_key(self) -> tuple:
+        """What a loaded backend depends on besides the model (the memory policy is chosen per run)."""
+        return (self.device, self.quantize, self.onnx_temporal, self.kv_cache, self.token)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RunOptions:
+        if not isinstance(data, dict):
+            raise InvalidRequest("run options must be a JSON object")
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise InvalidRequest(f"unknown run options: {', '.join(unknown)}")
+        return cls(**data).validate()

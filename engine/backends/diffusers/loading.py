@@ -1,0 +1,79 @@
+"""Building a diffusers pipeline from a folder on disk: safetensors only, the catalog's variant and scheduler,
+AnimateDiff's motion adapter, and the denoiser in int8 from Kinemo's cache when asked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.registry.catalog import CatalogEntry
+from engine.registry.layout import DiffusersFolder
+
+
+@dataclass(frozen=True)
+class PipelineSource:
+    folder: DiffusersFolder
+    entry: CatalogEntry | None = None  # the catalog's variant, scheduler and adapter settings
+    adapter: Path | None = None  # AnimateDiff's motion adapter: a folder, or a single safetensors file
+
+
+def load_pipeline(source: PipelineSource, class_name: str, dtype, quantize: str | None) -> tuple[object, bool | None]:
+    """(pipeline, int8_from_cache): the pipeline, with its denoiser in int8 when quantize says so (from the
+    cache, or quantised now and cached); int8_from_cache is None without int8."""
+    if not quantize:
+        return from_pretrained(source, class_name, dtype), None
+    from engine.accel.quantize_diffusers import cached_denoiser, denoiser_name, source_sha256, store_denoiser
+
+    name = denoiser_name(source.folder.components)
+    key = source_sha256(source.folder.path, name, source.adapter, dtype)
+    denoiser = cached_denoiser(key)
+    if denoiser is not None:
+        return from_pretrained(source, class_name, dtype, **{name: denoiser}), True
+    pipe = from_pretrained(source, class_name, dtype)
+    store_denoiser(getattr(pipe, name), key)
+    return pipe, False
+
+
+def from_pretrained(source: PipelineSource, class_name: str, dtype, **components):
+    import diffusers
+
+    cls = getattr(diffusers, class_name)
+    entry = source.entry
+    kwargs = dict(dtype=dtype, use_safetensors=True, **components)
+    if entry is not None and entry.variant:
+        kwargs["variant"] = entry.variant
+    if source.adapter is not None:  # AnimateDiff from the catalog: base model + motion adapter
+        # (none needed when the int8 UNetMotionModel, adapter included, comes from the cache)
+        kwargs["motion_adapter"] = None if "unet" in components else load_adapter(source, dtype)
+    pipe = cls.from_pretrained(source.folder.path, **kwargs)
+    if entry is not None and entry.scheduler:
+        overrides = dict(entry.scheduler)
+        scheduler_cls = getattr(diffusers, overrides.pop("class", type(pipe.scheduler).__name__))
+        pipe.scheduler = scheduler_cls.from_config(pipe.scheduler.config, **overrides)
+    return pipe
+
+
+def load_adapter(source: PipelineSource, dtype):
+    from diffusers import MotionAdapter
+
+    if source.adapter.is_dir():
+        return MotionAdapter.from_pretrained(source.adapter, dtype=dtype, use_safetensors=True)
+    from safetensors.torch import load_file  # a single-file adapter such as AnimateDiff-Lightning
+
+    entry = source.entry
+    adapter = MotionAdapter(**(entry.adapter.config if entry and entry.adapter else {}))
+    adapter.load_state_dict(load_file(str(source.adapter)))
+    return adapter.to(dtype)
+
+
+def host_bytes(pipe) -> int:
+    """Bytes of a loaded pipeline's weights that sit in this process's RAM."""
+    if pipe is None:
+        return 0
+    total = 0
+    for component in pipe.components.values():
+        if hasattr(component, "parameters"):
+            for tensor in [*component.parameters(), *component.buffers()]:
+                if tensor.device.type == "cpu":
+                    total += tensor.numel() * tensor.element_size()
+    return total

@@ -1,0 +1,94 @@
+"""Running a diffusers pipeline call as a stream of events.
+
+A pipeline call is one blocking function, while a backend yields events as it goes; so the call runs on a
+worker thread whose step callback posts progress and previews to a queue, and raises Cancelled when the
+consumer asks to stop or walks away.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Generator
+
+import numpy as np
+
+from engine.api.errors import Cancelled, InvalidRequest, KinemoError
+from engine.api.events import Event, Preview, Progress
+from engine.api.request import GenerationRequest
+from engine.backends.diffusers.placement import is_out_of_memory
+from engine.backends.diffusers.preview import latent_preview
+from engine.util.frames import to_uint8
+
+
+class PipelineOutOfMemory(Exception):
+    """The pipeline (or loading it) ran out of memory; the backend retries or raises OutOfMemory."""
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def run_pipeline(
+    pipe,
+    arguments: dict,
+    request: GenerationRequest,
+    latent_layout: str,
+    latent_grid: tuple[int, int, int] | None,
+    should_stop: Callable[[], bool] | None,
+    model_id: str,
+) -> Generator[Event, None, tuple[np.ndarray, float]]:
+    """Call the pipeline on a worker thread, yielding Progress and Preview; return (frames, seconds)."""
+    events: queue.Queue = queue.Queue()
+    stop = threading.Event()
+
+    def on_step(pipe, index, timestep, tensors):
+        events.put(("step", index, float(timestep), latent_preview(tensors["latents"], latent_layout, latent_grid)))
+        if stop.is_set():
+            raise Cancelled("generation cancelled")
+        return {}
+
+    def work():
+        import torch
+
+        try:
+            generator = torch.Generator("cpu").manual_seed(request.seed)
+            result = pipe(
+                **arguments,
+                generator=generator,
+                callback_on_step_end=on_step,
+                callback_on_step_end_tensor_inputs=["latents"],
+            )
+            events.put(("done", result.frames))
+        except (ValueError, TypeError) as exc:  # the pipeline's own input checks
+            events.put(
+                ("error", exc if isinstance(exc, KinemoError) else InvalidRequest(f"{model_id}: {first_line(exc)}"))
+            )
+        except BaseException as exc:  # handed to the consumer's thread, raised there
+            if is_out_of_memory(exc):  # only the message: the traceback would keep the run's tensors alive
+                events.put(("oom", first_line(exc)))
+            else:
+                events.put(("error", exc))
+
+    started = time.perf_counter()
+    worker = threading.Thread(target=work, name="kinemo-diffusers", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, *payload = events.get()
+            if kind == "error":
+                raise payload[0]
+            if kind == "oom":
+                raise PipelineOutOfMemory(payload[0])
+            if kind == "done":
+                return to_uint8(np.asarray(payload[0])[0]), time.perf_counter() - started
+            index, timestep, preview = payload
+            yield Progress(index + 1, request.steps, int(timestep), time.perf_counter() - started)
+            yield Preview(index + 1, preview)
+            if should_stop is not None and should_stop():
+                stop.set()
+    finally:
+        stop.set()  # the consumer may have walked away: the callback ends the run at the next step
+        worker.join()

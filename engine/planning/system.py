@@ -1,0 +1,81 @@
+"""What is free: this process's resident memory, the machine's available RAM, a CUDA device's free memory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from engine.planning.estimate import TYPICAL_BASELINE
+
+MB = 2**20
+
+
+def process_rss() -> int:
+    """Resident bytes of this process now."""
+    try:
+        import psutil
+
+        return int(psutil.Process().memory_info().rss)
+    except ImportError:
+        pass
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return TYPICAL_BASELINE
+
+
+def free_ram() -> int | None:
+    """Bytes of RAM available to a new allocation without swapping (MemAvailable)."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        pass
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def free_vram(device: str) -> int | None:
+    """Free bytes on a CUDA device, counting what this process's torch holds in its cache as free."""
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    index = torch.device(device).index
+    index = torch.cuda.current_device() if index is None else index
+    free, _ = torch.cuda.mem_get_info(index)
+    return int(free + torch.cuda.memory_reserved(index))
+
+
+def gpu_without_torch() -> tuple[str, int] | None:
+    """("cuda", free bytes of GPU 0) from nvidia-smi, for a process that must not import torch (the studio)."""
+    if "torch" in sys.modules:
+        import torch
+
+        if torch.cuda.is_available():
+            return "cuda", free_vram("cuda")
+        return None
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return None
+    try:
+        out = subprocess.run(
+            [smi, "--query-gpu=memory.free", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout
+        return "cuda", int(out.splitlines()[0].strip()) * MB
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None

@@ -1,0 +1,43 @@
+"""Where the bundled models live and what their configs say, read as JSON (no torch).
+
+The bundled weights are package data: assets/ beside the engine in a source checkout, or the copy a
+wheel installs; KINEMO_ASSETS points elsewhere (tests, a model trained by hand).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from engine.api.errors import ModelLoadError
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+ASSETS_DIR = Path(os.environ.get("KINEMO_ASSETS", Path(__file__).resolve().parents[2] / "assets"))
+STARTER_DIR = ASSETS_DIR / "kinemo-starter"
+FAST_DIR = ASSETS_DIR / "kinemo-starter-fast"  # the starter distilled to a few steps (engine.training.distill)
+
+
+def read_config(folder: Path) -> dict:
+    """The model's config.json as a dict (without the model_type tag or private "_" keys)."""
+    config_path = Path(folder) / CONFIG_NAME
+    if not config_path.is_file():
+        raise ModelLoadError(f"model file missing: {config_path}")
+    try:
+        raw = json.loads(config_path.read_text())
+    except ValueError as exc:
+        raise ModelLoadError(f"unreadable model config {config_path}: {exc}") from exc
+    return {k: v for k, v in raw.items() if k != "model_type" and not k.startswith("_")}
+
+
+def read_sampling(folder: Path) -> list[int] | None:
+    """The explicit timesteps a distilled model was trained for ("_sampling" in its config), else None."""
+    try:
+        raw = json.loads((Path(folder) / CONFIG_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    timesteps = (raw.get("_sampling") or {}).get("timesteps") if isinstance(raw, dict) else None
+    if not timesteps or not all(isinstance(t, int) for t in timesteps):
+        return None
+    return list(timesteps)

@@ -1,0 +1,138 @@
+"""What Kinemo knows about each diffusers video family, one Family record each: pipeline classes and the
+model_index.json classes that identify a folder, frame and size rules, negative-prompt support, which of
+Kinemo's caches and accelerations apply, and the memory calibration. The call arguments live with the
+backend (engine.backends.diffusers.arguments).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from engine.api.errors import InvalidRequest
+from engine.api.request import GenerationRequest
+
+
+@dataclass(frozen=True)
+class MemoryCalibration:
+    """CPU/fp32 constants of the memory estimate, fitted by `python bench/bench_memory_plan.py --calibrate`
+    (engine.planning.estimate says how they enter it; the means of two runs, spread up to 10 % of a peak)."""
+
+    den_fixed: float  # MB the first denoising step adds whatever the size (oneDNN buffers, text encoding, ...)
+    den_k: float  # denoiser activation units alive at the step's peak
+    dec_fixed: float  # MB the decode phase holds whatever the size (what the allocator kept from denoising)
+    k_px: float  # extra floats per decoded pixel beyond K_LIVE x channels (the 3D VAEs' conv workspaces)
+
+
+@dataclass(frozen=True)
+class Family:
+    """Everything Kinemo knows about one diffusers video family; a new family is one more record here."""
+
+    name: str
+    label: str
+    t2v_class: str | None
+    i2v_class: str | None
+    latent_layout: str  # einops pattern of the latents the step callback sees ("packed": LTX's tokens)
+    frame_step: int  # frame counts must be frame_step * k + 1 (1 = any count)
+    size_multiple: int
+    memory: MemoryCalibration
+    # pipeline class recorded in a folder's model_index.json -> the tasks such a folder can do
+    pipelines: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    negative_prompt: bool = True
+    unet: bool = False  # a UNet denoiser whose cross-attention sees one copy per frame (conditioning K/V reuse)
+    cfg_sequential: bool = False  # runs the conditional and unconditional passes one after the other
+    onnx_motion: bool = False  # its motion modules run in onnxruntime with --onnx-temporal
+    context_frames: int | None = None  # frames its temporal layers see at once; longer clips use context windows
+
+    def pipeline_class(self, task: str) -> str:
+        name = self.t2v_class if task == "t2v" else self.i2v_class
+        if name is None:
+            raise InvalidRequest(f"{self.label} has no {'text' if task == 't2v' else 'image'}-to-video pipeline")
+        return name
+
+    def check(self, request: GenerationRequest, model: str) -> None:
+        """Family rules on frames and size, with the nearest valid values in the message."""
+        f = request.frames
+        if self.frame_step > 1 and (f - 1) % self.frame_step:
+            below = (f - 1) // self.frame_step * self.frame_step + 1
+            raise InvalidRequest(
+                f"{model} makes clips of {self.frame_step}k+1 frames; {f} is not one (use {max(below, 1)} or {below + self.frame_step})"
+            )
+        for name in ("width", "height"):
+            value = getattr(request, name)
+            if value % self.size_multiple:
+                low = max(self.size_multiple, value // self.size_multiple * self.size_multiple)
+                raise InvalidRequest(
+                    f"{model} needs a {name} that is a multiple of {self.size_multiple}; {value} is not (use {low} or {low + self.size_multiple})"
+                )
+
+
+FAMILIES = {
+    f.name: f
+    for f in (
+        Family(
+            "animatediff",
+            "AnimateDiff",
+            "AnimateDiffPipeline",
+            None,
+            "b c f h w",
+            1,
+            8,
+            MemoryCalibration(den_fixed=21, den_k=48.0, dec_fixed=56, k_px=22.0),
+            {"AnimateDiffPipeline": ("t2v",)},
+            unet=True,
+            onnx_motion=True,
+            context_frames=16,
+        ),
+        Family(
+            "svd",
+            "Stable Video Diffusion",
+            None,
+            "StableVideoDiffusionPipeline",
+            "b f c h w",
+            1,
+            8,
+            MemoryCalibration(den_fixed=15, den_k=66.0, dec_fixed=240, k_px=26.0),
+            {"StableVideoDiffusionPipeline": ("i2v",)},
+            negative_prompt=False,
+            unet=True,
+        ),
+        Family(
+            "wan",
+            "Wan 2.1",
+            "WanPipeline",
+            "WanImageToVideoPipeline",
+            "b c f h w",
+            4,
+            16,
+            # den_k 12 for the transformer families is not fitted: their tiny denoisers' activations are too
+            # small to show; it counts a block's tensors of the model's width (hidden, norm, q, k, v, 4x MLP...)
+            MemoryCalibration(den_fixed=33, den_k=12.0, dec_fixed=55, k_px=170.0),
+            {"WanPipeline": ("t2v",), "WanImageToVideoPipeline": ("i2v",)},
+            cfg_sequential=True,
+        ),
+        Family(
+            "ltx",
+            "LTX-Video",
+            "LTXPipeline",
+            "LTXImageToVideoPipeline",
+            "packed",
+            8,
+            32,
+            MemoryCalibration(den_fixed=11, den_k=12.0, dec_fixed=25, k_px=6.0),
+            {name: ("t2v", "i2v") for name in ("LTXPipeline", "LTXImageToVideoPipeline", "LTXConditionPipeline")},
+        ),
+        Family(
+            "cogvideox",
+            "CogVideoX",
+            "CogVideoXPipeline",
+            "CogVideoXImageToVideoPipeline",
+            "b f c h w",
+            8,
+            16,
+            MemoryCalibration(den_fixed=14, den_k=12.0, dec_fixed=10, k_px=388.0),
+            {"CogVideoXPipeline": ("t2v",), "CogVideoXImageToVideoPipeline": ("i2v",)},
+        ),
+    )
+}
+# pipeline class in model_index.json -> (family, tasks)
+PIPELINE_FAMILIES = {cls: (f.name, tasks) for f in FAMILIES.values() for cls, tasks in f.pipelines.items()}

@@ -1,0 +1,67 @@
+"""Reading and preparing first-frame pictures for image-to-video. PIL and numpy only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from engine.api.errors import ImageError
+
+MAX_PIXELS = 64_000_000
+
+
+def _to_rgb8(image: Image.Image) -> np.ndarray:
+    """Any PIL mode -> (h, w, 3) uint8; transparency is composited over black, 16-bit is scaled."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        values = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
+        gray = np.clip(values / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=-1)
+    if image.mode == "F":
+        gray = np.clip(np.asarray(image, dtype=np.float64) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=-1)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
+        rgb = rgba[..., :3] * (rgba[..., 3:] / 255.0)
+        return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Read a picture as (h, w, 3) uint8 or raise ImageError with a one-line reason."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"image not found: {path}")
+    if path.is_dir():
+        raise ImageError(f"image path is a folder, not a picture: {path}")
+    if path.stat().st_size == 0:
+        raise ImageError(f"image is empty (0 bytes): {path}")
+    try:
+        with Image.open(path) as image:
+            if image.width * image.height > MAX_PIXELS:
+                raise ImageError(f"image is too large ({image.width}x{image.height}): {path}")
+            image.load()
+            return _to_rgb8(image)
+    except UnidentifiedImageError:
+        raise ImageError(f"not a picture Kinemo can read: {path}") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ImageError(f"image is damaged or truncated ({reason}): {path}") from None
+
+
+def fit_to_frame(rgb: np.ndarray, aspect: float, size: int) -> np.ndarray:
+    """Centre-crop to the output aspect (width / height), then resize to the model's square frame.
+
+    The export later stretches the square frames back to the output size, so the picture keeps
+    its proportions in the clip.
+    """
+    h, w = rgb.shape[:2]
+    if w / h > aspect:
+        crop_w, crop_h = max(1, round(h * aspect)), h
+    else:
+        crop_w, crop_h = w, max(1, round(w / aspect))
+    left, top = (w - crop_w) // 2, (h - crop_h) // 2
+    cropped = Image.fromarray(rgb[top : top + crop_h, left : left + crop_w])
+    return np.array(cropped.resize((size, size), Image.Resampling.LANCZOS), dtype=np.uint8)

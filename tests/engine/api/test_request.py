@@ -1,0 +1,45 @@
+import pytest
+
+from engine.api.errors import InvalidRequest
+from engine.api.request import GenerationRequest
+
+
+def test_round_trip_through_json():
+    request = GenerationRequest("a red circle grows on a black background", seed=7, guidance=3.5, image="x.png")
+    assert GenerationRequest.from_json(request.to_json()) == request
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"prompt": ""}, "prompt is empty"),
+        ({"prompt": "   \n"}, "prompt is empty"),
+        ({"frames": 0}, "frames"),
+        ({"frames": 1025}, "frames"),
+        ({"fps": 0}, "fps"),
+        ({"steps": 0}, "steps"),
+        ({"steps": 5000}, "steps"),
+        ({"width": 16}, "width"),
+        ({"height": 99999}, "height"),
+        ({"width": 101}, "even"),
+        ({"guidance": float("nan")}, "guidance"),
+        ({"seed": -1}, "seed"),
+        ({"frames": 2.5}, "whole number"),
+        ({"frames": True}, "whole number"),
+        ({"prompt": "x" * 3000}, "limit"),
+    ],
+)
+def test_bad_values_are_refused_with_the_field_named(changes, message):
+    with pytest.raises(InvalidRequest, match=message):
+        GenerationRequest("a red circle", **{k: v for k, v in changes.items() if k != "prompt"}).with_changes(
+            **changes
+        ).validate()
+
+
+def test_from_json_refuses_unknown_fields_and_bad_json():
+    with pytest.raises(InvalidRequest, match="unknown request fields: colour"):
+        GenerationRequest.from_dict({"prompt": "x", "colour": "red"})
+    with pytest.raises(InvalidRequest, match="not valid JSON"):
+        GenerationRequest.from_json("{")
+    with pytest.raises(InvalidRequest, match="schema"):
+        GenerationRequest.from_dict({"prompt": "x", "schema": "other/9"})

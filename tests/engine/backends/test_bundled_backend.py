@@ -1,0 +1,114 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from engine.api.errors import Cancelled, InvalidRequest
+from engine.api.events import Finished, Frames, Loaded, MemoryNotice, Notice, Preview, Progress
+from engine.api.request import GenerationRequest
+from engine.backends.base import open_backend
+from engine.backends.bundled import BundledBackend
+from engine.backends.bundled_windows import resample_frames
+
+
+def _events(backend, request, **kw):
+    return list(backend.generate(request, **kw))
+
+
+def test_events_arrive_in_order_with_a_preview_per_step(tiny_model_dir):
+    backend = BundledBackend(tiny_model_dir)
+    events = _events(backend, GenerationRequest("a red circle grows on a black background", steps=3, frames=16))
+    kinds = [type(e) for e in events]
+    assert kinds[:2] == [Loaded, MemoryNotice]  # the plan comes right after loading, from every backend
+    assert kinds[2:8] == [Progress, Preview] * 3
+    assert kinds[-2:] == [Frames, Finished]
+    frames = events[-2].frames
+    assert frames.shape == (16, 64, 64, 3) and frames.dtype == np.uint8
+    assert [e.step for e in events if isinstance(e, Progress)] == [1, 2, 3]
+
+
+def test_same_request_gives_identical_frames_and_seed_changes_them(tiny_model_dir):
+    backend = BundledBackend(tiny_model_dir)
+    request = GenerationRequest("a blue square moves up on a gray background", steps=2, seed=5)
+    a = _events(backend, request)[-2].frames
+    b = _events(backend, request)[-2].frames
+    c = _events(backend, request.with_changes(seed=6))[-2].frames
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_no_autograd_graph_is_built(tiny_model_dir):
+    backend = BundledBackend(tiny_model_dir)
+    backend.load()
+    seen = []
+    hook = backend.model.blocks[0].register_forward_hook(
+        lambda m, i, o: seen.append(o.requires_grad or o.grad_fn is not None)
+    )
+    try:
+        _events(backend, GenerationRequest("a red circle", steps=2))
+    finally:
+        hook.remove()
+    assert seen and not any(seen)
+
+
+def test_unknown_words_are_reported(tiny_model_dir):
+    events = _events(
+        BundledBackend(tiny_model_dir), GenerationRequest("a red dragon flies", negative_prompt="blurry", steps=1)
+    )
+    notices = [e.message for e in events if isinstance(e, Notice)]
+    assert any("'dragon', 'flies'" in n for n in notices)
+    assert any("negative prompt" in n and "'blurry'" in n for n in notices)
+
+
+def test_cancel_stops_within_one_step(tiny_model_dir):
+    backend = BundledBackend(tiny_model_dir)
+    progress = []
+
+    def should_stop():
+        return len(progress) >= 2
+
+    with pytest.raises(Cancelled):
+        for event in backend.generate(GenerationRequest("a red circle", steps=10), should_stop=should_stop):
+            if isinstance(event, Progress):
+                progress.append(event)
+            assert not isinstance(event, Frames)
+    assert len(progress) == 2
+
+
+def test_image_to_video_reads_the_picture(tiny_model_dir, tmp_path):
+    picture = tmp_path / "first.png"
+    Image.fromarray(np.full((40, 80, 3), 200, np.uint8)).save(picture)
+    backend = BundledBackend(tiny_model_dir)
+    plain = _events(backend, GenerationRequest("the camera pans left", steps=2))[-2].frames
+    with_image = _events(backend, GenerationRequest("the camera pans left", steps=2, image=str(picture)))[-2].frames
+    assert not np.array_equal(plain, with_image)
+
+
+def test_frame_count_out_of_range_for_the_model(tiny_model_dir):
+    with pytest.raises(InvalidRequest, match="frames must be between 1 and 1024"):
+        _events(BundledBackend(tiny_model_dir), GenerationRequest("a red circle").with_changes(frames=1025))
+
+
+def test_fewer_frames_keep_the_whole_move():
+    frames = np.arange(16)[:, None, None, None] * np.ones((16, 2, 2, 3), np.uint8)
+    picked = resample_frames(frames, 4)
+    assert [int(f[0, 0, 0]) for f in picked] == [0, 5, 10, 15]
+
+
+def test_open_backend(tiny_model_dir, tmp_path):
+    assert open_backend(str(tiny_model_dir)).folder == tiny_model_dir
+    with pytest.raises(InvalidRequest, match="unknown model"):
+        open_backend("no-such-model")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "config.json").write_text('{"model_type": "unet"}')
+    with pytest.raises(InvalidRequest, match="not a Kinemo model folder"):
+        open_backend(str(tmp_path / "other"))
+
+
+def test_a_suspended_generation_leaves_the_callers_autograd_alone(tiny_model_dir):
+    events = BundledBackend(tiny_model_dir).generate(GenerationRequest("a red circle", steps=3))
+    for event in events:
+        if isinstance(event, Preview):
+            break  # suspended mid-run
+    assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+    events.close()
