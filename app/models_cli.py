@@ -10,8 +10,7 @@ def hub_model_for(name: str):
     """(catalog entry or None, HubModel) behind a catalog id or a hub id."""
     from engine.api.errors import InvalidRequest
     from engine.registry.catalog import find_entry
-    from engine.registry.model_options import hub_model
-    from engine.registry.resolve import STARTER_ID
+    from engine.registry.resolve import STARTER_ID, hub_model
 
     if name == STARTER_ID:
         raise InvalidRequest(f"{STARTER_ID} ships with Kinemo: there is nothing to download or remove")

@@ -107,7 +107,8 @@ def progress_tqdm(meter: DownloadMeter) -> type:
 def download_model(model: str, meter: DownloadMeter):
     """Worker thread: download (or finish downloading) a hub model; returns its ModelOptions, now on disk."""
     from engine.registry import hub
-    from engine.registry.model_options import hub_model, model_options
+    from engine.registry.model_options import model_options
+    from engine.registry.resolve import hub_model
 
     target = hub_model(model)
     if target is None:

@@ -145,7 +145,7 @@ def decode_pixels(shape: Shape, vae: Component | None, tiled: bool) -> int:
     name = vae.class_name if vae else ""
     config = vae.config if vae else {}
     f, h, w = shape.frames, shape.height, shape.width
-    tile_h = tile_w = None
+    tile_h = tile_w = 0  # 0: the VAE does not tile
     if name == "AutoencoderKL":
         chunk = 1 if tiled else min(f, 16)  # AnimateDiff decodes 16 frames at a time; slicing one
         size = config.get("sample_size", 512)
@@ -162,7 +162,7 @@ def decode_pixels(shape: Shape, vae: Component | None, tiled: bool) -> int:
         tile_h, tile_w = int(config.get("sample_height", 480)), int(config.get("sample_width", 720))
     else:  # SVD's temporal decoder: every frame at once, no tiling
         chunk = f
-    if tiled and tile_h and (h > tile_h or w > tile_w):
+    if tiled and tile_h and tile_w and (h > tile_h or w > tile_w):
         h, w = min(h, tile_h), min(w, tile_w)
     return chunk * h * w
 
@@ -228,7 +228,7 @@ def estimate_diffusers(
         return Estimate(0, int(ram), parts)
 
     # on a GPU: which weights are there during each phase
-    den_name = den.name if den else None
+    den_name = den.name if den else ""
     den_bytes = weights.get(den_name, 0)
     if fp8 and den is not None:  # stored at one byte a weight (the few layers kept in full precision ignored)
         den_bytes = den_bytes // size

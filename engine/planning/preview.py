@@ -51,7 +51,7 @@ def _components_on_disk(model: str) -> dict[str, Component] | None:
     if not folder.is_dir():
         from engine.registry.catalog import find_entry
         from engine.registry.hub import local_paths
-        from engine.registry.model_options import hub_model
+        from engine.registry.resolve import hub_model
 
         hub = hub_model(model)
         found = local_paths(hub) if hub is not None else None

@@ -62,9 +62,8 @@ def gpu_without_torch() -> tuple[str, int] | None:
     if "torch" in sys.modules:
         import torch
 
-        if torch.cuda.is_available():
-            return "cuda", free_vram("cuda")
-        return None
+        free = free_vram("cuda") if torch.cuda.is_available() else None
+        return None if free is None else ("cuda", free)
     smi = shutil.which("nvidia-smi")
     if smi is None:
         return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,7 +157,7 @@ def disk_bytes(model: HubModel) -> int:
     return sum(r.size_on_disk for r in cache.repos if r.repo_type == "model" and r.repo_id in model.repos)
 
 
-def remove(model: HubModel, keep: set[str] = frozenset()) -> tuple[int, list[str]]:
+def remove(model: HubModel, keep: Collection[str] = frozenset()) -> tuple[int, list[str]]:
     """Delete the model's repositories from the hub cache, except those in keep; (bytes freed, repos removed)."""
     from huggingface_hub import scan_cache_dir
 

@@ -9,17 +9,15 @@ Pure Python: no torch, no diffusers, no Qt.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from engine.api.errors import InvalidRequest
 from engine.api.request import LIMITS, GenerationRequest
-from engine.registry.catalog import CatalogEntry, catalog, find_entry
+from engine.registry.catalog import CatalogEntry, catalog
 from engine.registry.families import FAMILIES
-from engine.registry.resolve import HUB_ID, STARTER_FAST_ID, STARTER_ID
+from engine.registry.resolve import STARTER_FAST_ID, STARTER_ID, ModelRef, hub_model, resolve_model
 
-STARTER_MAX_FRAMES = LIMITS["frames"][1]  # beyond its 16-frame window, the bundled model works window by window
+STARTER_MAX_FRAMES = int(LIMITS["frames"][1])  # beyond its 16-frame window, the bundled model works window by window
 STARTER_LABEL = "Kinemo"
 DEFAULT_KEYS = ("steps", "guidance", "width", "height", "frames", "fps")
 
@@ -32,7 +30,7 @@ class ModelOptions:
     family: str  # "kinemo" for Kinemo's own models; "" for a hub model whose family is not known yet
     tasks: tuple[str, ...]  # among "t2v", "i2v"
     defaults: dict = field(default_factory=dict)  # steps, guidance, width, height, frames, fps ({} = none known)
-    max_frames: int = LIMITS["frames"][1]
+    max_frames: int = int(LIMITS["frames"][1])
     frame_step: int = 1  # frame counts are frame_step * k + 1
     size_multiple: int = 2
     negative_prompt: bool = True
@@ -74,7 +72,7 @@ class ModelOptions:
     def valid_size(self, pixels: int) -> int:
         """The width or height this model can make that is nearest to pixels."""
         multiple = self.size_multiple
-        low, high = LIMITS["width"]
+        low, high = (int(v) for v in LIMITS["width"])
         lowest, highest = -(-low // multiple) * multiple, high // multiple * multiple
         return min(max((pixels + multiple // 2) // multiple * multiple, lowest), highest)
 
@@ -142,48 +140,24 @@ def catalog_options(model: str) -> ModelOptions | None:
     return _entry_options(model, entry) if entry is not None else None
 
 
-def hub_model(model: str):
-    """The engine.registry.hub.HubModel behind a catalog id or a hub id; None for the starter and folders."""
-    from engine.registry.hub import HubModel
-
-    if model in (STARTER_ID, STARTER_FAST_ID) or Path(model).expanduser().is_dir():
-        return None
-    entry = find_entry(model)
-    if entry is not None:
-        return HubModel.from_entry(entry)
-    return HubModel(model, model) if _is_hub_id(model) else None
-
-
-def _is_hub_id(model: str) -> bool:
-    return bool(HUB_ID.match(model)) and not model.startswith((".", "~"))
-
-
 def _needs_download(model: str) -> bool:
     from engine.registry.hub import local_paths
 
     return local_paths(hub_model(model)) is None
 
 
-def _folder_options(model: str, folder: Path) -> ModelOptions:
+def _folder_options(ref: ModelRef) -> ModelOptions:
+    folder = ref.folder
+    assert folder is not None  # folder refs always carry their folder
     name = f"{folder.name} (folder)"
-    if (folder / "model_index.json").is_file():
+    if ref.kind == "diffusers_folder":
         from engine.registry.catalog import family_defaults
         from engine.registry.layout import inspect_folder
 
         found = inspect_folder(folder)  # ModelLoadError names what is wrong with it
         label = f"{FAMILIES[found.family].label} · {name}"
-        return _family_options(model, label, "folder", found.family, found.tasks, family_defaults(found.family))
-    config = folder / "config.json"
-    try:
-        data = json.loads(config.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InvalidRequest(
-            f"{folder} is neither a Kinemo model folder (config.json) nor a diffusers one (model_index.json)"
-        ) from exc
-    if not isinstance(data, dict) or data.get("model_type") != "kinemo-dit":
-        model_type = data.get("model_type") if isinstance(data, dict) else None
-        raise InvalidRequest(f"{folder} is not a Kinemo model folder (model_type {model_type!r})")
-    return _kinemo_options(model, f"{STARTER_LABEL} · {name}", "folder", STARTER_MAX_FRAMES)
+        return _family_options(ref.name, label, "folder", found.family, found.tasks, family_defaults(found.family))
+    return _kinemo_options(ref.name, f"{STARTER_LABEL} · {name}", "folder", STARTER_MAX_FRAMES)
 
 
 def _unknown_hub_model(model: str, needs_download: bool) -> ModelOptions:
@@ -229,18 +203,13 @@ def model_options(model: str) -> ModelOptions:
 
     Raises InvalidRequest for a name that is no model, ModelLoadError for a broken diffusers folder.
     """
-    if not isinstance(model, str) or not model.strip():
-        raise InvalidRequest("the model name is empty")
-    if model in (STARTER_ID, STARTER_FAST_ID):
-        return catalog_options(model)
-    folder = Path(model).expanduser()
-    if folder.is_dir():
-        return _folder_options(model, folder)
-    entry = find_entry(model)
-    if entry is not None:
-        return replace(_entry_options(model, entry), needs_download=_needs_download(model))
-    if _is_hub_id(model):
-        return _hub_options(model)
-    raise InvalidRequest(
-        f"unknown model {model!r}: use a catalog id (`kinemo models list`), a hub id such as org/name, or a model folder"
-    )
+    ref = resolve_model(model)
+    if ref.kind == "bundled":
+        options = catalog_options(ref.name)
+        assert options is not None  # every bundled id has catalog options
+        return options
+    if ref.kind in ("kinemo_folder", "diffusers_folder"):
+        return _folder_options(replace(ref, name=model))
+    if ref.kind == "catalog" and ref.entry is not None:
+        return replace(_entry_options(model, ref.entry), needs_download=_needs_download(model))
+    return _hub_options(model)
