@@ -6,6 +6,18 @@ import pytest  # noqa: E402
 from tiny_models import save_tiny_model  # noqa: E402
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked gpu need CUDA: they are skipped, saying so, where torch sees none (CI has no GPU)."""
+    gpu_tests = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_tests:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        for item in gpu_tests:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU (marker gpu)"))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def kinemo_cache_dir(tmp_path_factory):
     """Derived files (int8 weights, ONNX graphs) go to a private folder, never the user's cache."""

@@ -20,7 +20,7 @@ def test_asking_for_missing_cuda_is_an_error():
         pick_device("cuda")
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.gpu
 def test_cuda_runs_in_half_precision():
     assert pick_dtype("cuda") in (torch.bfloat16, torch.float16)
 
