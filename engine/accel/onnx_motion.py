@@ -32,6 +32,7 @@ from torch import nn
 from engine.accel.artifacts import cache_root
 from engine.accel.onnx_temporal import _quiet_exporter, _versions, cached_sessions
 from engine.api.errors import InvalidRequest
+from engine.util.patching import patched
 
 log = logging.getLogger("kinemo.engine")
 
@@ -204,10 +205,9 @@ class OnnxMotion:
         found = motion_modules(unet)
         if len(found) != len(self.sessions):
             raise ValueError(f"{len(self.sessions)} ONNX motion modules for a UNet with {len(found)}")
-        for (parent, index, module), session in zip(found, self.sessions):
-            parent[index] = OnnxMotionModule(session, module, self.device)
-        try:
+        stand_ins = [
+            (parent, index, OnnxMotionModule(session, module, self.device))
+            for (parent, index, module), session in zip(found, self.sessions)
+        ]
+        with patched(stand_ins):
             yield self
-        finally:
-            for parent, index, module in found:
-                parent[index] = module

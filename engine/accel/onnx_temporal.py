@@ -45,6 +45,7 @@ from torch import nn
 from engine.accel.artifacts import cache_root, file_matches, forget_manifest, read_manifest, write_manifest
 from engine.api.errors import ModelLoadError
 from engine.kinemo.temporal_attention import TemporalAttention
+from engine.util.patching import patched
 
 log = logging.getLogger("kinemo.engine")
 
@@ -319,13 +320,12 @@ class OnnxTemporal:
     @contextmanager
     def attached(self, model):
         """Within the block, every block's temporal attention runs in onnxruntime."""
-        originals = [block.temporal for block in model.blocks]
-        if len(originals) != len(self.sessions):
-            raise ValueError(f"{len(self.sessions)} ONNX temporal blocks for a model with {len(originals)} blocks")
-        for block, session, original in zip(model.blocks, self.sessions, originals):
-            block.temporal = OnnxTemporalAttention(session, original, self.device)
-        try:
+        blocks = list(model.blocks)
+        if len(blocks) != len(self.sessions):
+            raise ValueError(f"{len(self.sessions)} ONNX temporal blocks for a model with {len(blocks)} blocks")
+        stand_ins = [
+            (block, "temporal", OnnxTemporalAttention(session, block.temporal, self.device))
+            for block, session in zip(blocks, self.sessions)
+        ]
+        with patched(stand_ins):
             yield self
-        finally:
-            for block, original in zip(model.blocks, originals):
-                block.temporal = original

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+from engine.util.patching import patched
+
 
 class _CachedContextKV:
     """Stands in for CrossAttention.context_kv: projects a conditioning tensor once, then reuses it."""
@@ -30,10 +32,5 @@ class _CachedContextKV:
 def conditioning_kv_cache(model, enabled: bool = True):
     """Within the block, every cross-attention layer of model reuses its conditioning K/V."""
     layers = [block.cross for block in model.blocks] if enabled else []
-    for layer in layers:
-        layer.context_kv = _CachedContextKV(layer.context_kv)
-    try:
-        yield
-    finally:
-        for layer in layers:
-            del layer.context_kv  # back to the class's method; the cached tensors go with it
+    with patched((layer, "context_kv", _CachedContextKV(layer.context_kv)) for layer in layers):
+        yield  # afterwards the class's method again; the cached tensors go with the stand-ins

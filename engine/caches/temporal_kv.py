@@ -31,6 +31,7 @@ from einops import rearrange
 from torch import nn
 
 from engine.kinemo.temporal_attention import TemporalAttention, apply_rotary, rotary_tables
+from engine.util.patching import patched
 
 
 def window_position(frame: int, frames: int, window: int) -> float:
@@ -133,14 +134,14 @@ class RollingTemporalKV:
     @contextmanager
     def attached(self, model):
         """Route every block's temporal attention through the cache while the block is open."""
-        originals = [block.temporal for block in model.blocks]
-        for index, block in enumerate(model.blocks):
-            block.temporal = ContextualTemporalAttention(block.temporal, self, index)
+        stand_ins = [
+            (block, "temporal", ContextualTemporalAttention(block.temporal, self, index))
+            for index, block in enumerate(model.blocks)
+        ]
         try:
-            yield self
+            with patched(stand_ins):
+                yield self
         finally:
-            for block, original in zip(model.blocks, originals):
-                block.temporal = original
             self.kept.clear()
 
 
