@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.formats import EXTENSIONS, ExportError, ExportSettings, encoder_arguments
+from export.formats import ExportError, ExportSettings, encoder_arguments
 from export.metadata import METADATA_KEY, SIDECAR_NAME, insert_gif_comment
 
 
@@ -168,7 +168,3 @@ def write_clip(
     with ClipWriter(path, settings, (frames.shape[2], frames.shape[1]), record, overwrite) as writer:
         writer.write(frames)
     return writer.path
-
-
-def default_extension(fmt: str) -> str:
-    return EXTENSIONS[fmt]

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from torch import nn
 from engine.accel.artifacts import cache_root
 from engine.accel.onnx_temporal import _quiet_exporter, _versions, cached_sessions
 from engine.api.errors import InvalidRequest
+from engine.util.files import atomic_path
 from engine.util.patching import patched
 
 log = logging.getLogger("kinemo.engine")
@@ -110,8 +110,7 @@ def export_module(module: nn.Module, path: Path) -> None:
     """Export one fp32 CPU motion module to path (written whole or not at all)."""
     b, f, h, w = (torch.export.Dim(n) for n in ("b", "f", "h", "w"))
     x = torch.randn(2, PROBE_FRAMES, _channels(module), 6, 7)
-    partial = path.with_name(f".{path.name}.partial")
-    with _quiet_exporter():
+    with _quiet_exporter(), atomic_path(path) as partial:
         program = torch.onnx.export(
             _Exportable(module),
             (x,),
@@ -123,7 +122,6 @@ def export_module(module: nn.Module, path: Path) -> None:
             verbose=False,
         )
         program.save(str(partial))
-    os.replace(partial, path)
 
 
 class OnnxMotionModule(nn.Module):

@@ -32,7 +32,6 @@ import hashlib
 import inspect
 import io
 import logging
-import os
 import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -45,6 +44,7 @@ from torch import nn
 from engine.accel.artifacts import cache_root, file_matches, forget_manifest, read_manifest, write_manifest
 from engine.api.errors import ModelLoadError
 from engine.kinemo.temporal_attention import TemporalAttention
+from engine.util.files import atomic_path
 from engine.util.patching import patched
 
 log = logging.getLogger("kinemo.engine")
@@ -145,8 +145,7 @@ def export_block(module: TemporalAttention, path: Path) -> None:
     n, f = torch.export.Dim("n"), torch.export.Dim("f")
     x = torch.randn(8, 5, module.to_out.out_features)
     positions = torch.arange(5, dtype=torch.float32)
-    partial = path.with_name(f".{path.name}.partial")
-    with _quiet_exporter():
+    with _quiet_exporter(), atomic_path(path) as partial:
         program = torch.onnx.export(
             _Exportable(module),
             (x, positions),
@@ -158,7 +157,6 @@ def export_block(module: TemporalAttention, path: Path) -> None:
             verbose=False,
         )
         program.save(str(partial))
-    os.replace(partial, path)
 
 
 # -- sessions ---------------------------------------------------------------------------------------

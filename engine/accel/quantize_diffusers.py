@@ -11,9 +11,10 @@ denoiser's float weights are never read again. Entries are keyed by the SHA-256 
 denoiser comes from (its folder, and AnimateDiff's motion adapter) and the load dtype; a stale or
 corrupt entry is rebuilt (engine.accel.artifacts).
 
-    cached = cached_denoiser(folder, "unet", adapter, dtype)   # a ready QuantizedDenoiser, or None
-    pipe = Pipeline.from_pretrained(folder, unet=cached.model) # ... or load as usual, then:
-    store_denoiser(pipe.unet, key_entry)                       # quantise in place and cache
+    key = source_sha256(folder, "unet", adapter, dtype)
+    denoiser = cached_denoiser(key)                             # the int8 denoiser, or None
+    pipe = Pipeline.from_pretrained(folder, unet=denoiser)      # ... or load as usual, then:
+    store_denoiser(pipe.unet, key)                              # quantise in place and cache
 """
 
 from __future__ import annotations

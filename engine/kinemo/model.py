@@ -73,7 +73,7 @@ class KinemoConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> KinemoConfig:
-        # files written before these options existed were made without them
+        # a config that leaves these options out describes a model built without them
         data = {"refiner": 0, "refiner_input": "noisy", "overlap_decoder": False, "token_input": "noisy", **data}
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known

@@ -16,45 +16,29 @@ timesteps in its config. Resumable like engine.training.train: the data depend o
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import logging
-import os
 import random
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from engine.kinemo.ddim import DDIMSampler, ddim_timesteps
 from engine.kinemo.files import load_model, save_model
-from engine.kinemo.schedule import alphas_cumprod, make_betas
-from engine.registry.assets import FAST_DIR, STARTER_DIR
+from engine.registry.assets import STARTER_DIR
+from engine.training.loop import Progress, Report, Trainee, caption_ids, noise_schedule, optimise, run_steps, start
+from engine.training.recipe import DistillRecipe, Run, parse_distill
 from engine.training.synthetic import make_batch
-from engine.training.train import caption_ids, optimise, resume, save_run
 
 log = logging.getLogger("kinemo.distill")
 SPACING = "trailing"
+REPORT = Report(desc="distil", smoothing=0.05, history_every=1, digits=5)
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m engine.training.distill", description=__doc__.splitlines()[0])
-    p.add_argument("--teacher", type=Path, default=STARTER_DIR)
-    p.add_argument("--student-steps", type=int, default=4)
-    p.add_argument("--teacher-steps", type=int, default=24, help="a multiple of --student-steps")
-    p.add_argument("--steps", type=int, default=100, help="optimiser steps")
-    p.add_argument("--batch", type=int, default=6, help="teacher trajectories per step")
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--ema", type=float, default=0.99)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--checkpoint", type=Path, default=Path("runs/distill/checkpoint.pt"))
-    p.add_argument("--checkpoint-every", type=int, default=25)
-    p.add_argument("--out", type=Path, default=FAST_DIR)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    return p.parse_args(argv)
+def parse_args(argv=None) -> tuple[DistillRecipe, Run]:
+    return parse_distill(argv, __doc__.splitlines()[0])
 
 
 def shown_path(path: Path) -> str:
@@ -96,81 +80,92 @@ def teacher_waypoints(
     return waypoints + [x]
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """The noise schedule, the teacher's sampler, and the timesteps of student and teacher."""
+
+    cumprod: torch.Tensor  # (num_train_timesteps,) on the run's device
+    sampler: DDIMSampler
+    student_ts: list[int]
+    teacher_ts: list[int]
+
+
+def distillation_loss(student, teacher, ids, batch, noise, schedule: Schedule) -> torch.Tensor:
+    """The student's loss over every student step of one batch of teacher trajectories from noise."""
+    cumprod, student_ts = schedule.cumprod, schedule.student_ts
+    device = cumprod.device
+    first = (batch.video[:, :, 0] * 2 - 1).to(device)
+    cond = teacher.encode(ids, first, batch.image_mask.to(device))
+    waypoints = teacher_waypoints(teacher, schedule.sampler, cond, noise, schedule.teacher_ts, student_ts)
+    s_cond = student.encode(ids, first, batch.image_mask.to(device))
+    final_alpha = torch.tensor(1.0, device=device)
+    loss = 0.0
+    for i, t in enumerate(student_ts):
+        a_t = cumprod[t]
+        a_s = cumprod[student_ts[i + 1]] if i + 1 < len(student_ts) else final_alpha
+        target = landing_x0(waypoints[i], waypoints[i + 1], a_t, a_s).clamp(-1, 1)
+        prediction = student(waypoints[i], torch.full((noise.shape[0],), t, device=device), s_cond)
+        loss = loss + (prediction - target).pow(2).mean() / len(student_ts)
+    return loss
+
+
+def distillation_record(recipe: DistillRecipe, progress: Progress, device: torch.device) -> dict:
+    """The recipe as the student's config.json records it under "_distillation"."""
+    return {
+        "teacher": shown_path(recipe.teacher),
+        "teacher_steps": recipe.teacher_steps,
+        "student_steps": recipe.student_steps,
+        "steps": progress.step,
+        "batch": recipe.batch,
+        "lr": recipe.lr,
+        "ema": recipe.ema,
+        "seed": recipe.seed,
+        "train_seconds": round(progress.seconds, 1),
+        "final_loss": progress.running,
+        "device": str(device),
+    }
+
+
 def main(argv=None) -> None:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    torch.manual_seed(args.seed)
+    recipe, run = parse_args(argv)
+    device = start(run, recipe.seed)
 
     # 1. teacher, student (a copy), schedule
-    teacher = load_model(args.teacher).to(device)
+    teacher = load_model(recipe.teacher).to(device)
     config = teacher.config
-    cumprod = alphas_cumprod(
-        make_betas(config.beta_schedule, config.num_train_timesteps, snr_scale=config.snr_scale)
-    ).to(device)
+    cumprod = noise_schedule(config, device)
     sampler = DDIMSampler(cumprod, prediction_type=config.prediction_type, clip_sample=True)
-    student_ts, teacher_ts = student_timesteps(args.student_steps, args.teacher_steps, config.num_train_timesteps)
-    final_alpha = torch.tensor(1.0, device=device)
+    student_ts, teacher_ts = student_timesteps(recipe.student_steps, recipe.teacher_steps, config.num_train_timesteps)
     student = copy.deepcopy(teacher).train().requires_grad_(True)
     ema = copy.deepcopy(teacher).requires_grad_(False)
-    optimiser = torch.optim.AdamW(student.parameters(), lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
-
-    step, history, seconds = resume(args.checkpoint, student, ema, optimiser, device)
+    optimiser = torch.optim.AdamW(student.parameters(), lr=recipe.lr, weight_decay=0.0, betas=(0.9, 0.99))
+    trainee = Trainee(student, ema, optimiser)
+    schedule = Schedule(cumprod, sampler, student_ts, teacher_ts)
 
     # 2. distil: teacher trajectories -> one-step targets for every student step
-    bar = tqdm(total=args.steps, initial=step, desc="distil", mininterval=5)
-    running = None
-    while step < args.steps:
-        started = time.perf_counter()
-        rng = random.Random(args.seed * 1_000_003 + step)
-        generator = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
-        batch = make_batch(rng, args.batch, frames=config.max_frames)
+    def step(index: int, rng: random.Random, generator: torch.Generator) -> torch.Tensor:
+        batch = make_batch(rng, recipe.batch, frames=config.max_frames)
         ids = caption_ids(batch.captions, 0.0, rng).to(device)
-        first = (batch.video[:, :, 0] * 2 - 1).to(device)
-        cond = teacher.encode(ids, first, batch.image_mask.to(device))
         noise = torch.randn(batch.video.shape, generator=generator).to(device)
-        waypoints = teacher_waypoints(teacher, sampler, cond, noise, teacher_ts, student_ts)
+        loss = distillation_loss(student, teacher, ids, batch, noise, schedule)
+        optimise(trainee, loss, recipe.ema)
+        return loss
 
-        s_cond = student.encode(ids, first, batch.image_mask.to(device))
-        loss = 0.0
-        for i, t in enumerate(student_ts):
-            a_t = cumprod[t]
-            a_s = cumprod[student_ts[i + 1]] if i + 1 < len(student_ts) else final_alpha
-            target = landing_x0(waypoints[i], waypoints[i + 1], a_t, a_s).clamp(-1, 1)
-            prediction = student(waypoints[i], torch.full((args.batch,), t, device=device), s_cond)
-            loss = loss + (prediction - target).pow(2).mean() / len(student_ts)
-        optimise(student, ema, optimiser, loss, args.ema)
-
-        step += 1
-        seconds += time.perf_counter() - started
-        running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
-        bar.update(1)
-        bar.set_postfix(loss=f"{running:.5f}")
-        history.append((step, running, round(seconds, 1)))
-        if step % args.checkpoint_every == 0 or step == args.steps:
-            save_run(args.checkpoint, student, ema, optimiser, step, history, seconds)
-    bar.close()
+    progress = run_steps(trainee, step, recipe, run, REPORT)
 
     # 3. the student, with the timesteps it was distilled for
     extra = {
         "_sampling": {"timesteps": student_ts, "spacing": SPACING},
-        "_distillation": {
-            "teacher": shown_path(args.teacher),
-            "teacher_steps": args.teacher_steps,
-            "student_steps": args.student_steps,
-            "steps": step,
-            "batch": args.batch,
-            "lr": args.lr,
-            "ema": args.ema,
-            "seed": args.seed,
-            "train_seconds": round(seconds, 1),
-            "final_loss": running,
-            "device": str(device),
-        },
+        "_distillation": distillation_record(recipe, progress, device),
     }
-    save_model(ema.eval(), args.out, extra)
-    log.info("wrote %s after %d steps (%.0f s); timesteps %s", args.out, step, seconds, json.dumps(student_ts))
+    save_model(ema.eval(), run.out, extra)
+    log.info(
+        "wrote %s after %d steps (%.0f s); timesteps %s",
+        run.out,
+        progress.step,
+        progress.seconds,
+        json.dumps(student_ts),
+    )
 
 
 if __name__ == "__main__":

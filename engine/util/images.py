@@ -30,8 +30,31 @@ def _to_rgb8(image: Image.Image) -> np.ndarray:
 
 
 def load_image(path: str | Path) -> np.ndarray:
-    """Read a picture as (h, w, 3) uint8 or raise ImageError with a one-line reason."""
+    """Read a picture as (h, w, 3) uint8 (read-only) or raise ImageError with a one-line reason.
+
+    The caller that checks a picture at the boundary and the backend that uses it get the same array: the
+    last picture read is kept, keyed by its path, size and modification time, so it is decoded once."""
     path = Path(path)
+    try:
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    except OSError:
+        key = None
+    global _last_read
+    last = _last_read  # one read of one tuple: safe while another thread replaces it
+    if key is not None and last[0] == key:
+        return last[1]
+    pixels = _read_image(path)
+    pixels.setflags(write=False)
+    if key is not None:
+        _last_read = (key, pixels)
+    return pixels
+
+
+_last_read: tuple = (None, None)  # ((path, size, mtime), pixels) of the last picture read
+
+
+def _read_image(path: Path) -> np.ndarray:
     if not path.exists():
         raise ImageError(f"image not found: {path}")
     if path.is_dir():

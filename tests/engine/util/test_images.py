@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -44,3 +46,18 @@ def test_fit_to_frame_keeps_the_output_aspect():
     out = fit_to_frame(wide, aspect=1.0, size=64)
     assert out.shape == (64, 64, 3)
     assert out[:, 32].mean() > 200 and out[:, 2].mean() < 10
+
+
+def test_a_picture_is_decoded_once_until_it_changes(tmp_path, monkeypatch):
+    import engine.util.images as images
+
+    path = tmp_path / "p.png"
+    Image.fromarray(np.full((4, 6, 3), 10, np.uint8)).save(path)
+    reads = []
+    real = images._read_image
+    monkeypatch.setattr(images, "_read_image", lambda p: reads.append(p) or real(p))
+    first, second = images.load_image(path), images.load_image(path)
+    assert first is second and len(reads) == 1 and not first.flags.writeable
+    Image.fromarray(np.full((4, 6, 3), 200, np.uint8)).save(path)
+    os.utime(path, ns=(1, 1))  # a new modification time, as a rewrite has
+    assert images.load_image(path)[0, 0, 0] == 200 and len(reads) == 2
