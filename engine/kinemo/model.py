@@ -61,7 +61,7 @@ class KinemoConfig:
     # shown raw x_t there, a model reads lumps into pure noise, and DDIM keeps the x_0 it starts with.
     token_input: str = "denoised"
     # Each token draws a 2p x 2p window, overlapping its neighbours' by p/2 on every side (summed, as a
-    # transposed convolution does), instead of its own p x p block: shapes no longer break at patch borders.
+    # transposed convolution does), instead of its own p x p block, so shapes do not break at patch borders.
     overlap_decoder: bool = True
 
     @property
