@@ -6,7 +6,6 @@ clips and noise an uninterrupted run would have seen, and ends with the same wei
 
 from __future__ import annotations
 
-import io
 import logging
 import random
 import time
@@ -21,7 +20,7 @@ from engine.kinemo.schedule import alphas_cumprod, make_betas
 from engine.kinemo.text_encoder import token_batch
 from engine.kinemo.vocabulary import BOS, tokenize
 from engine.training.recipe import DistillRecipe, Recipe, Run
-from engine.util.files import atomic_write_bytes
+from engine.util.files import atomic_path
 
 log = logging.getLogger("kinemo.train")
 
@@ -123,9 +122,8 @@ def save_run(path: Path, trainee: Trainee, progress: Progress) -> None:
         "history": progress.history,
         "seconds": progress.seconds,
     }
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    with atomic_path(path) as partial:  # a run stopped mid-write keeps its previous checkpoint
+        torch.save(state, partial)
 
 
 def run_steps(

@@ -63,7 +63,7 @@ def lumpy_inputs(
     redrawn, in its own colour on its own background, inside the outline moved by a smooth random
     field, by up to about 2 pixels; the target stays the clean clip. Colour and background are
     coverage-weighted means, which the anti-aliased edge tints by up to 0.1 (of the -1..1 range): a
-    shift the noise of the middle timesteps hides, kept because the shipped run was made with it.
+    shift the noise of the middle timesteps hides; reproducing the shipped model needs it as it is.
     foreground (b, 1, f, h, w) is the object's coverage, 0 in camera clips (never chosen).
     """
     b, _, f, h, w = x0.shape

@@ -22,7 +22,7 @@ from engine.registry.assets import FAST_DIR, STARTER_DIR
 
 @dataclass(frozen=True)
 class Recipe:
-    """The starter model's training recipe (python -m engine.training.train); see parse_train's help texts."""
+    """The starter model's training recipe (python -m engine.training.train); add_train_flags's help texts say why."""
 
     steps: int = 2350
     batch: int = 8  # clips per step at the full window
@@ -93,7 +93,7 @@ def add_shared_flags(p: argparse.ArgumentParser, recipe, run: Run, steps_help: s
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
 
 
-def built(args: argparse.Namespace, recipe_type: type) -> tuple:
+def from_flags(args: argparse.Namespace, recipe_type: type) -> tuple:
     """(recipe, run) from parsed flags, each flag going to the field of its name."""
     values = vars(args)
     recipe = recipe_type(**{f.name: values[f.name] for f in fields(recipe_type)})
@@ -204,7 +204,7 @@ def parse_train(argv=None, description: str = "") -> tuple[Recipe, Run]:
     args = p.parse_args(argv)
     check_train_flags(p, args)
     args.mid_range = tuple(args.mid_range)
-    return built(args, Recipe)
+    return from_flags(args, Recipe)
 
 
 def parse_distill(argv=None, description: str = "") -> tuple[DistillRecipe, Run]:
@@ -214,4 +214,4 @@ def parse_distill(argv=None, description: str = "") -> tuple[DistillRecipe, Run]
     p.add_argument("--student-steps", type=int, default=d.student_steps)
     p.add_argument("--teacher-steps", type=int, default=d.teacher_steps, help="a multiple of --student-steps")
     add_shared_flags(p, d, DISTILL_RUN, "optimiser steps", "teacher trajectories per step")
-    return built(p.parse_args(argv), DistillRecipe)
+    return from_flags(p.parse_args(argv), DistillRecipe)

@@ -74,7 +74,7 @@ def training_step(model, clips: Clips, recipe: Recipe, cumprod: torch.Tensor) ->
     noise = torch.randn(x0.shape, generator=generator).to(device)
     if recipe.mid_share:
         t = sample_timesteps(b, len(cumprod), recipe.mid_share, recipe.mid_range, generator).to(device)
-    else:  # one uniform draw: runs without a mid share keep the random stream their checkpoints were made with
+    else:  # one draw where sample_timesteps makes three: a recipe without a mid share resumes its checkpoints draw for draw
         t = torch.randint(0, len(cumprod), (b,), generator=generator).to(device)
     first_frame = x0[:, :, 0]  # (b, 3, h, w)
     signal = x0

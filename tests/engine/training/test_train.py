@@ -71,7 +71,7 @@ def test_batches_mark_the_object_and_nothing_in_camera_clips():
 
 
 def test_pixel_weights_reach_two_pixels_beyond_the_object():
-    from engine.training.train import pixel_weights
+    from engine.training.noising import pixel_weights
 
     foreground = torch.zeros(1, 1, 1, 16, 16)
     foreground[..., 6:10, 6:10] = 1
@@ -135,7 +135,7 @@ def test_object_weight_changes_what_training_learns(tmp_path):
 
 
 def test_gaussian_blur_keeps_the_shape_and_the_total_and_spreads_a_point():
-    from engine.training.train import gaussian_blur
+    from engine.training.noising import gaussian_blur
 
     video = torch.zeros(2, 3, 4, 16, 16)
     video[..., 8, 8] = 1.0
@@ -150,7 +150,7 @@ def test_gaussian_blur_keeps_the_shape_and_the_total_and_spreads_a_point():
 
 
 def test_blurred_inputs_blur_only_the_chosen_clips():
-    from engine.training.train import blurred_inputs
+    from engine.training.noising import blurred_inputs
 
     x0 = torch.zeros(64, 3, 2, 16, 16)
     x0[..., 4:12, 4:12] = 1.0
@@ -193,7 +193,7 @@ def test_blur_rate_changes_what_training_learns_and_is_recorded(tmp_path):
 
 
 def test_mid_share_draws_that_share_of_timesteps_from_the_middle():
-    from engine.training.train import sample_timesteps
+    from engine.training.noising import sample_timesteps
 
     def inside(share):
         t = sample_timesteps(20000, 1000, share, (300, 800), torch.Generator().manual_seed(0))
@@ -239,19 +239,33 @@ class _Spy(torch.nn.Module):
         return torch.zeros_like(x_t) + 0 * self.model.patch_in.bias.sum()
 
 
+# every corruption off, fp32: a test turns on the option it looks at
+PLAIN = {
+    "object_weight": 0.0,
+    "blur_rate": 0.0,
+    "mid_share": 0.0,
+    "input_perturbation": 0.0,
+    "lumpy_rate": 0.0,
+    "finish_from": 0,
+    "precision": "fp32",
+}
+
+
 def _step(model, **options):
     import random
 
     from engine.kinemo.schedule import alphas_cumprod, make_betas
     from engine.kinemo.text_encoder import token_batch
     from engine.kinemo.vocabulary import tokenize
+    from engine.training.recipe import Recipe
     from engine.training.synthetic import make_batch
-    from engine.training.train import training_step
+    from engine.training.train import Clips, training_step
 
     batch = make_batch(random.Random(1), 4, frames=2)
     ids = token_batch([tokenize(c).ids for c in batch.captions])
     cumprod = alphas_cumprod(make_betas("squaredcos_cap_v2", 1000, snr_scale=1 / 16))
-    return training_step(model, batch, ids, cumprod, torch.Generator().manual_seed(5), "cpu", **options), batch, cumprod
+    clips = Clips(batch, ids, torch.Generator().manual_seed(5))
+    return training_step(model, clips, Recipe(**{**PLAIN, **options}), cumprod), batch, cumprod
 
 
 def test_input_perturbation_adds_noise_to_the_input_only():
@@ -284,7 +298,7 @@ def test_bf16_training_step_gives_a_float32_loss_and_gradients_close_to_fp32():
     grads, losses = {}, {}
     for bf16 in (False, True):
         model.zero_grad()
-        loss, _, _ = _step(model, object_weight=3.0, bf16=bf16)
+        loss, _, _ = _step(model, object_weight=3.0, precision="bf16" if bf16 else "fp32")
         assert loss.dtype == torch.float32
         loss.backward()
         grads[bf16] = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
@@ -332,8 +346,8 @@ def test_training_records_its_timestep_noise_and_precision_options(tmp_path):
 def test_lumpy_inputs_move_only_the_outline_of_the_chosen_object_clips():
     import random
 
+    from engine.training.noising import lumpy_inputs
     from engine.training.synthetic import CameraClip, make_batch, sample_clips
-    from engine.training.train import lumpy_inputs
 
     batch = make_batch(random.Random(3), 12, frames=4)
     clips = sample_clips(random.Random(3), 12)
@@ -377,9 +391,9 @@ def test_the_finishing_stage_starts_at_its_step_and_is_recorded(tmp_path):
     rates = []
     real = training.training_step
 
-    def spy(*args, **kwargs):
-        rates.append(kwargs["lumpy_rate"])
-        return real(*args, **kwargs)
+    def spy(model, clips, recipe, cumprod):
+        rates.append(recipe.lumpy_rate)
+        return real(model, clips, recipe, cumprod)
 
     out = tmp_path / "finish"
     with pytest.MonkeyPatch.context() as patch:
