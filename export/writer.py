@@ -6,6 +6,7 @@ successfully closed file is renamed into place, so a failure never leaves a half
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -15,12 +16,51 @@ from pathlib import Path
 
 import numpy as np
 
+from export.encoder import FfmpegEncoder, os_error
 from export.formats import ExportError, ExportSettings, encoder_arguments
 from export.metadata import METADATA_KEY, SIDECAR_NAME, insert_gif_comment
 
+TEMP_MARK = ".kinemo"  # temporaries are named .NAME.kinemo<pid>.<random>.partial, so a later run can tell its own
+
+
+def name_limit(folder: Path) -> int:
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        return 255
+
+
+def temp_prefix(path: Path) -> str:
+    """The temporary's prefix: the destination's name, cut short enough that the temporary's name fits too."""
+    room = name_limit(path.parent) - len(f".{TEMP_MARK}{os.getpid()}.XXXXXXXX.partial") - 8
+    return f".{path.name[: max(room, 8)]}{TEMP_MARK}{os.getpid()}."
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Remove temporaries a killed Kinemo left for this destination (their process is gone)."""
+    for leftover in path.parent.glob(f".{glob_escape(path.name[:40])}*{TEMP_MARK}*.partial"):
+        pid = leftover.name.rsplit(TEMP_MARK, 1)[-1].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+
+
+def glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[]" else c for c in text)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # someone else's process: alive
+    return True
+
 
 def check_destination(path: str | Path, settings: ExportSettings, overwrite: bool = True) -> Path:
-    """Raise ExportError unless path can be written: its folder exists and is writable."""
+    """Raise ExportError unless path can be written: its folder exists and is writable, its name fits the
+    filesystem, and it is new or a regular file (a folder for PNG frames)."""
     path = Path(path).expanduser()
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.exists():
@@ -30,6 +70,12 @@ def check_destination(path: str | Path, settings: ExportSettings, overwrite: boo
     mode = parent.stat().st_mode
     if not os.access(parent, os.W_OK) or not mode & 0o222:
         raise ExportError(f"output folder is read-only: {parent}")
+    if len(os.fsencode(path.name)) > name_limit(parent):
+        raise ExportError(
+            f"the output's name is longer than this filesystem allows ({name_limit(parent)} bytes): {path.name[:40]}…"
+        )
+    if path.is_symlink() or (path.exists() and not (path.is_file() or path.is_dir())):
+        raise ExportError(f"{path} is not a regular file (a device, pipe, socket or link); name a new file")
     if settings.format == "png":
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise ExportError(f"{path} already exists and is not an empty folder; PNG frames need a new folder")
@@ -70,32 +116,25 @@ class ClipWriter:
             self.abort()
 
     def open(self) -> None:
-        import imageio_ffmpeg
-
         parent = self.path.parent
         codec, pix_fmt, params = encoder_arguments(self.settings)
         comment = json.dumps(self.record, ensure_ascii=False, sort_keys=True)
-        if self.settings.format == "png":
-            self._temp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{self.path.name}.", suffix=".partial"))
-            target = str(self._temp / "frame_%04d.png")
-        else:
-            fd, name = tempfile.mkstemp(dir=parent, prefix=f".{self.path.name}.", suffix=".partial")
-            os.close(fd)
-            self._temp, target = Path(name), name
-            if self.settings.format in ("mp4", "webm"):
-                params = params + ["-metadata", f"{METADATA_KEY}={comment}"]
-        self._encoder = imageio_ffmpeg.write_frames(
-            target,
-            self.frame_size,
-            fps=self.settings.fps,
-            codec=codec,
-            pix_fmt_out=pix_fmt,
-            quality=None,
-            macro_block_size=1,
-            ffmpeg_log_level="error",
-            output_params=params,
-        )
-        self._encoder.send(None)  # start ffmpeg
+        try:
+            remove_stale_temporaries(self.path)
+            if self.settings.format == "png":
+                self._temp = Path(tempfile.mkdtemp(dir=parent, prefix=temp_prefix(self.path), suffix=".partial"))
+                target = str(self._temp / "frame_%04d.png")
+            else:
+                fd, name = tempfile.mkstemp(dir=parent, prefix=temp_prefix(self.path), suffix=".partial")
+                os.close(fd)
+                self._temp, target = Path(name), name
+                if self.settings.format in ("mp4", "webm"):
+                    params = params + ["-metadata", f"{METADATA_KEY}={comment}"]
+            self._encoder = FfmpegEncoder(target, self.frame_size, self.settings.fps, codec, pix_fmt, params)
+            self._encoder.start()
+        except OSError as exc:
+            self.abort()
+            raise os_error(exc, parent) from None
 
     def write(self, frames: np.ndarray | Iterable[np.ndarray]) -> None:
         """frames: (n, h, w, 3) uint8, or single (h, w, 3) frames."""
@@ -106,23 +145,21 @@ class ClipWriter:
             frame = np.ascontiguousarray(frame, dtype=np.uint8)
             if frame.shape != (self.frame_size[1], self.frame_size[0], 3):
                 raise ExportError(f"frame of shape {frame.shape} does not fit the clip's {self.frame_size} RGB frames")
-            try:
-                self._encoder.send(frame)
-            except (OSError, RuntimeError) as exc:
-                raise ExportError(f"the encoder stopped: {str(exc).strip().splitlines()[-1]}") from None
+            self._encoder.send(frame)
             self.frame_count += 1
 
     def close(self) -> Path:
-        """Finish encoding and move the file into place."""
+        """Finish encoding, check the file is whole, and move it into place; on any failure the previous file
+        at the path stays and the temporary one goes."""
         try:
             if self.frame_count == 0:
                 raise ExportError("no frames were written")
-            try:
-                self._encoder.close()
-            except (OSError, RuntimeError) as exc:
-                raise ExportError(f"the encoder failed: {str(exc).strip().splitlines()[-1]}") from None
+            self._encoder.finish()
             self._encoder = None
             self._publish()
+        except OSError as exc:
+            self.abort()
+            raise os_error(exc, self.path.parent) from None
         except BaseException:
             self.abort()
             raise
@@ -133,22 +170,20 @@ class ClipWriter:
         if self.settings.format == "png":
             (self._temp / SIDECAR_NAME).write_text(comment + "\n", encoding="utf-8")
             os.chmod(self._temp, 0o755)
-            if self.path.exists():  # an empty folder, checked at open
-                self.path.rmdir()
         elif self.settings.format == "gif":
             self._temp.write_bytes(insert_gif_comment(self._temp.read_bytes(), comment))
+        check_written(self._temp, self.settings.format, self.frame_count)
         if self._temp.is_file():
             os.chmod(self._temp, 0o644)
-        os.replace(self._temp, self.path)
+            os.replace(self._temp, self.path)
+        else:
+            publish_folder(self._temp, self.path)
         self._temp = None
 
     def abort(self) -> None:
         """Stop the encoder and remove the temporary output."""
         if self._encoder is not None:
-            try:
-                self._encoder.close()
-            except Exception:  # noqa: BLE001 - the encoder is being discarded anyway
-                pass
+            self._encoder.kill()
             self._encoder = None
         if self._temp is not None:
             if self._temp.is_dir():
@@ -156,6 +191,33 @@ class ClipWriter:
             else:
                 self._temp.unlink(missing_ok=True)
             self._temp = None
+
+
+def check_written(path: Path, fmt: str, frames: int) -> None:
+    """ExportError unless the file decodes to the frames that were sent (a truncated file does not)."""
+    if fmt == "png":
+        found = len(list(path.glob("frame_*.png")))
+    else:
+        import imageio_ffmpeg
+
+        try:
+            found, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
+        except (RuntimeError, OSError, ValueError, IndexError):
+            found = 0
+    if found != frames:
+        raise ExportError(f"the encoded file is incomplete ({found} of {frames} frames decode); nothing was replaced")
+
+
+def publish_folder(temp: Path, path: Path) -> None:
+    """Rename a finished PNG folder into place: path is absent or the empty folder checked at open."""
+    try:
+        if path.exists():
+            path.rmdir()
+        os.rename(temp, path)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            raise ExportError(f"{path} was filled by another export while this one ran; nothing was replaced") from None
+        raise
 
 
 def write_clip(
