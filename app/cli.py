@@ -26,14 +26,27 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from engine.api.request import DEFAULT_MODEL, GenerationRequest
-    from export.formats import FORMATS
-
-    defaults = GenerationRequest(prompt="-")
     parser = _Parser(prog="kinemo", description="Kinemo: text-to-video and image-to-video on your own machine.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     gen = sub.add_parser("generate", help="generate a clip from a prompt (and optionally a first-frame picture)")
+    _add_request_arguments(gen)
+    _add_run_arguments(gen)
+
+    info = sub.add_parser("info", help="print the generation record embedded in a Kinemo clip")
+    info.add_argument("clip", type=Path)
+
+    sub.add_parser("studio", help="open Kinemo Studio, the desktop app")
+
+    _add_models_parser(sub)
+    return parser
+
+
+def _add_request_arguments(gen: argparse.ArgumentParser) -> None:
+    """generate's arguments that go into the GenerationRequest."""
+    from engine.api.request import DEFAULT_MODEL, GenerationRequest
+
+    defaults = GenerationRequest(prompt="-")
     gen.add_argument("prompt")
     gen.add_argument("-o", "--output", required=True, type=Path, help="output file, or a new folder for --format png")
     gen.add_argument("--image", type=Path, help="first-frame picture for image-to-video")
@@ -48,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--eta", type=float, default=defaults.eta, help="DDIM stochasticity, 0 = deterministic")
     gen.add_argument("--negative", default="", help="negative prompt")
     gen.add_argument("--model", default=DEFAULT_MODEL, help="catalog id (kinemo models list), hub id or model folder")
+
+
+def _add_run_arguments(gen: argparse.ArgumentParser) -> None:
+    """generate's arguments about how the run goes and what it writes."""
+    from export.formats import FORMATS
+
     gen.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU), cuda, cuda:N, mps or cpu")
     gen.add_argument("--token", help="Hugging Face token for gated models (default: HF_TOKEN or a saved login)")
     gen.add_argument(
@@ -83,11 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--quality", type=int, default=80, help="1 (smallest) .. 100 (best)")
     gen.add_argument("--stats", type=Path, help="write timings and peak memory as JSON")
 
-    info = sub.add_parser("info", help="print the generation record embedded in a Kinemo clip")
-    info.add_argument("clip", type=Path)
 
-    sub.add_parser("studio", help="open Kinemo Studio, the desktop app")
-
+def _add_models_parser(sub) -> None:
     models = sub.add_parser("models", help="list, download, inspect or remove hub models")
     models_sub = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
     models_sub.add_parser("list", help="the catalog and whether each model is on disk")
@@ -100,7 +116,6 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("model", help="catalog id or hub id")
         if name == "pull":
             cmd.add_argument("--token", help="Hugging Face token for gated models (default: HF_TOKEN or a saved login)")
-    return parser
 
 
 def choose_format(output: Path, requested: str | None) -> str:

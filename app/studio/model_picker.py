@@ -76,6 +76,7 @@ class ModelPicker(QComboBox):
         self._checked: dict[str, ModelOptions] = {}
         self._problems: dict[str, str] = {}
         self._pending: set[str] = set()
+        self._failure_shown: set[str] = set()  # models whose failure the window reported since they were picked
         self._workers: list[FunctionWorker] = []
         self._fill()
         self._model = self.currentData()
@@ -195,8 +196,14 @@ class ModelPicker(QComboBox):
         if index >= 0:
             self.setItemText(index, f"{folder_label(model)} · unusable")
             self.setItemData(index, reason, Qt.ItemDataRole.ToolTipRole)
-        if model == self.model:
+        if model == self.model and model not in self._failure_shown:
             self.message.emit("error", reason)
+
+    def failure_shown(self, model: str) -> None:
+        """A job on model failed and the window showed why. A check of it, running now or started by the
+        failure, finishes after that message: what it finds goes into the model's line, and the message area
+        keeps the one message the failure earned. Picking another model ends this."""
+        self._failure_shown.add(model)
 
     # -- selection ------------------------------------------------------------------------------
     @Slot(int)
@@ -205,6 +212,7 @@ class ModelPicker(QComboBox):
         if model in (None, OTHER_MODEL) or model == self._model:
             return
         self._model = model
+        self._failure_shown.clear()
         self.modelSelected.emit(model)
         if model not in self._checked and model not in self._pending:
             self.check(model)

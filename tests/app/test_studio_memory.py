@@ -3,7 +3,7 @@
 import pickle
 import threading
 
-from app.studio import request_form
+from app.studio import memory_plan
 from app.studio.engine_client import ProcessEngine
 from app.studio.engine_host import reported
 from app.studio.job_queue import Job
@@ -15,13 +15,13 @@ from engine.api.run_options import RunOptions
 
 def test_the_plan_shows_under_the_model_picker_and_follows_the_settings(qtbot, window, monkeypatch):
     threads = []
-    line = request_form.memory_plan_line
+    line = memory_plan.memory_plan_line
 
     def spy(*args):
         threads.append(threading.current_thread() is threading.main_thread())
         return line(*args)
 
-    monkeypatch.setattr(request_form, "memory_plan_line", spy)
+    monkeypatch.setattr(memory_plan, "memory_plan_line", spy)
     form = window.form
     form.select_model("kinemo-starter")
     form.frames_spin.setValue(16)

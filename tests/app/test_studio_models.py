@@ -366,11 +366,11 @@ def test_a_long_clip_keeps_its_finished_windows_on_screen(qtbot, window):
     from engine.api.request import GenerationRequest
 
     job = Job(GenerationRequest(PROMPT, frames=40))
-    window._on_job_started(job)
+    window.job_view.on_started(job)
     first = np.zeros((16, 8, 8, 3), np.uint8)
-    window._on_job_frames(job, 0, first)
-    window._on_job_preview(job, 26, np.full((8, 8, 8, 3), 200, np.uint8))  # the second window, being made
+    window.job_view.on_frames(job, 0, first)
+    window.job_view.on_preview(job, 26, np.full((8, 8, 8, 3), 200, np.uint8))  # the second window, being made
     assert window.player.frame_count == 24
-    window._on_job_frames(job, 16, np.ones((8, 8, 8, 3), np.uint8))
-    window._on_job_preview(job, 51, np.full((8, 8, 8, 3), 100, np.uint8))
+    window.job_view.on_frames(job, 16, np.ones((8, 8, 8, 3), np.uint8))
+    window.job_view.on_preview(job, 51, np.full((8, 8, 8, 3), 100, np.uint8))
     assert window.player.frame_count == 32

@@ -1,0 +1,145 @@
+"""The request form's engine switches: Fast (the distilled model), int8 weights, ONNX temporal attention, memory.
+
+They shape how the run goes (engine.api.run_options.RunOptions), not what it makes; Fast is the exception,
+it swaps the selected model for its distilled version and back.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Slot
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout
+
+from engine.api.errors import InvalidRequest
+from engine.api.run_options import RunOptions
+
+MEMORY_CHOICES = (
+    ("auto", "Auto: the lightest that fits"),
+    ("high", "High: all on the GPU (fastest)"),
+    ("low", "Low: model offload + VAE tiling"),
+    ("minimal", "Minimal: sequential offload (slowest)"),
+)
+
+
+class EngineSwitches(QObject):
+    """The switches and their rules; picker is the form's ModelPicker (the selected model and its options)."""
+
+    def __init__(self, picker, parent=None):
+        super().__init__(parent)
+        self._picker = picker
+        self._slow_model: str | None = None  # the model to go back to when Fast is switched off
+        self.fast_check = QCheckBox("Fast")
+        self.fast_check.setObjectName("fastCheck")
+        self.int8_check = QCheckBox("int8 weights")
+        self.int8_check.setObjectName("int8Check")
+        self.onnx_check = QCheckBox("ONNX temporal attention")
+        self.onnx_check.setObjectName("onnxCheck")
+        self.memory_combo = QComboBox()
+        self.memory_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.memory_combo.setMinimumContentsLength(12)
+        self.memory_combo.setObjectName("memoryCombo")
+        for value, text in MEMORY_CHOICES:
+            self.memory_combo.addItem(text, value)
+        self.memory_combo.setToolTip(
+            "How a diffusers model trades speed for memory (kinemo generate --memory); the engine "
+            "checks the free memory again when the run starts, and retries once with less if it runs out"
+        )
+
+    def connect_signals(self) -> None:
+        self.fast_check.toggled.connect(self._on_fast_toggled)
+        self.int8_check.toggled.connect(self.update_switches)
+        self.onnx_check.toggled.connect(self.update_switches)
+
+    def speed_row(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        row.addWidget(self.int8_check)
+        row.addWidget(self.onnx_check)
+        row.addStretch(1)
+        return row
+
+    # -- fast (distilled) models ----------------------------------------------------------------
+    def update_fast(self, model: str) -> None:
+        """Fast is on for a distilled model, available where one exists, greyed out elsewhere."""
+        from engine.registry.resolve import fast_model
+
+        try:
+            fast = fast_model(model)
+        except InvalidRequest:
+            fast = None
+        self.fast_check.blockSignals(True)
+        self.fast_check.setChecked(fast == model)
+        self.fast_check.blockSignals(False)
+        self.fast_check.setEnabled(fast is not None and (fast == model or fast in self._picker.models()))
+        self.fast_check.setToolTip(
+            f"Use {fast}, distilled to run in a few steps"
+            if fast and fast != model
+            else "This is a distilled few-step model"
+            if fast == model
+            else "This model has no distilled version"
+        )
+
+    @Slot(bool)
+    def _on_fast_toggled(self, on: bool) -> None:
+        from engine.registry.resolve import fast_model
+
+        if on:
+            self._slow_model = self._picker.model
+            self._picker.select_model(fast_model(self._picker.model))
+        elif self._slow_model:
+            self._picker.select_model(self._slow_model)
+
+    # -- int8 weights and ONNX temporal attention -----------------------------------------------
+    def update_switches(self, *_) -> None:
+        """int8 works with every model; ONNX with Kinemo models and AnimateDiff (its motion modules). For a
+        diffusers model the two do not combine yet, so one switched on greys the other out."""
+        options = self._picker.options(self._picker.model)
+        family = options.family if options is not None else None
+        kinemo = family == "kinemo"
+        onnx_ok = family in ("kinemo", "animatediff") and (kinemo or not self.int8_check.isChecked())
+        int8_ok = family is not None and (kinemo or not (onnx_ok and self.onnx_check.isChecked()))  # int8 wins a tie
+        self.int8_check.setEnabled(int8_ok)
+        self.int8_check.setToolTip(
+            "Keep the denoiser's weights in int8 (made once, then cached)"
+            if int8_ok
+            else "Not with ONNX temporal attention for this model"
+            if family
+            else "Wait until the model is checked"
+        )
+        self.onnx_check.setEnabled(onnx_ok)
+        self.onnx_check.setToolTip(
+            "Run the temporal attention in onnxruntime (exported once, then cached)"
+            if onnx_ok
+            else "Not with int8 weights for this model"
+            if family == "animatediff"
+            else "Works with Kinemo models and AnimateDiff only"
+        )
+
+    # -- memory and the run's options ------------------------------------------------------------
+    @property
+    def memory(self) -> str:
+        """The run's memory setting: auto, high, low or minimal (goes with the run, not the request)."""
+        return self.memory_combo.currentData()
+
+    def set_memory(self, memory: str) -> None:
+        index = self.memory_combo.findData(memory)
+        self.memory_combo.setCurrentIndex(max(index, 0))
+
+    @property
+    def run_options(self) -> RunOptions:
+        """How the run goes (memory, int8, ONNX): sent with the request, not part of it."""
+        return RunOptions(
+            memory=self.memory,
+            quantize="int8" if self.int8_check.isEnabled() and self.int8_check.isChecked() else None,
+            onnx_temporal=self.onnx_check.isEnabled() and self.onnx_check.isChecked(),
+        )
+
+    def state(self) -> dict:
+        return {
+            "memory": self.memory,
+            "int8": self.int8_check.isChecked(),
+            "onnx_temporal": self.onnx_check.isChecked(),
+        }
+
+    def restore_state(self, state: dict) -> None:
+        self.set_memory(state.get("memory", "auto"))
+        self.int8_check.setChecked(state.get("int8") is True)
+        self.onnx_check.setChecked(state.get("onnx_temporal") is True)
