@@ -6,6 +6,7 @@ wheel installs; KINEMO_ASSETS points elsewhere (tests, a model trained by hand).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -14,7 +15,19 @@ from engine.api.errors import ModelLoadError
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
-ASSETS_DIR = Path(os.environ.get("KINEMO_ASSETS", Path(__file__).resolve().parents[2] / "assets"))
+
+
+def _assets_dir() -> Path:
+    """KINEMO_ASSETS, else the installed package kinemo_assets (assets/ in a checkout), found without importing it."""
+    if os.environ.get("KINEMO_ASSETS"):
+        return Path(os.environ["KINEMO_ASSETS"])
+    spec = importlib.util.find_spec("kinemo_assets")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return Path(__file__).resolve().parents[2] / "assets"
+
+
+ASSETS_DIR = _assets_dir()
 STARTER_DIR = ASSETS_DIR / "kinemo-starter"
 FAST_DIR = ASSETS_DIR / "kinemo-starter-fast"  # the starter distilled to a few steps (engine.training.distill)
 
