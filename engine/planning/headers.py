@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from engine.api.errors import ModelLoadError
 
 MB = 2**20
 
@@ -30,14 +33,46 @@ DTYPE_BYTES = {
 FLOATS = {"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2", "F8_E8M0"}
 
 
+MAX_HEADER = 100 * MB  # safetensors' own limit on the JSON header
+
+
 def read_header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
-    """name -> (dtype, shape) of every tensor in a safetensors file, from its JSON header alone."""
-    with open(path, "rb") as handle:
-        (length,) = struct.unpack("<Q", handle.read(8))
-        if length > 100 * MB:
-            raise ValueError(f"{path} has an implausible safetensors header ({length} bytes)")
-        header = json.loads(handle.read(length))
-    return {k: (v["dtype"], tuple(v["shape"])) for k, v in header.items() if k != "__metadata__"}
+    """name -> (dtype, shape) of every tensor in a safetensors file, from its JSON header alone; ModelLoadError
+    naming the file and what is wrong with it for anything that is not a well-formed header."""
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            start = handle.read(8)
+            if len(start) < 8:
+                raise ValueError(f"{size} bytes is too short for a safetensors file")
+            (length,) = struct.unpack("<Q", start)
+            if length > min(MAX_HEADER, size - 8):
+                raise ValueError(f"its header claims {length} bytes; the file has {size}")
+            header = json.loads(handle.read(length))
+        return _tensors(header)
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelLoadError(f"{path} is not a readable safetensors file: {reason}") from None
+
+
+def _tensors(header) -> dict[str, tuple[str, tuple[int, ...]]]:
+    if not isinstance(header, dict):
+        raise ValueError(f"its header is a JSON {type(header).__name__}, not an object")
+    found = {}
+    for name, spec in header.items():
+        if name == "__metadata__":
+            continue
+        if (
+            not isinstance(spec, dict)
+            or not isinstance(spec.get("dtype"), str)
+            or not isinstance(spec.get("shape"), list)
+        ):
+            raise ValueError(f"tensor {str(name)[:60]!r} has no dtype and shape")
+        shape = spec["shape"]
+        if not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 2**40 for n in shape):
+            raise ValueError(f"tensor {str(name)[:60]!r} has the shape {str(shape)[:60]}")
+        found[name] = (spec["dtype"], tuple(shape))
+    return found
 
 
 @dataclass(frozen=True)
@@ -111,7 +146,7 @@ def read_pipeline(
             config = read_json(sub / "config.json")
             try:
                 found[name] = read_component(name, paths, spec[1], config)
-            except (OSError, ValueError, KeyError, TypeError, struct.error):
+            except (OSError, ModelLoadError):
                 continue  # unreadable: left out of the estimate; loading it says what is wrong
     if adapter is not None:
         adapter = Path(adapter)
@@ -119,6 +154,6 @@ def read_pipeline(
         config = read_json(adapter / "config.json") if adapter.is_dir() else {}
         try:
             found["motion_adapter"] = read_component("motion_adapter", paths, "MotionAdapter", config)
-        except (OSError, ValueError, KeyError, TypeError, struct.error):
+        except (OSError, ModelLoadError):
             pass
     return found

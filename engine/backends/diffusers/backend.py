@@ -182,7 +182,7 @@ class DiffusersBackend:
         except BaseException as exc:
             if is_out_of_memory(exc):
                 raise PipelineOutOfMemory(first_line(exc)) from None
-            if not isinstance(exc, (OSError, ValueError, KeyError, TypeError, RuntimeError)):
+            if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit: not a loading problem
                 raise
             raise ModelLoadError(f"cannot load {self.model_id} from {folder.path}: {first_line(exc)}") from exc
         return pipe, device
