@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from engine.api.errors import ImageError
 
@@ -62,16 +63,30 @@ def _read_image(path: Path) -> np.ndarray:
     if path.stat().st_size == 0:
         raise ImageError(f"image is empty (0 bytes): {path}")
     try:
-        with Image.open(path) as image:
-            if image.width * image.height > MAX_PIXELS:
-                raise ImageError(f"image is too large ({image.width}x{image.height}): {path}")
-            image.load()
-            return _to_rgb8(image)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # a refusal, not a warning on stderr
+            with Image.open(path) as image:
+                if image.width * image.height > MAX_PIXELS:
+                    raise ImageError(f"image is too large ({image.width}x{image.height} pixels): {path}")
+                image.load()
+                return _to_rgb8(upright(image))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(
+            f"image is too large (it declares more than {MAX_PIXELS // 10**6} million pixels): {path}"
+        ) from None
     except UnidentifiedImageError:
         raise ImageError(f"not a picture Kinemo can read: {path}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ImageError(f"image is damaged or truncated ({reason}): {path}") from None
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """The picture as it is meant to be seen: phones store portraits sideways with an EXIF orientation tag."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except (OSError, ValueError, TypeError, KeyError, SyntaxError):
+        return image  # an unreadable orientation tag: the pixels as stored
 
 
 def fit_to_frame(rgb: np.ndarray, aspect: float, size: int) -> np.ndarray:

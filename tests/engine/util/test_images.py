@@ -61,3 +61,39 @@ def test_a_picture_is_decoded_once_until_it_changes(tmp_path, monkeypatch):
     Image.fromarray(np.full((4, 6, 3), 200, np.uint8)).save(path)
     os.utime(path, ns=(1, 1))  # a new modification time, as a rewrite has
     assert images.load_image(path)[0, 0, 0] == 200 and len(reads) == 2
+
+
+def _bomb_png(path, width, height):
+    """A PNG whose header declares width x height pixels, in a few bytes (no pixel data to speak of)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    )
+    return path
+
+
+@pytest.mark.parametrize("side", [30000, 10000])
+def test_a_decompression_bomb_is_one_line(tmp_path, side, capsys):
+    path = _bomb_png(tmp_path / "bomb.png", side, side)
+    assert path.stat().st_size < 100
+    with pytest.raises(ImageError, match="too large") as failure:
+        load_image(path)
+    assert "\n" not in str(failure.value) and capsys.readouterr().err == ""
+
+
+def test_exif_orientation_is_honoured(tmp_path):
+    pixels = np.zeros((20, 40, 3), np.uint8)  # stored landscape: 40 wide, 20 high
+    pixels[:, :20] = 255  # the left half white
+    image = Image.fromarray(pixels)
+    exif = image.getexif()
+    exif[0x0112] = 6  # "rotate 90 CW to view": a phone's portrait
+    image.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    rgb = load_image(tmp_path / "phone.jpg")
+    assert rgb.shape == (40, 20, 3)  # shown as a portrait
+    assert rgb[:18].mean() > 200 and rgb[22:].mean() < 50  # the white half is on top
