@@ -15,11 +15,13 @@ No torch here: the callers hash their tensors.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 from pathlib import Path
 
+from engine.api.errors import ModelLoadError
 from engine.registry.assets import CONFIG_NAME, WEIGHTS_NAME
 from engine.util.files import atomic_write_bytes, file_sha256
 
@@ -35,6 +37,24 @@ def cache_root() -> Path:
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("kinemo", appauthor=False))
+
+
+def cache_errors(function):
+    """function, with an OSError met in the cache folder (a file in its place, read-only, a full disk) turned into
+    one ModelLoadError line that says what to do."""
+
+    @functools.wraps(function)
+    def guarded(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except OSError as exc:
+            reason = exc.strerror or str(exc).splitlines()[0] or type(exc).__name__
+            raise ModelLoadError(
+                f"Kinemo's cache folder {cache_root()} cannot be used ({reason}); point {CACHE_DIR_ENV} at a "
+                "writable folder with free space, or run without --quantize and --onnx-temporal"
+            ) from None
+
+    return guarded
 
 
 def model_folder_sha256(folder: Path) -> str:

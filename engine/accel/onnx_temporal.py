@@ -41,7 +41,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.accel.artifacts import cache_root, file_matches, forget_manifest, read_manifest, write_manifest
+from engine.accel.artifacts import (
+    cache_errors,
+    cache_root,
+    file_matches,
+    forget_manifest,
+    read_manifest,
+    write_manifest,
+)
 from engine.api.errors import ModelLoadError
 from engine.kinemo.temporal_attention import TemporalAttention
 from engine.util.files import atomic_path
@@ -256,6 +263,7 @@ def checked_session(path: Path, plain: nn.Module, device: torch.device, probe: C
     return session
 
 
+@cache_errors
 def cached_sessions(
     entry: Path,
     expect: dict,

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.accel.artifacts import (
+    cache_errors,
     cache_root,
     file_matches,
     forget_manifest,
@@ -129,6 +130,7 @@ def _requantize(folder: Path, entry: Path, manifest: dict, device: str):
     return model.eval().requires_grad_(False)
 
 
+@cache_errors
 def load_quantized(folder: str | Path, quantize: str = "int8", device: str = "cpu") -> QuantizedLoad:
     """The bundled model at folder with int8 denoiser weights, from the cache when a sound entry is there."""
     from optimum.quanto import quantization_map

@@ -25,7 +25,14 @@ import logging
 import shutil
 from pathlib import Path
 
-from engine.accel.artifacts import cache_root, file_matches, forget_manifest, read_manifest, write_manifest
+from engine.accel.artifacts import (
+    cache_errors,
+    cache_root,
+    file_matches,
+    forget_manifest,
+    read_manifest,
+    write_manifest,
+)
 from engine.util.files import file_sha256
 
 log = logging.getLogger("kinemo.engine")
@@ -78,6 +85,7 @@ def _expected_fields(key: str) -> dict:
     return {**expected_fields(key, "int8"), "format": FORMAT}
 
 
+@cache_errors
 def cached_denoiser(key: str, device: str = "cpu"):
     """The int8 denoiser from the cache entry for key, or None when there is no sound entry."""
     import diffusers
@@ -109,6 +117,7 @@ def cached_denoiser(key: str, device: str = "cpu"):
     return denoiser.eval().requires_grad_(False)
 
 
+@cache_errors
 def store_denoiser(denoiser, key: str) -> Path:
     """Quantise denoiser in place (unless it is already) and write it to the cache; returns the entry."""
     from optimum.quanto import quantization_map
