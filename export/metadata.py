@@ -41,21 +41,25 @@ def insert_gif_comment(data: bytes, comment: str) -> bytes:
 def _ffmetadata_comment(path: Path) -> str | None:
     import imageio_ffmpeg
 
-    result = subprocess.run(
-        [
-            imageio_ffmpeg.get_ffmpeg_exe(),
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-i",
-            str(path),
-            "-f",
-            "ffmetadata",
-            "-",
-        ],
-        capture_output=True,
-        timeout=60,
-    )
+    try:
+        result = subprocess.run(
+            [
+                imageio_ffmpeg.get_ffmpeg_exe(),
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-i",
+                str(path),
+                "-f",
+                "ffmetadata",
+                "-",
+            ],
+            capture_output=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        raise ExportError(f"cannot read {path}: ffmpeg found no clip in it within 60 s") from None
     if result.returncode != 0:
         reason = result.stderr.decode(errors="replace").strip().splitlines()
         raise ExportError(f"cannot read {path}: {reason[-1] if reason else 'ffmpeg failed'}")
@@ -74,31 +78,55 @@ def _ffmetadata_comment(path: Path) -> str | None:
     return None
 
 
+MAX_RECORD = 1 << 20  # bytes: a record is a few hundred; anything near this is not one of ours
+
+
 def read_record(path: str | Path) -> dict:
-    """The Kinemo record of an exported clip (file or PNG folder); ExportError if there is none."""
+    """The Kinemo record of an exported clip (file or PNG folder); ExportError, in one line, if there is none."""
     path = Path(path)
     if not path.exists():
         raise ExportError(f"no such file: {path}")
     if path.is_dir():
-        sidecar = path / SIDECAR_NAME
-        if not sidecar.is_file():
-            raise ExportError(f"{path} is a folder without {SIDECAR_NAME}: not a Kinemo PNG export")
-        text = sidecar.read_text(encoding="utf-8")
+        text = _sidecar_text(path)
+    elif not path.is_file():
+        raise ExportError(f"{path} is not a regular file (a device, pipe or socket)")
     elif path.suffix.lower() == ".gif":
-        from PIL import Image
-
-        try:
-            with Image.open(path) as image:
-                raw = image.info.get("comment", b"")
-        except OSError as exc:
-            raise ExportError(f"cannot read {path}: {exc}") from None
-        text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+        text = _gif_comment(path)
     else:
         text = _ffmetadata_comment(path)
+    return _parse_record(path, text)
+
+
+def _sidecar_text(folder: Path) -> str:
+    sidecar = folder / SIDECAR_NAME
+    if not sidecar.is_file():
+        raise ExportError(f"{folder} is a folder without {SIDECAR_NAME}: not a Kinemo PNG export")
+    data = sidecar.read_bytes()[: MAX_RECORD + 1]
     try:
-        record = json.loads(text) if text else None
-    except json.JSONDecodeError:
-        record = None
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ExportError(f"{sidecar} is not UTF-8 text: not a Kinemo record") from None
+
+
+def _gif_comment(path: Path) -> str:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:  # the header only: a GIF that declares a huge screen is never decoded
+            raw = image.info.get("comment", b"")
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ExportError(f"cannot read {path}: {reason}") from None
+    return raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
+
+
+def _parse_record(path: Path, text: str | None) -> dict:
+    record = None
+    if text and len(text) <= MAX_RECORD:
+        try:
+            record = json.loads(text)
+        except (ValueError, RecursionError):  # bad JSON, or nested deeper than any record of ours
+            record = None
     if not isinstance(record, dict) or "request" not in record:
         raise ExportError(f"{path} carries no Kinemo generation record")
     return record

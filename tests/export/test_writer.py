@@ -114,3 +114,32 @@ def test_reading_a_file_without_a_record(tmp_path):
         read_record(plain)
     with pytest.raises(ExportError, match="no such file"):
         read_record(tmp_path / "none.mp4")
+
+
+def test_reading_records_from_hostile_files_is_one_line_each(tmp_path):
+    import struct
+
+    deep = tmp_path / "deep"
+    deep.mkdir()
+    (deep / "kinemo.json").write_text("[" * 100000 + "]" * 100000)
+    bad_utf8 = tmp_path / "bad"
+    bad_utf8.mkdir()
+    (bad_utf8 / "kinemo.json").write_bytes(b'{"request": "\xff\xfe"}')
+    fifo = tmp_path / "x.mp4"
+    os.mkfifo(fifo)
+    bomb = tmp_path / "bomb.gif"  # a GIF whose screen is 65535 x 65535, in a few bytes
+    bomb.write_bytes(
+        b"GIF89a"
+        + struct.pack("<HH", 65535, 65535)
+        + b"\x00\x00\x00"
+        + b"\x2c"
+        + b"\x00" * 9
+        + b"\x02\x02D\x01\x00\x3b"
+    )
+    for path, words in ((deep, "no Kinemo generation record"), (bad_utf8, "not UTF-8"), (fifo, "not a regular file")):
+        with pytest.raises(ExportError, match=words) as failure:
+            read_record(path)
+        assert "\n" not in str(failure.value)
+    with pytest.raises(ExportError) as failure:
+        read_record(bomb)
+    assert "\n" not in str(failure.value)
