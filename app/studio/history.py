@@ -10,6 +10,7 @@ Pure Python (numpy, PIL, export): saving runs on a worker thread.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from app.studio.paths import history_dir
+from engine.util.files import atomic_write_bytes, atomic_write_text
 
 HISTORY_QUALITY = 80
 THUMBNAIL_SIZE = 96
@@ -65,21 +67,18 @@ class HistoryEntry:
         return np.load(self.frames_path, allow_pickle=False)
 
 
-def _atomic_write(path: Path, write) -> None:
+def _atomic_save_npy(path: Path, frames: np.ndarray) -> None:
+    """Stream the frames into a temporary file renamed into place: a long clip's frames run to hundreds of
+    megabytes, which engine.util.files.atomic_write_bytes would first copy into one bytes object."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    os.close(fd)
     try:
-        write(Path(tmp))
+        with os.fdopen(fd, "wb") as handle:  # a file object: np.save would add ".npy" to a name
+            np.save(handle, np.ascontiguousarray(frames, dtype=np.uint8))
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def _save_npy(path: Path, frames: np.ndarray) -> None:
-    with open(path, "wb") as handle:  # a file object: np.save would add ".npy" to a name
-        np.save(handle, np.ascontiguousarray(frames, dtype=np.uint8))
 
 
 class HistoryStore:
@@ -117,7 +116,7 @@ class HistoryStore:
         try:
             write_clip(entry.clip_path, frames, settings, record)
             written.append(entry.clip_path)
-            _atomic_write(entry.frames_path, lambda p: _save_npy(p, frames))
+            _atomic_save_npy(entry.frames_path, frames)
             written.append(entry.frames_path)
             thumb = Image.fromarray(frames[len(frames) // 2])
             aspect = request.width / request.height
@@ -126,14 +125,12 @@ class HistoryStore:
                 if aspect >= 1
                 else (max(1, round(THUMBNAIL_SIZE * aspect)), THUMBNAIL_SIZE)
             )
-            thumb = thumb.resize(size, Image.Resampling.BICUBIC)
-            _atomic_write(entry.thumbnail_path, lambda p: thumb.save(p, format="PNG"))
+            png = io.BytesIO()
+            thumb.resize(size, Image.Resampling.BICUBIC).save(png, format="PNG")
+            atomic_write_bytes(entry.thumbnail_path, png.getvalue())
             written.append(entry.thumbnail_path)
             data = {"request": entry.request, "created": created, "seconds": seconds}
-            _atomic_write(
-                entry.entry_path,
-                lambda p: p.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8"),
-            )
+            atomic_write_text(entry.entry_path, json.dumps(data, indent=2, ensure_ascii=False))
         except BaseException:
             for path in written:
                 path.unlink(missing_ok=True)

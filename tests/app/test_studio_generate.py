@@ -1,6 +1,6 @@
 """The studio generates, cancels and queues through the real engine process (tiny model)."""
 
-import time
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,21 @@ def test_type_a_prompt_and_generate(qtbot, window, tiny_model, data_dir):
     assert not [p for p in files_under(data_dir) if ".partial" in p]
 
 
+def watch_progress_after_stop(window) -> list[int]:
+    """The steps the running job's worker reports after the request to stop, as it reports them (its thread)."""
+    after_stop = []
+
+    def watch(job):
+        worker = window.queue._worker
+        worker.progress.connect(
+            lambda step, total, elapsed: after_stop.append(step) if worker.abort_requested() else None,
+            Qt.ConnectionType.DirectConnection,
+        )
+
+    window.queue.jobStarted.connect(watch)
+    return after_stop
+
+
 def test_cancel_mid_run_leaves_no_files(qtbot, window, tiny_model, data_dir):
     fill_request(window, tiny_model, steps=200)
     with qtbot.waitActive(window):  # shortcuts need an active window
@@ -49,19 +64,18 @@ def test_cancel_mid_run_leaves_no_files(qtbot, window, tiny_model, data_dir):
         window.activateWindow()
     steps_seen = []
     window.queue.jobProgress.connect(lambda job, step, total, elapsed: steps_seen.append(step))
+    after_stop = watch_progress_after_stop(window)
     with qtbot.waitSignal(window.queue.jobProgress, timeout=JOB_TIMEOUT_MS):
         qtbot.keyClick(
             window.findChild(QPlainTextEdit, "promptEdit"), Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier
         )
     assert window.cancel_button.isEnabled()
-    pressed = time.monotonic()
     with qtbot.waitSignal(window.queue.jobCancelled, timeout=JOB_TIMEOUT_MS):
         qtbot.keyClick(window, Qt.Key.Key_Escape)
-    took = time.monotonic() - pressed
     qtbot.waitUntil(lambda: not window.queue.busy)
 
     assert steps_seen[-1] < 200, "the run stopped early"
-    assert took < 5, f"cancelling took {took:.2f} s"
+    assert len(after_stop) <= 1, f"steps reported after Escape: {after_stop}; the job stops within one step"
     assert files_under(data_dir / "history") == []
     assert window.history_list.count() == 0 and window.current_clip is None
     assert "Cancelled" in window.message and window.progress_bar.format() == "Cancelled"
@@ -99,13 +113,34 @@ def test_queue_runs_jobs_in_order_and_can_be_edited(qtbot, window, tiny_model):
     assert window.queue_list.count() == 0
 
 
-def test_engine_errors_show_in_the_window(qtbot, window, tmp_path):
-    fill_request(window, str(tmp_path / "no-such-model"))
-    with qtbot.waitSignal(window.queue.jobFailed, timeout=JOB_TIMEOUT_MS):
-        window.generate()
+def test_engine_errors_show_in_the_window(qtbot, window, tmp_path, monkeypatch):
+    """One failure, one message. Picking the missing folder starts the picker's check of it; the check is held
+    until the job has failed, so its finding arrives after the failure's message, as it may in any run. It
+    marks the folder unusable in the picker and leaves the failure's message in the message area."""
+    from app.studio import model_picker
+
+    release, check = threading.Event(), model_picker.check_models
+
+    def held_check(models):
+        release.wait(JOB_TIMEOUT_MS / 1000)
+        return check(models)
+
+    monkeypatch.setattr(model_picker, "check_models", held_check)
+    missing = str(tmp_path / "no-such-model")
+    errors = []
+    window.messageShown.connect(lambda level, text: errors.append(text) if level == "error" else None)
+    try:
+        fill_request(window, missing)
+        with qtbot.waitSignal(window.queue.jobFailed, timeout=JOB_TIMEOUT_MS):
+            window.generate()
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: window.form.model_picker.problem(missing) is not None)
     qtbot.waitUntil(lambda: not window.queue.busy)
     assert window.message.startswith("Generation failed: unknown model")
     assert window.message_label.property("level") == "error"
+    assert errors == [window.message], "the picker's finding came as a second message"
+    assert window.form.model_picker.itemText(window.form.model_picker.findData(missing)).endswith("unusable")
 
 
 def test_invalid_request_is_refused_before_queueing(window):
@@ -144,13 +179,17 @@ def test_a_crashed_engine_is_reported_and_restarted(qtbot, window, tiny_model, d
 def test_closing_the_window_mid_run_stops_cleanly(qtbot, make_window, tiny_model, data_dir):
     window = make_window()
     fill_request(window, tiny_model, steps=200)
+    started = []
+    window.queue.jobStarted.connect(lambda job: started.append(window.queue._worker))
+    after_stop = watch_progress_after_stop(window)
     with qtbot.waitSignal(window.queue.jobProgress, timeout=JOB_TIMEOUT_MS):
         window.generate()
     window.form.steps_spin.setValue(3)
     window.generate()  # a queued job is dropped on close
-    started = time.monotonic()
     window.close()
-    assert time.monotonic() - started < 10
+    (worker,) = started
+    assert worker.thread_handle.isFinished(), "close returned before the job had stopped"
+    assert len(after_stop) <= 1, f"steps reported after the close: {after_stop}; the job stops within one step"
     assert not window.queue.busy or window.queue.cancelling
     assert files_under(data_dir / "history") == []
     assert (data_dir / "settings.json").is_file()

@@ -100,15 +100,18 @@ def test_engine_process_streams_events_and_stops_within_a_step(tiny_model):
         assert kinds[0] is Loaded and kinds.count(Progress) == 3 and kinds.count(Preview) == 3
         assert kinds[-2:] == [Frames, Finished]
 
+        # 16-frame previews nearly fill the pipe, so the engine runs at most one step ahead of this loop
         stop = {"now": False}
-        seen, stopped_at = [], None
+        after_stop = []
         with pytest.raises(Cancelled):
-            for event in engine.generate(request.with_changes(steps=200), should_stop=lambda: stop["now"]):
+            long_request = request.with_changes(steps=200, frames=16)
+            for event in engine.generate(long_request, should_stop=lambda: stop["now"]):
                 if isinstance(event, Progress):
-                    seen.append(event.step)
-                    if event.step == 2:
-                        stop["now"], stopped_at = True, time.monotonic()
-        assert seen[-1] < 200 and time.monotonic() - stopped_at < 5
+                    if stop["now"]:
+                        after_stop.append(event.step)
+                    stop["now"] = stop["now"] or event.step == 2
+        # the step the engine was making when the stop arrived, and one whose events were already on their way
+        assert len(after_stop) <= 2, f"steps after the request to stop: {after_stop}"
         # the same process, model cached, serves the next job
         assert type(next(iter(engine.generate(request)))) is Loaded
     finally:
