@@ -59,7 +59,7 @@ class RequestForm(QWidget):
         # long labels ("LTX-Video · ltx-video-0.9.7-distilled · not downloaded (45 GB)") must not widen the panel
         self.model_picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.model_picker.setMinimumContentsLength(16)
-        self.model_combo = self.model_picker  # the name the automation and older code use
+        self.model_combo = self.model_picker  # the name the automation uses
         self.model_picker.message.connect(self.message)
         self.downloads = DownloadPanel()
         self.downloads.message.connect(self.message)
