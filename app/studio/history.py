@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -22,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from app.studio.paths import history_dir
-from engine.util.files import atomic_write_bytes, atomic_write_text
+from engine.util.files import atomic_path, atomic_write_bytes, atomic_write_text
 
 HISTORY_QUALITY = 80
 THUMBNAIL_SIZE = 96
@@ -69,16 +67,9 @@ class HistoryEntry:
 
 def _atomic_save_npy(path: Path, frames: np.ndarray) -> None:
     """Stream the frames into a temporary file renamed into place: a long clip's frames run to hundreds of
-    megabytes, which engine.util.files.atomic_write_bytes would first copy into one bytes object."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(fd, "wb") as handle:  # a file object: np.save would add ".npy" to a name
-            np.save(handle, np.ascontiguousarray(frames, dtype=np.uint8))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    megabytes, which atomic_write_bytes would first copy into one bytes object."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:  # a file object: np.save would add ".npy" to a name
+        np.save(handle, np.ascontiguousarray(frames, dtype=np.uint8))
 
 
 class HistoryStore:
