@@ -60,10 +60,12 @@ class BundledBackend:
         if self.model is not None:
             return 0.0
         started = time.perf_counter()
+        from engine.backends.threads import apply_thread_policy
         from engine.kinemo.ddim import DDIMSampler
         from engine.kinemo.files import load_model
         from engine.kinemo.schedule import alphas_cumprod, make_betas
 
+        apply_thread_policy()
         if self.options.quantize:
             from engine.accel.quantize import load_quantized
 

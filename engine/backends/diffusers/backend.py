@@ -163,7 +163,9 @@ class DiffusersBackend:
         """(pipeline, device): loaded, placed as policy says, its motion modules in ONNX when asked."""
         from engine.backends.devices import pick_device, pick_dtype
         from engine.backends.diffusers.placement import apply_policy, is_out_of_memory
+        from engine.backends.threads import apply_thread_policy
 
+        apply_thread_policy()
         device = pick_device(self.options.device)
         dtype = pick_dtype(device)
         source = PipelineSource(folder, self.ref.entry, self._adapter)
