@@ -199,6 +199,8 @@ def check_outputs(args: argparse.Namespace, fmt: str, request):
     settings = ExportSettings(fmt, request.fps, request.width, request.height, args.quality).validate()
     check_destination(args.output, settings)
     if args.stats is not None:
+        if Path(args.stats).expanduser().resolve() == Path(args.output).expanduser().resolve():
+            raise UsageError("--stats names the output clip itself; give the stats a file of their own")
         check_destination(args.stats, ExportSettings())
     return settings
 
@@ -297,7 +299,12 @@ def run_generate(args: argparse.Namespace) -> int:
     stats["peak_memory_mb"] = peak_memory_mb()
     stats = {k: round(v, 4) if isinstance(v, float) else v for k, v in stats.items()}
     if args.stats is not None:
-        atomic_write_bytes(args.stats, (json.dumps(stats, indent=2) + "\n").encode())
+        try:
+            atomic_write_bytes(args.stats, (json.dumps(stats, indent=2) + "\n").encode())
+        except OSError as exc:
+            from export.formats import ExportError
+
+            raise ExportError(f"the clip is written, but not the stats file {args.stats}: {exc.strerror}") from None
     print(args.output)
     return 0
 
@@ -309,10 +316,42 @@ def run_info(args: argparse.Namespace) -> int:
     return 0
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: handled as Ctrl+C is, so the run stops cleanly and the old file stays."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def stop_on_signals() -> None:
+    """SIGTERM (kill, a closing session manager) and SIGHUP (a closed terminal) stop a run the way Ctrl+C does."""
+    import signal
+
+    def stop(signum, frame):
+        raise Stopped(signum)
+
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), stop)
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # `kinemo info CLIP | head`: the reader left; nothing more to say
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
+
+
+def _main(argv: list[str] | None) -> int:
     from engine.api.errors import Cancelled, InvalidRequest, KinemoError
     from export.formats import ExportError
 
+    if argv is None:  # the command itself (tests call main with arguments and keep their own handlers)
+        stop_on_signals()
     try:
         args = build_parser().parse_args(argv)
         if args.command == "generate":
@@ -329,6 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, InvalidRequest, ExportError) as exc:
         print(f"kinemo: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Stopped as stop:
+        print(f"kinemo: stopped by signal {stop.signum}; nothing was written", file=sys.stderr)
+        return 128 + stop.signum
     except (KeyboardInterrupt, Cancelled):
         print("kinemo: cancelled; nothing was written", file=sys.stderr)
         return EXIT_CANCELLED

@@ -10,10 +10,10 @@ def hub_model_for(name: str):
     """(catalog entry or None, HubModel) behind a catalog id or a hub id."""
     from engine.api.errors import InvalidRequest
     from engine.registry.catalog import find_entry
-    from engine.registry.resolve import STARTER_ID, hub_model
+    from engine.registry.resolve import BUNDLED, hub_model
 
-    if name == STARTER_ID:
-        raise InvalidRequest(f"{STARTER_ID} ships with Kinemo: there is nothing to download or remove")
+    if name in BUNDLED:
+        raise InvalidRequest(f"{name} ships with Kinemo: there is nothing to download or remove")
     model = hub_model(name)
     if model is None:
         raise InvalidRequest(
@@ -29,9 +29,9 @@ def size_text(num_bytes: int) -> str:
 def run_list() -> int:
     from engine.registry.catalog import catalog
     from engine.registry.hub import HubModel, local_paths
-    from engine.registry.resolve import STARTER_ID
+    from engine.registry.resolve import BUNDLED, available_models
 
-    rows = [(STARTER_ID, "kinemo", "t2v+i2v", "bundled", "-", "Apache-2.0")]
+    rows = [(m, "kinemo", "t2v+i2v", "bundled", "-", "Apache-2.0") for m in available_models() if m in BUNDLED]
     for e in catalog().values():
         on_disk = "yes" if local_paths(HubModel.from_entry(e)) else "no"
         rows.append((e.id, e.family, "+".join(e.tasks), on_disk, f"{e.vram_gb:g} GB", e.license.split(";")[0]))
@@ -53,11 +53,41 @@ def run_pull(name: str, token: str | None) -> int:
     return 0
 
 
+def bundled_info(name: str) -> dict:
+    """What a bundled model is: its folder, size, the steps it takes and its measured scores."""
+    from engine.registry.assets import WEIGHTS_NAME, read_config, read_sampling
+    from engine.registry.model_options import catalog_options
+    from engine.registry.resolve import BUNDLED
+
+    folder = BUNDLED[name]
+    options = catalog_options(name)
+    info = {"id": name, "family": "kinemo", "tasks": list(options.tasks), "license": options.license}
+    info.update(bundled=True, path=str(folder), defaults=options.defaults)
+    info["size_on_disk"] = size_text((folder / WEIGHTS_NAME).stat().st_size)
+    info["native"] = {k: read_config(folder).get(k) for k in ("size", "max_frames")}
+    if read_sampling(folder):
+        info["distilled_timesteps"] = read_sampling(folder)
+    evaluation = folder / "evaluation.json"
+    if evaluation.is_file():
+        info["evaluation"] = json.loads(evaluation.read_text(encoding="utf-8"))
+    info["model_card"] = str(folder / "MODEL_CARD.md")
+    return info
+
+
 def run_info(name: str) -> int:
     from dataclasses import asdict
 
+    from engine.api.errors import ModelLoadError
     from engine.registry.hub import disk_bytes, local_paths
+    from engine.registry.resolve import BUNDLED
 
+    if name in BUNDLED:
+        try:
+            info = bundled_info(name)
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"{name} is not installed whole: {exc}") from None
+        print(json.dumps(info, indent=2, ensure_ascii=False))
+        return 0
     entry, model = hub_model_for(name)
     found = local_paths(model)
     info = asdict(entry) if entry is not None else {"hub_id": model.hub_id}

@@ -9,13 +9,14 @@ from __future__ import annotations
 import errno
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
+from engine.util.signals import signals_held
 from export.encoder import FfmpegEncoder, os_error
 from export.formats import ExportError, ExportSettings, encoder_arguments
 from export.metadata import METADATA_KEY, SIDECAR_NAME, insert_gif_comment
@@ -121,17 +122,19 @@ class ClipWriter:
         comment = json.dumps(self.record, ensure_ascii=False, sort_keys=True)
         try:
             remove_stale_temporaries(self.path)
+            # the name is known to abort() before the file exists, so a signal at any moment leaves nothing behind
+            self._temp = parent / f"{temp_prefix(self.path)}{secrets.token_hex(4)}.partial"
             if self.settings.format == "png":
-                self._temp = Path(tempfile.mkdtemp(dir=parent, prefix=temp_prefix(self.path), suffix=".partial"))
+                self._temp.mkdir(mode=0o700)
                 target = str(self._temp / "frame_%04d.png")
             else:
-                fd, name = tempfile.mkstemp(dir=parent, prefix=temp_prefix(self.path), suffix=".partial")
-                os.close(fd)
-                self._temp, target = Path(name), name
+                os.close(os.open(self._temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+                target = str(self._temp)
                 if self.settings.format in ("mp4", "webm"):
                     params = params + ["-metadata", f"{METADATA_KEY}={comment}"]
-            self._encoder = FfmpegEncoder(target, self.frame_size, self.settings.fps, codec, pix_fmt, params)
-            self._encoder.start()
+            with signals_held():  # the encoder is started and recorded as one step
+                self._encoder = FfmpegEncoder(target, self.frame_size, self.settings.fps, codec, pix_fmt, params)
+                self._encoder.start()
         except OSError as exc:
             self.abort()
             raise os_error(exc, parent) from None
@@ -173,12 +176,13 @@ class ClipWriter:
         elif self.settings.format == "gif":
             self._temp.write_bytes(insert_gif_comment(self._temp.read_bytes(), comment))
         check_written(self._temp, self.settings.format, self.frame_count)
-        if self._temp.is_file():
-            os.chmod(self._temp, 0o644)
-            os.replace(self._temp, self.path)
-        else:
-            publish_folder(self._temp, self.path)
-        self._temp = None
+        with signals_held():  # published and forgotten as one step
+            if self._temp.is_file():
+                os.chmod(self._temp, 0o644)
+                os.replace(self._temp, self.path)
+            else:
+                publish_folder(self._temp, self.path)
+            self._temp = None
 
     def abort(self) -> None:
         """Stop the encoder and remove the temporary output."""
