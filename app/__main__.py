@@ -13,5 +13,5 @@ def main() -> int:
     return cli_main(sys.argv[1:])
 
 
-if __name__ == "__main__":  # the engine process (multiprocessing spawn) imports this module too
+if __name__ == "__main__":
     sys.exit(main())

@@ -1,7 +1,8 @@
 """How the studio talks to the engine: a generator of engine events for one request.
 
-ProcessEngine (the default) runs the engine in a child process (engine_host.py) and is torch-free
-on this side. ThreadEngine runs the backend in the calling thread; it is simpler but importing torch
+ProcessEngine (the default) runs the engine in a child process (`python -m app.studio.engine_host`) and is
+torch-free on this side; the child says hello first, so a process that dies or hangs at start-up is an
+EngineStartFailed within seconds instead of a job that never starts. ThreadEngine runs the backend in the calling thread; it is simpler but importing torch
 in-process holds the GIL long enough to freeze the window for ~0.2 s, so it is kept only for
 comparison (KINEMO_ENGINE=thread) and measurement.
 
@@ -12,17 +13,64 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
+import sys
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from engine.api import errors
 
 ENGINE_ENV = "KINEMO_ENGINE"
 STOP_GRACE_SECONDS = 60.0  # how long a cancelled job may take to acknowledge before the process is killed
+START_TIMEOUT_SECONDS = 10.0  # the engine says hello before importing anything heavy: Python's start-up only
 
 
 class EngineCrashed(errors.KinemoError):
     """The engine process ended unexpectedly; the next job starts a fresh one."""
+
+
+class EngineStartFailed(errors.KinemoError):
+    """The engine process died or did not answer at start-up; the next job tries a fresh one."""
+
+
+def engine_command() -> list[str]:
+    """How the engine process starts: its own module, so no caller's __main__ is ever imported again."""
+    return [sys.executable, "-m", "app.studio.engine_host"]
+
+
+def _engine_environment() -> dict:
+    """The studio's environment, with this checkout first on the path (a checkout that is not installed)."""
+    root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+class _StderrTail:
+    """Reads the engine's stderr on a thread: passes it on to the studio's stderr and keeps the last lines."""
+
+    def __init__(self, stream):
+        self.lines: deque = deque(maxlen=20)
+        self.thread = threading.Thread(target=self._read, args=(stream,), name="kinemo-engine-stderr", daemon=True)
+        self.thread.start()
+
+    def _read(self, stream) -> None:
+        with stream:
+            for raw in iter(stream.readline, b""):
+                line = raw.decode("utf-8", "replace").rstrip()
+                if line.strip():
+                    self.lines.append(line)
+                try:
+                    sys.stderr.write(line + "\n")
+                except (OSError, ValueError, AttributeError):
+                    pass  # no stderr to pass it on to
+
+    def last_line(self, wait: float = 0.0) -> str:
+        self.thread.join(wait)  # the process has ended: let the reader take its final words
+        return self.lines[-1] if self.lines else ""
 
 
 class ProcessEngine:
@@ -32,54 +80,90 @@ class ProcessEngine:
         self._lock = threading.Lock()
         self._process = None
         self._conn = None
+        self._stderr: _StderrTail | None = None
         self._jobs = itertools.count(1)
 
     # -- process lifetime ---------------------------------------------------------------------------
     def start(self, warm: bool = False) -> None:
-        """Start the engine process if it is not running; warm=True also imports torch there."""
+        """Start the engine process if it is not running and wait for its hello; warm=True also imports
+        torch there. EngineStartFailed when it dies or says nothing within START_TIMEOUT_SECONDS."""
         with self._lock:
-            if self._process is not None and self._process.is_alive():
+            if self._process is not None and self._process.poll() is None:
                 return
-            import multiprocessing
+            self._close_locked()
+            process = subprocess.Popen(
+                engine_command(),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=_engine_environment(),
+            )
+            from app.studio.engine_host import PipeConnection
 
-            from app.studio.engine_host import serve
-
-            context = multiprocessing.get_context("spawn")
-            parent_end, child_end = context.Pipe()
-            process = context.Process(target=serve, args=(child_end,), name="kinemo-engine", daemon=True)
-            process.start()
-            child_end.close()
-            self._process, self._conn = process, parent_end
+            conn = PipeConnection(os.dup(process.stdout.fileno()), os.dup(process.stdin.fileno()))
+            process.stdin.close()
+            process.stdout.close()
+            self._process, self._conn, self._stderr = process, conn, _StderrTail(process.stderr)
+            problem = self._await_hello()
+            if problem is not None:
+                detail = self._stderr.last_line(wait=1.0 if process.poll() is not None else 0.0)
+                self._close_locked()
+                raise EngineStartFailed(
+                    f"the engine process did not start: {problem}" + (f": {detail}" if detail else "")
+                )
             if warm:
-                parent_end.send(("warm", None, None))
+                conn.send(("warm", None, None))
 
-    def shutdown(self, timeout: float = 2.0) -> None:
-        with self._lock:
-            process, conn = self._process, self._conn
-            self._process = self._conn = None
+    def _await_hello(self) -> str | None:
+        """None once the engine said "ready", else what went wrong."""
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        try:
+            while time.monotonic() < deadline:
+                if self._conn.poll(0.05):
+                    kind = self._conn.recv()[0]
+                    return None if kind == "ready" else f"it answered {kind!r} instead of hello"
+                if self._process.poll() is not None:
+                    return f"it exited with code {self._process.returncode}"
+        except (EOFError, OSError, ValueError) as exc:
+            code = self._process.poll()
+            return f"it exited with code {code}" if code is not None else f"its pipe failed ({exc})"
+        return f"it did not answer within {START_TIMEOUT_SECONDS:g} s"
+
+    def _close_locked(self, grace: float = 2.0) -> None:
+        """Forget the process: ask it to quit, kill it if it does not, close the pipe (lock held)."""
+        process, conn = self._process, self._conn
+        self._process = self._conn = None
         if process is None:
             return
         try:
             conn.send(("quit", None, None))
         except (OSError, ValueError):
             pass
-        process.join(timeout)
-        if process.is_alive():
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
             process.kill()
-            process.join(timeout)
+            process.wait()
         conn.close()
+
+    def shutdown(self, timeout: float = 2.0) -> None:
+        with self._lock:
+            self._close_locked(timeout)
 
     def _crashed(self) -> EngineCrashed:
         process = self._process
-        code = process.exitcode if process is not None else None
+        code = process.poll() if process is not None else None
+        detail = self._stderr.last_line(wait=0.5) if self._stderr is not None and code is not None else ""
         self.shutdown(timeout=0.5)
         return EngineCrashed(
             f"the engine process stopped unexpectedly (exit code {code}); it restarts with the next job"
+            + (f" ({detail})" if detail else "")
         )
 
     @property
     def running(self) -> bool:
-        return self._process is not None and self._process.is_alive()
+        process = self._process
+        return process is not None and process.poll() is None
 
     # -- jobs ---------------------------------------------------------------------------------------
     def generate(self, request, should_stop: Callable[[], bool] | None = None, options=None) -> Iterator:
@@ -125,8 +209,6 @@ class ProcessEngine:
 
     def _abandon(self, conn, job: int) -> None:
         """The consumer stopped early: stop the job and wait until the engine is free again."""
-        import time
-
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         try:
             conn.send(("stop", job, None))

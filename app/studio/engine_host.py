@@ -1,18 +1,52 @@
 """The engine's own process: receives requests over a pipe, runs the backend, sends events back.
 
+The studio starts it as `python -m app.studio.engine_host` (never through multiprocessing's spawn, which
+re-imports the caller's __main__ and so re-runs any script that builds a window without a main guard).
+Messages are multiprocessing.connection messages (length-prefixed pickles) over the process's stdin and
+stdout; the engine's own output goes to stderr, so nothing a library prints can corrupt the pipe.
+
 Running the engine in a child process keeps torch out of the studio's process entirely, so neither
 importing torch (which holds the GIL for ~0.2 s) nor loading weights can stall the UI thread.
 Loaded backends stay cached here across jobs.
 
 Messages, parent -> child: ("generate", job, {"request": request_dict, "options": run_options_dict}),
 ("stop", job), ("warm", None), ("quit", None)
-Messages, child -> parent: ("event", job, engine event), ("error", job, engine exception), ("done", job, None);
+Messages, child -> parent: ("ready", None, {"pid": pid}) first of all (the studio's start-up check),
+("event", job, engine event), ("error", job, engine exception), ("done", job, None);
 events and exceptions travel as the engine's own classes (pickled), so the studio tells them apart by type.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from collections import deque
+
+
+class PipeConnection:
+    """One two-way message channel over two one-way pipes: received from reader, sent to writer."""
+
+    def __init__(self, read_fd: int, write_fd: int):
+        from multiprocessing.connection import Connection
+
+        self._reader = Connection(read_fd, writable=False)
+        self._writer = Connection(write_fd, readable=False)
+
+    def send(self, message) -> None:
+        self._writer.send(message)
+
+    def recv(self):
+        return self._reader.recv()
+
+    def poll(self, timeout: float = 0.0) -> bool:
+        return self._reader.poll(timeout)
+
+    def close(self) -> None:
+        for end in (self._reader, self._writer):
+            try:
+                end.close()
+            except OSError:
+                pass
 
 
 class _Inbox:
@@ -88,10 +122,11 @@ def reported(exc: BaseException):
 
 
 def serve(conn) -> None:
-    """Entry point of the engine process."""
+    """Answer the studio's messages on conn until it quits or goes away."""
     backends: dict = {}
     inbox = _Inbox(conn)
     try:
+        conn.send(("ready", None, {"pid": os.getpid()}))
         while True:
             kind, job, payload = inbox.next()
             if kind == "warm":
@@ -111,3 +146,22 @@ def serve(conn) -> None:
             inbox.stopped.discard(job)
     except (EOFError, BrokenPipeError, ConnectionResetError, KeyboardInterrupt, SystemExit):
         pass  # the studio went away or asked us to quit
+
+
+def main() -> int:
+    """`python -m app.studio.engine_host`: the pipe is stdin and stdout; stdout itself then points at stderr."""
+    read_fd, write_fd = os.dup(0), os.dup(1)
+    os.dup2(2, 1)  # prints from libraries land on stderr, not in the message stream
+    with open(os.devnull, "rb") as devnull:
+        os.dup2(devnull.fileno(), 0)
+    sys.stdout = sys.stderr
+    conn = PipeConnection(read_fd, write_fd)
+    try:
+        serve(conn)
+    finally:
+        conn.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -339,7 +339,8 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_warm_up_failed(self, exc) -> None:
-        self.statusBar().showMessage(f"The engine did not start in the background: {describe(exc)}", 10000)
+        """A dead or silent engine is an error in the window at once; the next Generate tries a fresh one."""
+        self.show_message("error", f"{describe(exc)}; Generate tries again")
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
