@@ -19,7 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from app.studio.paths import history_dir
+from app.studio.paths import history_dir, usable_folder
+from app.studio.saved_data import LATEST_TIME, checked_request, is_number, read_small_text
+from engine.api.errors import InvalidRequest
+from engine.api.request import LIMITS
 from engine.util.files import atomic_path, atomic_write_bytes, atomic_write_text
 
 HISTORY_QUALITY = 80
@@ -62,7 +65,34 @@ class HistoryEntry:
         return f"{when} · seed {r.get('seed')} · {r.get('steps')} steps · {r.get('frames')} f @ {r.get('fps')} fps"
 
     def load_frames(self) -> np.ndarray:
-        return np.load(self.frames_path, allow_pickle=False)
+        """The native frames (slow for long clips: call off the UI thread); ValueError for a file that is not
+        a clip's frames. The header is checked through a memory map before anything is read."""
+        frames = np.load(self.frames_path, mmap_mode="r", allow_pickle=False)
+        if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[3] != 3:
+            raise ValueError(f"{self.frames_path.name} does not hold (frames, height, width, 3) uint8 frames")
+        frames_high, size_high = LIMITS["frames"][1], LIMITS["width"][1]
+        if not (
+            0 < frames.shape[0] <= frames_high and 0 < frames.shape[1] <= size_high and 0 < frames.shape[2] <= size_high
+        ):
+            raise ValueError(f"{self.frames_path.name} holds frames of shape {frames.shape}, beyond what Kinemo makes")
+        return np.array(frames)
+
+
+def read_entry(path: Path, folder: Path) -> HistoryEntry:
+    """One entry from its .json, every field checked; ValueError (or OSError) when it is unusable."""
+    data = json.loads(read_small_text(path))
+    if not isinstance(data, dict):
+        raise ValueError("an entry must be a JSON object")
+    try:
+        request = checked_request(data.get("request"))
+    except InvalidRequest as exc:
+        raise ValueError(str(exc)) from None
+    created, seconds = data.get("created"), data.get("seconds", 0.0)
+    if not is_number(created, 0.0, LATEST_TIME):
+        raise ValueError(f"created must be a time after 1970, got {created!r}")
+    if not is_number(seconds, 0.0, 1e9):
+        raise ValueError(f"seconds must be a positive number, got {seconds!r}")
+    return HistoryEntry(path.stem, request.to_dict(), float(created), float(seconds), folder)
 
 
 def _atomic_save_npy(path: Path, frames: np.ndarray) -> None:
@@ -74,21 +104,19 @@ def _atomic_save_npy(path: Path, frames: np.ndarray) -> None:
 
 class HistoryStore:
     def __init__(self, folder: Path | None = None):
-        self.folder = folder or history_dir()
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder = usable_folder(folder) if folder is not None else history_dir()
+        self.skipped = 0  # entries the last entries() could not read
 
     def entries(self) -> list[HistoryEntry]:
-        """All complete entries, newest first; unreadable ones are skipped."""
-        found = []
+        """All complete entries, newest first; unreadable ones are skipped and counted in self.skipped."""
+        found, self.skipped = [], 0
         for path in self.folder.glob("*.json"):
             try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-                entry = HistoryEntry(
-                    path.stem, dict(data["request"]), float(data["created"]), float(data.get("seconds", 0)), self.folder
-                )
-            except (OSError, ValueError, KeyError, TypeError):
+                entry = read_entry(path, self.folder)
+            except (OSError, ValueError):
+                self.skipped += 1
                 continue
-            if entry.clip_path.is_file():
+            if entry.clip_path.is_file():  # an entry whose clip was deleted by hand is gone, not damaged
                 found.append(entry)
         return sorted(found, key=lambda e: e.created, reverse=True)
 

@@ -6,20 +6,43 @@ window's form and player, and removes one from the list and the disk.
 
 from __future__ import annotations
 
+import stat
+
 from PySide6.QtCore import QObject, QSize, Qt, Slot
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QAbstractItemView, QGroupBox, QListWidget, QListWidgetItem, QMenu, QVBoxLayout
 
 from app.studio.history import HistoryEntry, HistoryStore
 from app.studio.messages import describe
+from app.studio.worker import FunctionWorker, start_worker, wait_for
 from engine.api.errors import KinemoError
 from engine.api.request import GenerationRequest
 
 ENTRY_ROLE = Qt.ItemDataRole.UserRole
+MAX_THUMBNAIL_BYTES = 1 << 20  # thumbnails are 96 px PNGs of a few kilobytes
+
+
+def load_entry_frames(entry: HistoryEntry, request) -> tuple:
+    """Worker thread: an entry's frames, with the entry and request they belong to."""
+    return entry, request, entry.load_frames()
+
+
+def thumbnail_icon(entry: HistoryEntry) -> QIcon:
+    """The entry's thumbnail, unless its file is something other than a small picture (QIcon decodes it on the
+    UI thread)."""
+    try:
+        info = entry.thumbnail_path.stat()
+    except OSError:
+        return QIcon()
+    return (
+        QIcon(str(entry.thumbnail_path))
+        if stat.S_ISREG(info.st_mode) and info.st_size <= MAX_THUMBNAIL_BYTES
+        else QIcon()
+    )
 
 
 def history_item(entry: HistoryEntry) -> QListWidgetItem:
-    item = QListWidgetItem(QIcon(str(entry.thumbnail_path)), f"{entry.title}\n{entry.summary}")
+    item = QListWidgetItem(thumbnail_icon(entry), f"{entry.title}\n{entry.summary}")
     item.setData(ENTRY_ROLE, entry.id)
     item.setToolTip(f"{entry.request.get('prompt', '')}\n{entry.clip_path}")
     return item
@@ -34,6 +57,8 @@ class HistoryPanel(QObject):
         self.store = store
         self._window = window
         self.entries: dict[str, HistoryEntry] = {}
+        self.loading: str | None = None  # the entry whose frames are being read
+        self.worker: FunctionWorker | None = None
         self.list = QListWidget()
         self.list.setObjectName("historyList")
         self.list.setIconSize(QSize(56, 56))
@@ -72,7 +97,8 @@ class HistoryPanel(QObject):
             self.restore(entry)
 
     def restore(self, entry: HistoryEntry) -> None:
-        """Put an entry's settings in the form and its clip in the player."""
+        """Put an entry's settings in the form at once and its clip in the player once its frames are read on
+        a worker thread (a long clip's frames run to gigabytes); settingsRestored follows the frames."""
         window = self._window
         try:
             request = GenerationRequest.from_dict(entry.request)
@@ -80,13 +106,37 @@ class HistoryPanel(QObject):
             window.show_message("error", f"Cannot restore this entry: {describe(exc)}")
             return
         window.form.set_request(request)
-        try:
-            window.set_clip(entry.load_frames(), request)
-        except (OSError, ValueError) as exc:
-            window.show_message("warning", f"Settings restored, but the clip's frames are unreadable: {exc}")
-        else:
-            window.show_message("info", f"Settings restored from the history ({entry.summary})")
-        window.settingsRestored.emit(entry.id)
+        window.statusBar().showMessage(f"Loading the clip {entry.clip_path.name}…")
+        worker = FunctionWorker(load_entry_frames, entry, request)
+        worker.returned.connect(self._on_frames_loaded)
+        worker.errored.connect(self._on_frames_failed)
+        self.loading, self.worker = entry.id, worker
+        start_worker(worker)
+
+    @Slot(object)
+    def _on_frames_loaded(self, result) -> None:
+        entry, request, frames = result
+        if entry.id != self.loading:
+            return  # another entry was clicked since
+        self.loading = None
+        self._window.set_clip(frames, request)
+        self._window.show_message("info", f"Settings restored from the history ({entry.summary})")
+        self._window.settingsRestored.emit(entry.id)
+
+    @Slot(object)
+    def _on_frames_failed(self, exc) -> None:
+        entry_id, self.loading = self.loading, None
+        if entry_id is None:
+            return
+        self._window.show_message(
+            "warning", f"Settings restored, but the clip's frames are unreadable: {describe(exc)}"
+        )
+        self._window.settingsRestored.emit(entry_id)
+
+    def shutdown(self, timeout_ms: int = 10000) -> None:
+        """Wait for frames being read (closing the window)."""
+        self.loading = None
+        wait_for(self.worker, timeout_ms)
 
     @Slot("QPoint")
     def _menu(self, point) -> None:

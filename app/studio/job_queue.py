@@ -112,15 +112,45 @@ class JobQueue(QObject):
     jobFailed = Signal(object, object)  # Job, exception
     jobCancelled = Signal(object)
     idle = Signal()  # nothing running and nothing pending
+    saveFailed = Signal(str)  # the queue could not be written to its file (said once)
 
-    def __init__(self, engine, history, parent=None):
+    def __init__(self, engine, history, parent=None, store=None):
+        """store: a QueueStore that keeps the running and waiting jobs across restarts (None: not kept)."""
         super().__init__(parent)
-        self.engine, self.history = engine, history
+        self.engine, self.history, self.store = engine, history, store
         self.pending: list[Job] = []
         self.current: Job | None = None
         self._worker: GenerationWorker | None = None
         self._relay: _JobRelay | None = None
         self._closing = False
+        self._save_failed = False
+        self.changed.connect(self._persist)
+
+    # -- keeping the queue across restarts -----------------------------------------------------------
+    @Slot()
+    def _persist(self) -> None:
+        """Write the running job and the waiting ones; closing the window keeps what was there, so an
+        interrupted job waits again after a restart."""
+        if self.store is None or self._closing:
+            return
+        try:
+            self.store.save(([self.current] if self.current is not None else []) + self.pending)
+        except OSError as exc:
+            if not self._save_failed:
+                self._save_failed = True
+                self.saveFailed.emit(f"Could not save the queue: {exc}")
+
+    def restore(self, saved: list[tuple]) -> list[Job]:
+        """Jobs kept by the last session ([(request, options)]) wait; resume() or the next Generate starts them."""
+        jobs = [Job(request, options=options) for request, options in saved]
+        if jobs:
+            self.pending.extend(jobs)
+            self.changed.emit()
+        return jobs
+
+    def resume(self) -> None:
+        """Start the first waiting job when nothing runs."""
+        self._start_next()
 
     # -- editing ------------------------------------------------------------------------------------
     def add(self, request, options=None) -> Job:

@@ -29,7 +29,7 @@ from app.studio.clip_opener import ClipOpener
 from app.studio.drop_zone import local_paths
 from app.studio.engine_client import shared_engine
 from app.studio.export_controller import ExportController, ask_replace
-from app.studio.history import HistoryEntry, HistoryStore
+from app.studio.history import HistoryEntry
 from app.studio.history_panel import HistoryPanel
 from app.studio.job_queue import JobQueue
 from app.studio.job_view import JobView
@@ -37,7 +37,7 @@ from app.studio.messages import describe
 from app.studio.preview import PlayerWidget
 from app.studio.queue_panel import QueuePanel, small_button
 from app.studio.request_form import RequestForm
-from app.studio.settings_store import SettingsStore
+from app.studio.storage import open_storage, startup_notice
 from engine.api.errors import KinemoError
 from engine.api.request import GenerationRequest
 
@@ -57,11 +57,12 @@ class MainWindow(QMainWindow):
         self.setObjectName("mainWindow")
         self.setWindowTitle("Kinemo Studio")
         self.setAcceptDrops(True)
-        self.settings_store = SettingsStore()
+        self.storage = open_storage()
+        self.settings_store = self.storage.settings
         self._settings = self.settings_store.load()
-        self.history = HistoryStore()
+        self.history = self.storage.history
         self.engine = engine if engine is not None else shared_engine()
-        self.queue = JobQueue(self.engine, self.history, self)
+        self.queue = JobQueue(self.engine, self.history, self, store=self.storage.queue)
         self.current_clip: tuple[np.ndarray, GenerationRequest] | None = None
         self._shown = False
         self._model_check_timer = QTimer(self)
@@ -75,8 +76,12 @@ class MainWindow(QMainWindow):
         self._connect()
         self._restore_settings()
         self.history_panel.load()
+        restored = self.queue.restore(self.storage.queue.load()) if self.storage.queue is not None else []
         self._refresh_queue()
         self.update_actions()
+        notice = startup_notice(self.storage, self.history.skipped, len(restored))
+        if notice is not None:
+            self.show_message(*notice)
 
     # == building ====================================================================================
     def _build(self) -> None:
@@ -177,6 +182,7 @@ class MainWindow(QMainWindow):
         self._model_check_timer.timeout.connect(self.form.refresh_models)
         self.firstShown.connect(self._model_check_timer.start)
         self.queue.changed.connect(self._refresh_queue)
+        self.queue.saveFailed.connect(self._on_queue_not_saved)
         self.job_view.connect_to(self.queue)
         self.queue_list.itemSelectionChanged.connect(self.update_actions)
 
@@ -217,6 +223,10 @@ class MainWindow(QMainWindow):
         if self.queue.cancel_current():
             self.progress_bar.setFormat("Cancelling…")
             self.update_actions()
+
+    @Slot(str)
+    def _on_queue_not_saved(self, text: str) -> None:
+        self.show_message("warning", text)
 
     @Slot()
     def _refresh_queue(self) -> None:
@@ -355,4 +365,6 @@ class MainWindow(QMainWindow):
         self.form.shutdown()
         self.exports.shutdown()
         self.clip_opener.shutdown()
+        self.history_panel.shutdown()
+        self.storage.close()
         super().closeEvent(event)

@@ -1,4 +1,4 @@
-"""Where the studio keeps its files: history clips, thumbnails and settings."""
+"""Where the studio keeps its files: history clips, thumbnails, settings and the queue."""
 
 from __future__ import annotations
 
@@ -6,6 +6,25 @@ import os
 from pathlib import Path
 
 DATA_DIR_ENV = "KINEMO_DATA_DIR"
+
+
+class DataFolderError(OSError):
+    """A data folder that cannot be used (a file in its place, no permission); the message is one line."""
+
+
+def usable_folder(folder: Path) -> Path:
+    """folder, created if needed and writable; DataFolderError saying why not."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise DataFolderError(f"{folder} is a file, not a folder") from None
+    except OSError as exc:
+        raise DataFolderError(f"{folder} cannot be created ({exc.strerror or exc})") from None
+    if not folder.is_dir():
+        raise DataFolderError(f"{folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DataFolderError(f"{folder} is not writable")
+    return folder
 
 
 def data_dir() -> Path:
@@ -17,11 +36,8 @@ def data_dir() -> Path:
         from platformdirs import user_data_dir
 
         folder = Path(user_data_dir("kinemo", appauthor=False))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return usable_folder(folder)
 
 
 def history_dir() -> Path:
-    folder = data_dir() / "history"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return usable_folder(data_dir() / "history")

@@ -36,8 +36,9 @@ class QueuePanel(QObject):
         self.down_button = small_button("▼", "queueDownButton", "Move the selected job down")
         self.remove_button = small_button("Remove", "queueRemoveButton", "Remove the selected job")
         self.clear_button = small_button("Clear", "queueClearButton", "Remove every waiting job")
+        self.run_button = small_button("Run", "queueRunButton", "Start the waiting jobs (kept from the last session)")
         buttons = QHBoxLayout()
-        for button in (self.up_button, self.down_button, self.remove_button, self.clear_button):
+        for button in (self.run_button, self.up_button, self.down_button, self.remove_button, self.clear_button):
             buttons.addWidget(button)
         self.box = QGroupBox("Queue")
         layout = QVBoxLayout(self.box)
@@ -47,6 +48,7 @@ class QueuePanel(QObject):
         self.down_button.clicked.connect(self.move_selected_job_down)
         self.remove_button.clicked.connect(self.remove_selected_job)
         self.clear_button.clicked.connect(self.queue.clear)
+        self.run_button.clicked.connect(self.queue.resume)
 
     @Slot()
     def refresh(self) -> None:
@@ -97,3 +99,4 @@ class QueuePanel(QObject):
         for button in (self.up_button, self.down_button, self.remove_button):
             button.setEnabled(has_selection)
         self.clear_button.setEnabled(bool(self.queue.pending))
+        self.run_button.setEnabled(bool(self.queue.pending) and not self.queue.busy)
