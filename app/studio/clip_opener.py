@@ -10,9 +10,9 @@ from PySide6.QtCore import QObject, Slot
 
 from app.studio.drop_zone import is_clip
 from app.studio.messages import describe
+from app.studio.saved_data import checked_request
 from app.studio.worker import FunctionWorker, start_worker, wait_for
-from engine.api.errors import KinemoError
-from engine.api.request import GenerationRequest
+from engine.api.errors import InvalidRequest
 
 
 def read_clip_record(path: str) -> tuple[str, dict]:
@@ -47,17 +47,26 @@ class ClipOpener(QObject):
 
     @Slot(object)
     def _on_record_read(self, result) -> None:
+        """Check the whole record first, then apply all of it or none of it, with one message."""
         path, record = result
-        window = self._window
+        window, name = self._window, Path(path).name
         try:
-            request = GenerationRequest.from_dict(record["request"])
-        except (KinemoError, TypeError) as exc:
-            window.show_message("error", f"{Path(path).name}: the embedded settings are unusable: {describe(exc)}")
+            if not isinstance(record, dict):
+                raise InvalidRequest("the record is not a JSON object")
+            request = checked_request(record.get("request"))
+        except InvalidRequest as exc:
+            window.show_message("error", f"{name}: the embedded settings are unusable: {describe(exc)}")
             return
-        window.form.set_request(request)
-        window.show_message(
-            "info", f"Settings restored from {Path(path).name} (made by Kinemo {record.get('kinemo', '?')})"
-        )
+        made_by = record.get("kinemo")
+        version = made_by if isinstance(made_by, str) and len(made_by) <= 40 else "?"
+        before = window.form.state()
+        try:
+            window.form.set_request(request)
+        except Exception as exc:  # noqa: BLE001 - the form goes back to what it showed
+            window.form.restore_state(before)
+            window.show_message("error", f"{name}: the embedded settings could not be applied: {describe(exc)}")
+            return
+        window.show_message("info", f"Settings restored from {name} (made by Kinemo {version})")
         window.settingsRestored.emit(path)
 
     @Slot(object)

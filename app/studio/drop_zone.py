@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QFileDialog, QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
 
+from app.studio.plain_text import plain_tooltip
 from app.studio.preview import to_qimage
 from app.studio.worker import FunctionWorker, start_worker
 
@@ -163,7 +164,7 @@ class ImageDropZone(QFrame):
         )
         self.thumbnail.setPixmap(pixmap)
         self.caption.setText(f"{Path(path).name}\n{w} × {h}")
-        self.caption.setToolTip(path)
+        self.caption.setToolTip(plain_tooltip(path))
         self.clear_button.setEnabled(True)
         self.imageChanged.emit(path)
 

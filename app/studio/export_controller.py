@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Slot
+from PySide6.QtCore import QObject, Qt, Slot
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from app.studio.exporter import ExportDialog, export_clip, is_taken, next_free_path, suggested_name, with_extension
@@ -22,6 +22,7 @@ def ask_replace(parent, path: Path, fmt: str) -> str:
     box = QMessageBox(parent)
     box.setIcon(QMessageBox.Icon.Question)
     box.setWindowTitle("Already exists")
+    box.setTextFormat(Qt.TextFormat.PlainText)  # a file name can look like HTML
     box.setText(f"{path.name} already exists in {path.parent}.")
     replace = None
     if fmt != "png":  # a folder of frames is never deleted for you

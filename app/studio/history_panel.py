@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QAbstractItemView, QGroupBox, QListWidget, QListWi
 
 from app.studio.history import HistoryEntry, HistoryStore
 from app.studio.messages import describe
+from app.studio.plain_text import plain_tooltip
 from app.studio.worker import FunctionWorker, start_worker, wait_for
 from engine.api.errors import KinemoError
 from engine.api.request import GenerationRequest
@@ -44,7 +45,7 @@ def thumbnail_icon(entry: HistoryEntry) -> QIcon:
 def history_item(entry: HistoryEntry) -> QListWidgetItem:
     item = QListWidgetItem(thumbnail_icon(entry), f"{entry.title}\n{entry.summary}")
     item.setData(ENTRY_ROLE, entry.id)
-    item.setToolTip(f"{entry.request.get('prompt', '')}\n{entry.clip_path}")
+    item.setToolTip(plain_tooltip(f"{entry.request.get('prompt', '')}\n{entry.clip_path}"))
     return item
 
 

@@ -34,6 +34,7 @@ from app.studio.history_panel import HistoryPanel
 from app.studio.job_queue import JobQueue
 from app.studio.job_view import JobView
 from app.studio.messages import describe
+from app.studio.plain_text import plain_labels
 from app.studio.preview import PlayerWidget
 from app.studio.queue_panel import QueuePanel, small_button
 from app.studio.request_form import RequestForm
@@ -93,6 +94,7 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([380, 600, 300])
         self.setCentralWidget(self.splitter)
+        plain_labels(self)  # labels show prompts, paths and messages quoting them: never as HTML
         self.statusBar().showMessage("Ready")
         self.resize(1280, 800)
         self.setMinimumSize(960, 600)

@@ -8,6 +8,8 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, Qt, Slot
 from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout
 
+from app.studio.plain_text import plain_tooltip
+
 JOB_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
@@ -63,7 +65,7 @@ class QueuePanel(QObject):
         for job in self.queue.pending:
             item = QListWidgetItem(job.label)
             item.setData(JOB_ROLE, job.id)
-            item.setToolTip(job.request.prompt)
+            item.setToolTip(plain_tooltip(job.request.prompt))
             self.list.addItem(item)
             if job.id == selected:
                 item.setSelected(True)
