@@ -250,17 +250,20 @@ class ThreadEngine:
             yield event
 
 
-_shared = None
+_shared: dict = {}
 _shared_lock = threading.Lock()
 
 
 def shared_engine():
-    """The process-wide engine (KINEMO_ENGINE=thread picks ThreadEngine); shut down at exit."""
-    global _shared
+    """The process-wide engine of the kind KINEMO_ENGINE asks for now (thread: ThreadEngine), one of each
+    kind, so a window built while the variable was set never hands its kind to later windows; shut down at
+    exit."""
+    kind = "thread" if os.environ.get(ENGINE_ENV) == "thread" else "process"
     with _shared_lock:
-        if _shared is None:
+        engine = _shared.get(kind)
+        if engine is None:
             import atexit
 
-            _shared = ThreadEngine() if os.environ.get(ENGINE_ENV) == "thread" else ProcessEngine()
-            atexit.register(_shared.shutdown)
-        return _shared
+            engine = _shared[kind] = ThreadEngine() if kind == "thread" else ProcessEngine()
+            atexit.register(engine.shutdown)
+        return engine

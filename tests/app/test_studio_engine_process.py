@@ -116,3 +116,10 @@ def test_a_warm_up_that_fails_is_shown_in_the_window(qtbot, data_dir, monkeypatc
     window._on_warm_up_failed(failure.value)
     assert "the engine process did not start" in window.message and "no GPU driver" in window.message
     assert window.message_label.property("level") == "error"
+
+
+def test_the_shared_engine_follows_kinemo_engine_as_it_is_now(monkeypatch):
+    monkeypatch.setenv("KINEMO_ENGINE", "thread")
+    assert isinstance(engine_client.shared_engine(), engine_client.ThreadEngine)
+    monkeypatch.delenv("KINEMO_ENGINE")
+    assert isinstance(engine_client.shared_engine(), ProcessEngine)
