@@ -15,7 +15,7 @@ _app = None
 
 
 def ensure_application(argv: list[str] | None = None):
-    """The QApplication (created once, themed)."""
+    """The QApplication (created once, themed); SystemNeedsMissing when Qt's platform plugin would not load."""
     global _app
     from PySide6.QtWidgets import QApplication
 
@@ -23,6 +23,9 @@ def ensure_application(argv: list[str] | None = None):
 
     app = QApplication.instance()
     if app is None:
+        from app.studio.system_needs import check_system_needs
+
+        check_system_needs()  # Qt would abort with a generic message; SystemNeedsMissing names the packages
         app = QApplication(argv if argv is not None else sys.argv[:1])
     if _app is not app:
         _app = app
@@ -105,11 +108,18 @@ class _Launcher:
 
 
 def run_studio(argv: list[str] | None = None) -> int:
-    """Open the studio and run until it is closed; returns the exit status."""
+    """Open the studio and run until it is closed; returns the exit status (1, with one line naming the
+    packages to install, when Qt's platform plugin would not load)."""
+    from app.studio.system_needs import SystemNeedsMissing
+
+    try:
+        app = ensure_application([sys.argv[0], *(argv or [])])
+    except SystemNeedsMissing as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 1
     from app.studio.engine_client import shared_engine
     from app.studio.main_window import MainWindow
 
-    app = ensure_application([sys.argv[0], *(argv or [])])
     window = MainWindow()
     exit_after_show = os.environ.get(EXIT_AFTER_SHOW_ENV) == "1"
     launcher = _Launcher(app, window, exit_after_show)
