@@ -45,6 +45,7 @@ class Case:
     memory: str = "auto"
     steps: int = 2
     fit: bool = False  # used by --calibrate to fit the constants
+    flags: tuple[str, ...] = ()  # run options: --quantize int8, --onnx-temporal
 
     @property
     def family(self) -> str:
@@ -57,6 +58,9 @@ CASES = [
     Case("kinemo 48f", "kinemo-starter", 64, 48, guidance=1.0, steps=25, fit=True),
     Case("kinemo 128f cfg", "kinemo-starter", 64, 128, guidance=4.0, steps=25, fit=True),
     Case("kinemo 128f", "kinemo-starter", 64, 128, guidance=1.0, steps=25),
+    Case("kinemo 16f int8", "kinemo-starter", 64, 16, guidance=1.0, steps=25, flags=("--quantize", "int8")),
+    Case("kinemo 16f onnx", "kinemo-starter", 64, 16, guidance=1.0, steps=25, flags=("--onnx-temporal",)),
+    Case("kinemo 128f int8+onnx", "kinemo-starter", 64, 128, steps=25, flags=("--quantize", "int8", "--onnx-temporal")),
     Case("animatediff 128x16", "animatediff", 128, 16, fit=True),
     Case("animatediff 256x16", "animatediff", 256, 16, fit=True),
     Case("animatediff 192x24", "animatediff", 192, 24),
@@ -111,9 +115,9 @@ def child(spec: dict) -> None:
 
     patch_load(BundledBackend)
     patch_load(DiffusersBackend)
-    run_pipeline = DiffusersBackend._run_pipeline
+    run_pipeline = DiffusersBackend._run
 
-    def _run_pipeline(self, *args, **kwargs):
+    def _run(self, *args, **kwargs):
         vae = self.pipe.vae
         decode = vae.decode
 
@@ -127,7 +131,7 @@ def child(spec: dict) -> None:
         finally:
             vae.decode = decode
 
-    DiffusersBackend._run_pipeline = _run_pipeline
+    DiffusersBackend._run = _run
     threading.Thread(target=sample, daemon=True).start()
     stats = Path(spec["workdir"]) / "stats.json"
     argv = [
@@ -156,6 +160,7 @@ def child(spec: dict) -> None:
     ]
     if spec.get("image"):
         argv += ["--image", spec["image"]]
+    argv += list(spec.get("flags", ()))
     code = cli.main(argv)
     done.set()
     if code != 0:

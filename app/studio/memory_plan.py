@@ -17,13 +17,23 @@ MEMORY_PLAN_DELAY_MS = 300  # settle after a change before estimating again
 
 
 def memory_plan_line(
-    model: str, frames: int, width: int, height: int, steps: int, guidance: float, memory: str, image: bool
+    model: str,
+    frames: int,
+    width: int,
+    height: int,
+    steps: int,
+    guidance: float,
+    memory: str,
+    image: bool,
+    quantize: bool = False,
+    onnx: bool = False,
 ) -> str:
-    """Worker thread: the memory plan's line (reads weight headers and free memory; no torch)."""
+    """Worker thread: the memory plan's line (reads weight headers and free memory; no torch), counting what
+    the int8 and ONNX switches load, as the engine's own plan does."""
     from engine.planning.preview import preview_plan
 
     try:
-        return preview_plan(model, frames, width, height, steps, guidance, memory, image)
+        return preview_plan(model, frames, width, height, steps, guidance, memory, image, quantize, onnx)
     except Exception as exc:  # noqa: BLE001 - an estimate must never break the form
         from app.studio.messages import describe
 

@@ -128,6 +128,8 @@ class RequestForm(QWidget):
             spin.valueChanged.connect(self.memory_plan.schedule)
         self.memory_combo.currentIndexChanged.connect(self.memory_plan.schedule)
         self.drop_zone.imageChanged.connect(self.memory_plan.schedule)
+        for switch in (self.switches.int8_check, self.switches.onnx_check):  # they change what the run imports
+            switch.toggled.connect(self.memory_plan.schedule)
 
     # -- the request ----------------------------------------------------------------------------
     @property
@@ -213,6 +215,8 @@ class RequestForm(QWidget):
             numbers["guidance"],
             self.memory,
             bool(self.drop_zone.image_path) and not (options is not None and options.text_only),
+            self.run_options.quantize is not None,
+            self.run_options.onnx_temporal,
         )
 
     @Slot()

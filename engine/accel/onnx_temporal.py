@@ -32,6 +32,7 @@ import hashlib
 import inspect
 import io
 import logging
+import sys
 import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -64,10 +65,11 @@ PROBE_SHAPE = (6, 5)  # (n, f) of the probe input every graph is checked on
 
 # -- what gets exported ------------------------------------------------------------------------------
 def _dense(weight: torch.Tensor) -> torch.Tensor:
-    """A Linear weight as a plain float32 CPU tensor (quanto's int8 weights dequantised)."""
-    from optimum.quanto import QTensor
-
-    if isinstance(weight, QTensor):
+    """A Linear weight as a plain float32 CPU tensor (quanto's int8 weights dequantised). optimum.quanto is only
+    looked up where it is loaded already: importing it costs about 200 MB (it pulls in transformers and
+    diffusers), and a weight can only be quanto's if quanto made it."""
+    quanto = sys.modules.get("optimum.quanto")
+    if quanto is not None and isinstance(weight, quanto.QTensor):
         weight = weight.dequantize()
     return weight.detach().float().cpu()
 

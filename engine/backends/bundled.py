@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -131,7 +132,7 @@ class BundledBackend:
         import engine.caches.temporal_kv  # noqa: F401
         import engine.kinemo.ddim  # noqa: F401
         import engine.kinemo.model  # noqa: F401
-        from engine.planning.estimate import Shape
+        from engine.planning.estimate import Shape, accel_bytes
         from engine.planning.plan import plan_bundled
         from engine.planning.system import free_ram, process_rss
 
@@ -142,7 +143,9 @@ class BundledBackend:
         shape = Shape("kinemo", request.frames, request.width, request.height, request.guidance, request.steps)
         baseline = max(process_rss() - held, 0)
         ram = None if free is None else free + held
-        return plan_bundled(self.folder, shape, memory or self.options.memory, self.device, baseline, ram=ram)
+        libraries = accel_bytes(bool(self.options.quantize), self.options.onnx_temporal, set(sys.modules))
+        mode = memory or self.options.memory
+        return plan_bundled(self.folder, shape, mode, self.device, baseline, ram=ram, libraries=libraries)
 
     # -- generation ------------------------------------------------------------------------------
     def generate(

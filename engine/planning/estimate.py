@@ -277,7 +277,21 @@ BUNDLED_K = 48.0
 BUNDLED_FIXED = 0
 BUNDLED_CACHE_RSS = 1.3
 BUNDLED_LOAD = 11 * MB  # RSS loading adds beyond the weights (measured 11 MB)
-BUNDLED_ANCHORS, BUNDLED_RECENT = 2, 6  # engine.backends.bundled.ANCHORS, RECENT
+BUNDLED_ANCHORS, BUNDLED_RECENT = 2, 6  # engine.backends.bundled_windows.ANCHORS, RECENT
+# What the fast-path switches add to the process, measured with `kinemo generate --stats` on the starter model
+# (CPU, torch 2.13, optimum-quanto 0.2, onnxruntime 1.2x, warm caches): importing optimum.quanto pulls in
+# transformers and diffusers (+205 MB RSS), more than int8 saves on the bundled model's 12 MB of weights, so
+# int8 raises this small model's peak (it lowers a diffusers model's, whose weights are gigabytes and whose
+# process has those libraries loaded already); onnxruntime and one session per block add 97 MB.
+QUANTO_IMPORT = 205 * MB
+ONNX_RUNTIME = 97 * MB
+KINEMO_BASELINE = 224 * MB  # RSS when the bundled model's run is planned (torch and its modules imported)
+
+
+def accel_bytes(quantize: bool, onnx: bool, loaded: frozenset[str] | set[str] = frozenset()) -> int:
+    """RSS the fast-path switches add to a process in which the modules named in loaded are imported already."""
+    extra = QUANTO_IMPORT if quantize and "optimum.quanto" not in loaded else 0
+    return extra + (ONNX_RUNTIME if onnx and "onnxruntime" not in loaded else 0)
 
 
 def bundled_cache_bytes(config: dict, frames: int, steps: int, guided: bool) -> int:
@@ -296,8 +310,11 @@ def bundled_cache_bytes(config: dict, frames: int, steps: int, guided: bool) -> 
     )
 
 
-def estimate_bundled(folder: str | Path, shape: Shape, baseline: int, accelerator: bool = False) -> Estimate:
-    """The bundled Kinemo model: weights + one window's activations + the rolling K/V cache of a long clip."""
+def estimate_bundled(
+    folder: str | Path, shape: Shape, baseline: int, accelerator: bool = False, libraries: int = 0
+) -> Estimate:
+    """The bundled Kinemo model: weights + one window's activations + the rolling K/V cache of a long clip,
+    + the libraries its switches load (accel_bytes)."""
     folder = Path(folder)
     config = read_json(folder / "config.json")
     weights = sum(read_component("model", [p]).bytes_at(4) for p in folder.glob("*.safetensors"))
@@ -314,9 +331,10 @@ def estimate_bundled(folder: str | Path, shape: Shape, baseline: int, accelerato
         "denoise": int(BUNDLED_FIXED + activations),
         "cache": cache,
         "output": frames_out,
+        "libraries": libraries,
     }
     if accelerator:
         vram = (weights + activations + cache) * FRAGMENTATION
-        return Estimate(int(vram), int(baseline + CUDA_HOST_OVERHEAD + weights + frames_out), parts)
+        return Estimate(int(vram), int(baseline + CUDA_HOST_OVERHEAD + libraries + weights + frames_out), parts)
     run = BUNDLED_FIXED + activations + cache * BUNDLED_CACHE_RSS + frames_out
-    return Estimate(0, int(baseline + BUNDLED_LOAD + weights + run), parts)
+    return Estimate(0, int(baseline + BUNDLED_LOAD + libraries + weights + run), parts)

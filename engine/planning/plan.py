@@ -135,15 +135,17 @@ def plan_bundled(
     baseline: int | None = None,
     ram: int | None = None,
     vram: int | None = None,
+    libraries: int = 0,
 ) -> MemoryPlan:
-    """The bundled model has one way to run: the plan is its estimate against what is free."""
+    """The bundled model has one way to run: the plan is its estimate against what is free. libraries: the
+    RSS the run's switches will import (engine.planning.estimate.accel_bytes)."""
     check_mode(mode)
     accelerator = device.startswith("cuda")
     baseline = process_rss() if baseline is None else baseline
     ram = free_ram() if ram is None else ram
     if accelerator and vram is None:
         vram = free_vram(device)
-    estimate = estimate_bundled(folder, shape, baseline, accelerator)
+    estimate = estimate_bundled(folder, shape, baseline, accelerator, libraries)
     policy = replace(BY_NAME["none"], label="")  # one way to run: nothing to name
     notes = (
         ("the bundled model is small: it runs the same whatever --memory says",) if mode not in ("auto", "high") else ()

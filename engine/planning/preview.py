@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.planning.estimate import TYPICAL_BASELINE, Shape
+from engine.planning.estimate import KINEMO_BASELINE, TYPICAL_BASELINE, Shape, accel_bytes
 from engine.planning.headers import Component, read_pipeline
 from engine.planning.plan import plan_bundled, plan_diffusers
 from engine.planning.system import gpu_without_torch
@@ -19,22 +19,24 @@ def preview_plan(
     guidance: float = 1.0,
     mode: str = "auto",
     image: bool = False,
+    quantize: bool = False,
+    onnx: bool = False,
 ) -> str:
     """The plan's line for a model before a run, from this process (no torch imported): reads weight
-    headers and free memory, so call it off the UI thread. The engine prints the exact plan at the start."""
+    headers and free memory, so call it off the UI thread. The engine prints the exact plan at the start;
+    both count the same parts (the bundled model's from the same measured baseline and switches)."""
     from engine.registry.model_options import model_options
-    from engine.registry.resolve import STARTER_ID
+    from engine.registry.resolve import resolve_model
 
     options = model_options(model)
     gpu = gpu_without_torch()
     device, vram = gpu if gpu else ("cpu", None)
-    baseline = TYPICAL_BASELINE
     if options.family == "kinemo":
-        from engine.registry.assets import STARTER_DIR
-
-        folder = STARTER_DIR if model == STARTER_ID else Path(model).expanduser()
         shape = Shape("kinemo", frames, width, height, guidance, steps)
-        return plan_bundled(folder, shape, mode, "cpu", baseline).text()  # the studio runs it on the CPU
+        libraries = accel_bytes(quantize, onnx)
+        folder = resolve_model(model).folder or Path(model)  # kinemo refs carry their folder
+        return plan_bundled(folder, shape, mode, "cpu", KINEMO_BASELINE, libraries=libraries).text()
+    baseline = TYPICAL_BASELINE
     components = _components_on_disk(model)
     if components is None:
         if options.needs_download:

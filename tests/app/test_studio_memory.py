@@ -71,3 +71,31 @@ def test_the_engine_process_announces_the_plan_of_the_setting(tiny_model):
 def test_out_of_memory_comes_back_as_itself():
     error = pickle.loads(pickle.dumps(reported(OutOfMemory("x ran out of memory (GPU) with model offload"))))
     assert isinstance(error, OutOfMemory) and str(error) == "x ran out of memory (GPU) with model offload"
+
+
+def test_the_panel_and_the_run_agree_and_follow_the_switches(qtbot, window, tmp_path):
+    """The studio's estimate before a run is the command line's at the start of the same run, int8 included."""
+    import json
+    import re
+    import subprocess
+    import sys
+
+    form = window.form
+    form.select_model("kinemo-starter")
+    form.frames_spin.setValue(16)
+    form.steps_spin.setValue(2)
+    shown = {}
+    for int8 in (False, True):
+        form.switches.int8_check.setChecked(int8)
+        qtbot.waitUntil(lambda: form.memory_plan._asked == form._memory_question(), timeout=15000)
+        qtbot.waitUntil(lambda: form.memory_plan._worker is None, timeout=15000)
+        shown[int8] = int(re.search(r"about (\d+) MB", form.memory_label.text()).group(1))
+    assert shown[True] > shown[False] + 150  # int8 imports optimum.quanto (with transformers and diffusers)
+    stats = tmp_path / "stats.json"
+    args = ["generate", "a red circle", "-o", str(tmp_path / "c.mp4"), "--steps", "2", "--quantize", "int8"]
+    run = subprocess.run(
+        [sys.executable, "-m", "app.cli", *args, "--stats", str(stats)], capture_output=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr
+    engine_mb = json.loads(stats.read_text())["memory_estimate_ram_mb"]
+    assert abs(engine_mb - shown[True]) <= 0.1 * engine_mb  # the same parts, the baseline measured there
