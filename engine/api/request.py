@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, fields, replace
 
 from engine.api.errors import InvalidRequest
@@ -58,6 +59,12 @@ class GenerationRequest:
                 raise InvalidRequest(f"{name} is {len(value)} characters long; the limit is {MAX_PROMPT_CHARS}")
         if not isinstance(self.model, str) or not self.model.strip():
             raise InvalidRequest("the model name is empty")
+        if self.image is not None and (not isinstance(self.image, str) or not self.image.strip()):
+            raise InvalidRequest(f"image must be the path of a picture, got {str(self.image)[:60]!r}")
+        if self.image_sha256 is not None and not (
+            isinstance(self.image_sha256, str) and re.fullmatch(r"[0-9a-f]{64}", self.image_sha256)
+        ):
+            raise InvalidRequest("image_sha256 must be 64 hexadecimal digits (the picture's SHA-256)")
         for name, (low, high) in LIMITS.items():
             value = getattr(self, name)
             is_int_field = isinstance(low, int)

@@ -43,3 +43,15 @@ def test_from_json_refuses_unknown_fields_and_bad_json():
         GenerationRequest.from_json("{")
     with pytest.raises(InvalidRequest, match="schema"):
         GenerationRequest.from_dict({"prompt": "x", "schema": "other/9"})
+
+
+@pytest.mark.parametrize("image", [123, {}, [], "", "   "])
+def test_an_image_that_is_not_a_path_is_bad_input(image):
+    with pytest.raises(InvalidRequest, match="image must be the path"):
+        GenerationRequest.from_dict({"prompt": "a red circle", "image": image})
+
+
+@pytest.mark.parametrize("digest", [5, "abc", "G" * 64, "a" * 63])
+def test_a_picture_fingerprint_must_be_a_sha256(digest):
+    with pytest.raises(InvalidRequest, match="image_sha256"):
+        GenerationRequest.from_dict({"prompt": "a red circle", "image": "p.png", "image_sha256": digest})
