@@ -1,8 +1,11 @@
 """Models on disk: download, find, measure and remove hub models with huggingface-hub.
 
 Everything goes through huggingface-hub, so its cache (HF_HOME, HF_HUB_CACHE), its offline switch
-(HF_HUB_OFFLINE), its token (HF_TOKEN or `hf auth login`) and its resumable downloads apply as
-they do for every other tool. Pickled weights are never downloaded.
+(HF_HUB_OFFLINE), its token (HF_TOKEN or `hf auth login`) and its retries apply as they do for every
+other tool. Pickled weights are never downloaded. A dropped connection is resumed within the same pull
+(a Range request from the last whole 10 MB chunk written); a pull that stops (cancelled, or out of
+retries) keeps the files it finished, and the next pull fetches only the rest, each unfinished file
+from its start (huggingface-hub 2.x deletes the partial file of a download that failed).
 """
 
 from __future__ import annotations
@@ -83,12 +86,20 @@ def explain(model: HubModel, exc: Exception, action: str) -> ModelLoadError:
 
 
 def local_snapshot(repo_id: str, allow_patterns=None) -> Path | None:
-    """The cached snapshot folder of a repository, or None when it was never downloaded."""
+    """The cached snapshot folder of a repository, or None when it was never downloaded.
+
+    The patterns are pull's: huggingface-hub checks the snapshot against the file list it cached at
+    download time, so a repository that also holds pickled weights (never pulled) is complete here too.
+    """
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
-        return Path(snapshot_download(repo_id, allow_patterns=allow_patterns, local_files_only=True))
+        return Path(
+            snapshot_download(
+                repo_id, allow_patterns=allow_patterns, ignore_patterns=IGNORE_PATTERNS, local_files_only=True
+            )
+        )
     except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
         return None
 
@@ -146,12 +157,18 @@ def pull(model: HubModel, token: str | None = None, tqdm_class=None) -> tuple[Pa
     return pipeline, adapter
 
 
+def _scan_cache():
+    """scan_cache_dir of the cache downloads go to: named, as huggingface-hub's scanner keeps the
+    HF_HUB_CACHE it saw when it was first imported (a cache set later, as tests do, would be missed)."""
+    from huggingface_hub import constants, scan_cache_dir
+
+    return scan_cache_dir(constants.HF_HUB_CACHE)
+
+
 def disk_bytes(model: HubModel) -> int:
     """Bytes the model's repositories take in the hub cache (0 when absent)."""
-    from huggingface_hub import scan_cache_dir
-
     try:
-        cache = scan_cache_dir()
+        cache = _scan_cache()
     except Exception:  # no cache folder yet
         return 0
     return sum(r.size_on_disk for r in cache.repos if r.repo_type == "model" and r.repo_id in model.repos)
@@ -159,10 +176,8 @@ def disk_bytes(model: HubModel) -> int:
 
 def remove(model: HubModel, keep: Collection[str] = frozenset()) -> tuple[int, list[str]]:
     """Delete the model's repositories from the hub cache, except those in keep; (bytes freed, repos removed)."""
-    from huggingface_hub import scan_cache_dir
-
     try:
-        cache = scan_cache_dir()
+        cache = _scan_cache()
     except Exception:
         return 0, []
     targets = [r for r in cache.repos if r.repo_type == "model" and r.repo_id in model.repos and r.repo_id not in keep]
