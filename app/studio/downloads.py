@@ -4,7 +4,8 @@ huggingface-hub reports a download through the tqdm class it is given. progress_
 one that adds the bytes to a DownloadMeter (thread-safe, no Qt) and raises DownloadCancelled from
 update() once the meter is cancelled. The DownloadPanel reads the meter with a QTimer on the UI
 thread, so the download threads never touch a widget and no signal is sent per chunk.
-A cancelled download resumes where it stopped the next time: huggingface-hub keeps what arrived.
+A cancelled download continues the next time from the files that arrived whole (huggingface-hub keeps
+them); a file cut off midway is fetched again from its start.
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ class DownloadPanel(QWidget):
         self.progress_bar.setTextVisible(True)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setObjectName("downloadCancelButton")
-        self.cancel_button.setToolTip("Stop the download; it resumes where it stopped the next time")
+        self.cancel_button.setToolTip("Stop the download; the files that arrived whole are kept for the next time")
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.download_button)
@@ -241,7 +242,7 @@ class DownloadPanel(QWidget):
         was_cancelled = self._meter is not None and self._meter.cancelled
         model = self._finish()
         if was_cancelled or isinstance(exc, DownloadCancelled):
-            self.message.emit("info", f"Download of {model} cancelled; it resumes where it stopped the next time")
+            self.message.emit("info", f"Download of {model} cancelled; the files that arrived whole are kept for the next time")
             self.cancelled.emit(model)
             return
         text = f"Download failed: {describe(exc)}"

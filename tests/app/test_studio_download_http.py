@@ -54,7 +54,7 @@ def test_download_shows_progress_can_be_cancelled_and_then_completes(qtbot, hub,
     with qtbot.waitSignal(panel.cancelled, timeout=DOWNLOAD_MS):
         qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
         release.set()  # the bytes arrive; the first progress update after Cancel stops the download
-    assert "cancelled; it resumes where it stopped" in window.message
+    assert "cancelled; the files that arrived whole are kept" in window.message
     assert not panel.download_button.isHidden() and panel.progress_bar.isHidden()
     snapshot = hub.cache / "models--tiny-org--wan" / "snapshots" / repo.sha
     assert not (snapshot / largest.path).exists()

@@ -263,7 +263,7 @@ def test_a_failed_download_says_why_and_a_cancelled_one_stops(qtbot, hub_cache, 
     stopped_at = len(updates)
     qtbot.wait(50)
     assert len(updates) == stopped_at, "the download thread stopped"
-    assert "cancelled; it resumes where it stopped" in window.message
+    assert "cancelled; the files that arrived whole are kept" in window.message
     assert not panel.download_button.isHidden() and panel.progress_bar.isHidden()
     assert _text(window, "svd").endswith("not downloaded (4.2 GB)")
 
