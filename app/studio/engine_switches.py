@@ -89,13 +89,13 @@ class EngineSwitches(QObject):
 
     # -- int8 weights and ONNX temporal attention -----------------------------------------------
     def update_switches(self, *_) -> None:
-        """int8 works with every model; ONNX with Kinemo models and AnimateDiff (its motion modules). For a
-        diffusers model the two do not combine yet, so one switched on greys the other out."""
+        """int8 works with every model; ONNX where the registry says it applies (ModelOptions.onnx_temporal). Where
+        the two do not combine (ModelOptions.int8_with_onnx), one switched on greys the other out."""
         options = self._picker.options(self._picker.model)
         family = options.family if options is not None else None
-        kinemo = family == "kinemo"
-        onnx_ok = family in ("kinemo", "animatediff") and (kinemo or not self.int8_check.isChecked())
-        int8_ok = family is not None and (kinemo or not (onnx_ok and self.onnx_check.isChecked()))  # int8 wins a tie
+        both = options is not None and options.int8_with_onnx
+        onnx_ok = options is not None and options.onnx_temporal and (both or not self.int8_check.isChecked())
+        int8_ok = family is not None and (both or not (onnx_ok and self.onnx_check.isChecked()))  # int8 wins a tie
         self.int8_check.setEnabled(int8_ok)
         self.int8_check.setToolTip(
             "Keep the denoiser's weights in int8 (made once, then cached)"
@@ -109,7 +109,7 @@ class EngineSwitches(QObject):
             "Run the temporal attention in onnxruntime (exported once, then cached)"
             if onnx_ok
             else "Not with int8 weights for this model"
-            if family == "animatediff"
+            if options is not None and options.onnx_temporal
             else "Works with Kinemo models and AnimateDiff only"
         )
 

@@ -17,6 +17,10 @@ def small_button(text: str, name: str, tip: str) -> QPushButton:
     button = QPushButton(text)
     button.setObjectName(name)
     button.setToolTip(tip)
+    width = button.fontMetrics().horizontalAdvance(text) + 24  # the whole label, in a narrow side panel too
+    button.setMinimumWidth(width)
+    if len(text) == 1:  # the arrows need no more than their glyph: the room goes to the words
+        button.setMaximumWidth(width + 8)
     return button
 
 

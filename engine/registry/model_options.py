@@ -41,6 +41,8 @@ class ModelOptions:
     vram_gb: float | None = None
     license: str | None = None
     gated: bool = False  # the hub asks for an accepted licence and a token
+    onnx_temporal: bool = False  # --onnx-temporal applies (Kinemo models; families whose Family.onnx_motion)
+    int8_with_onnx: bool = False  # --quantize int8 and --onnx-temporal combine (Kinemo models)
 
     @property
     def name(self) -> str:
@@ -93,6 +95,8 @@ def _kinemo_options(model: str, label: str, kind: str, max_frames: int) -> Model
         max_frames=max_frames,
         camera_moves=True,
         license="Apache-2.0",
+        onnx_temporal=True,
+        int8_with_onnx=True,
     )
 
 
@@ -108,6 +112,7 @@ def _family_options(model: str, label: str, kind: str, family: str, tasks, defau
         frame_step=traits.frame_step,
         size_multiple=traits.size_multiple,
         negative_prompt=traits.negative_prompt,
+        onnx_temporal=traits.onnx_motion,
     )
 
 
