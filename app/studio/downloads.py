@@ -242,7 +242,9 @@ class DownloadPanel(QWidget):
         was_cancelled = self._meter is not None and self._meter.cancelled
         model = self._finish()
         if was_cancelled or isinstance(exc, DownloadCancelled):
-            self.message.emit("info", f"Download of {model} cancelled; the files that arrived whole are kept for the next time")
+            self.message.emit(
+                "info", f"Download of {model} cancelled; the files that arrived whole are kept for the next time"
+            )
             self.cancelled.emit(model)
             return
         text = f"Download failed: {describe(exc)}"
