@@ -3,8 +3,11 @@
 Each run is `kinemo generate` in a fresh process (the bundled model, 16 frames); the time is the run's own
 generate_seconds from --stats. Policies, side by side in one run of this script:
 
-    kinemo   Kinemo's defaults: one thread per physical core, idle threads sleep (engine.backends.threads)
-    greedy   what a process gets without them: a thread per logical CPU, OpenMP threads spin while idle
+    kinemo   Kinemo's defaults: one thread per physical core, idle threads spin briefly, then sleep
+             (engine.backends.threads)
+    passive  idle threads sleep at once (OMP_WAIT_POLICY=PASSIVE)
+    default  what a process gets without Kinemo's policy: a thread per logical CPU, libgomp's long spin
+    greedy   threads that never stop spinning (OMP_WAIT_POLICY=ACTIVE)
 
 Cases: one run alone; two runs started together (each one's time / alone); one run beside a process that
 keeps a core busy. The condition: two at once each take at most 2.5x one alone.
@@ -27,13 +30,16 @@ ROOT = Path(__file__).resolve().parent.parent
 PROMPT = "a red circle moves right on a black background"
 POLICIES = {
     "kinemo": {},
-    "greedy": {"KINEMO_THREADS": str(os.cpu_count() or 2), "OMP_WAIT_POLICY": "ACTIVE"},
+    "passive": {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0"},
+    "default": {"KINEMO_THREADS": str(os.cpu_count() or 2), "GOMP_SPINCOUNT": "300000"},
+    "greedy": {"KINEMO_THREADS": str(os.cpu_count() or 2), "OMP_WAIT_POLICY": "ACTIVE", "GOMP_SPINCOUNT": "infinite"},
 }
 
 
 def start(policy: str, steps: int, work: Path, name: str) -> tuple[subprocess.Popen, Path]:
     stats = work / f"{name}.json"
-    env = {k: v for k, v in os.environ.items() if k not in ("KINEMO_THREADS", "OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+    unset = ("KINEMO_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     env.update(POLICIES[policy])
     args = ["generate", PROMPT, "-o", str(work / f"{name}.mp4"), "--steps", str(steps), "--stats", str(stats)]
     process = subprocess.Popen(

@@ -123,9 +123,9 @@ def reported(exc: BaseException):
 
 def serve(conn) -> None:
     """Answer the studio's messages on conn until it quits or goes away."""
-    from engine.backends.threads import passive_waiting
+    from engine.backends.threads import idle_threads_sleep
 
-    passive_waiting()  # before the warm-up or a job imports torch (engine.backends.threads)
+    idle_threads_sleep()  # before the warm-up or a job imports torch (engine.backends.threads)
     backends: dict = {}
     inbox = _Inbox(conn)
     try:

@@ -51,9 +51,9 @@ class Backend(Protocol):
 def open_backend(model: str, options: RunOptions | None = None, progress_class=None) -> Backend:
     """The backend for a model id, a hub id or a model folder; raises InvalidRequest for unknown names or
     options. Nothing is loaded or downloaded until generate(). progress_class: tqdm class for downloads."""
-    from engine.backends.threads import passive_waiting
+    from engine.backends.threads import idle_threads_sleep
 
-    passive_waiting()  # before anything imports torch
+    idle_threads_sleep()  # before anything imports torch
     options = (options or RunOptions()).validate()
     ref = resolve_model(model)
     if ref.is_kinemo:

@@ -1,10 +1,14 @@
 """How many CPU threads a run uses, and how idle threads wait.
 
 torch and onnxruntime start one busy thread per logical CPU by default, and OpenMP threads spin while they
-wait for work. Two Kinemo runs at once (a batch, a second window) or a busy machine then fight over the same
-cores and each runs several times slower than half speed. Kinemo's policy: one thread per physical core this
-process may use, and threads that sleep when idle (OMP_WAIT_POLICY=PASSIVE). KINEMO_THREADS overrides the
-count. The policy is applied once, before torch starts its thread pools (OpenMP reads its wait policy then).
+wait for work (libgomp: 300,000 rounds). Two Kinemo runs at once (a batch, a second window) or a busy machine
+then fight over the same cores: measured on 2 cores (bench/bench_threads.py, three runs), each of two runs took
+4.1-5.0x as long as one alone. Kinemo's policy: one thread per physical core this process may use, and idle
+threads that spin only briefly before they sleep (GOMP_SPINCOUNT=500): two at once then take 1.6-1.8x one
+alone, and one alone keeps most of the spinning's speed (sleeping at once, OMP_WAIT_POLICY=PASSIVE, is about
+as fair, 1.5-1.7x, and was 0-10 % slower alone). KINEMO_THREADS overrides the count; OMP_WAIT_POLICY or
+GOMP_SPINCOUNT set by the user win.
+The policy is applied before torch is imported (OpenMP reads its settings then).
 """
 
 from __future__ import annotations
@@ -40,10 +44,14 @@ def thread_count() -> int:
     return physical_cores()
 
 
-def passive_waiting() -> None:
-    """Idle OpenMP threads sleep instead of spinning. OpenMP reads this when torch is first imported, so every
+SPIN_COUNT = "500"  # rounds an idle OpenMP thread spins before it sleeps (libgomp; measured, see above)
+
+
+def idle_threads_sleep() -> None:
+    """Idle OpenMP threads spin briefly, then sleep. OpenMP reads this when torch is first imported, so every
     entry to the engine calls it before torch can be imported (no torch here)."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if "OMP_WAIT_POLICY" not in os.environ:  # libgomp lets GOMP_SPINCOUNT override the user's wait policy
+        os.environ.setdefault("GOMP_SPINCOUNT", SPIN_COUNT)
 
 
 def apply_thread_policy() -> int:
@@ -51,7 +59,7 @@ def apply_thread_policy() -> int:
     if _applied:
         return _applied[0]
     count = thread_count()
-    passive_waiting()
+    idle_threads_sleep()
     import torch
 
     torch.set_num_threads(count)
