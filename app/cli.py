@@ -166,7 +166,10 @@ def build_request(args: argparse.Namespace):
     model = fast_model(args.model) if args.fast else args.model
     backend = open_backend(model, options)
     given = {k: getattr(args, k) for k in ("frames", "fps", "width", "height", "steps", "guidance")}
-    chosen = {**backend.defaults(), **{k: v for k, v in given.items() if v is not None}}
+    defaults = backend.defaults()
+    if args.image and args.width is None and args.height is None:  # the clip takes the picture's own aspect
+        defaults.update(picture_size(args.image))
+    chosen = {**defaults, **{k: v for k, v in given.items() if v is not None}}
     image = str(args.image) if args.image else None
     request = GenerationRequest(
         prompt=args.prompt,
@@ -178,6 +181,15 @@ def build_request(args: argparse.Namespace):
         **chosen,
     )
     return backend, request.validate()
+
+
+def picture_size(path) -> dict:
+    """{"width", "height"} with the picture's aspect (engine.util.images.size_for_picture)."""
+    from engine.util.images import load_image, size_for_picture
+
+    rgb = load_image(path)  # an unusable picture is bad input, said here before any work
+    width, height = size_for_picture(rgb.shape[1], rgb.shape[0])
+    return {"width": width, "height": height}
 
 
 def check_picture(args: argparse.Namespace, backend, request):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from engine.kinemo.vocabulary import CAMERA_MOVES, camera_caption, tokenize
+from engine.kinemo.vocabulary import PICTURE_MOVES, camera_caption, tokenize
 from engine.registry.resolve import STARTER_FAST_ID, STARTER_ID, is_kinemo_folder
 
 BUNDLED_IDS = (STARTER_ID, STARTER_FAST_ID)
-_CAMERA = re.compile(r"(?:,\s*)?\bthe camera (" + "|".join(re.escape(m) for m in CAMERA_MOVES) + r")\b", re.IGNORECASE)
+_CAMERA = re.compile(r"(?:,\s*)?\bthe camera (" + "|".join(re.escape(m) for m in PICTURE_MOVES) + r")\b", re.IGNORECASE)
 
 
 @lru_cache(maxsize=64)  # asked on every keystroke; a folder's config does not change under us
@@ -19,8 +19,8 @@ def is_bundled_family(model: str) -> bool:
 
 
 def camera_moves_for(model: str) -> tuple[str, ...]:
-    """The camera moves a model understands ("the camera pans left", ...); () if none."""
-    return CAMERA_MOVES if is_bundled_family(model) else ()
+    """The camera moves a model understands over a picture ("the camera pans left", ...); () if none."""
+    return PICTURE_MOVES if is_bundled_family(model) else ()
 
 
 def camera_move_in(prompt: str) -> str | None:

@@ -14,8 +14,8 @@ from engine.api.errors import InvalidRequest
 from engine.api.events import Event, Finished, Loaded, MemoryNotice, Notice
 from engine.api.request import GenerationRequest
 from engine.api.run_options import RunOptions
-from engine.kinemo.vocabulary import tokenize
-from engine.registry.assets import STARTER_DIR, read_config, read_sampling
+from engine.kinemo.vocabulary import picture_move, tokenize
+from engine.registry.assets import CAMERA_DIR, STARTER_DIR, read_config, read_sampling
 from engine.registry.resolve import STARTER_ID
 from engine.util.images import fit_to_frame, load_image
 
@@ -46,8 +46,19 @@ def bundled_device(device: str) -> str:
 class BundledBackend:
     """Kinemo's own small model, trained by engine.training.train and shipped in assets/."""
 
-    def __init__(self, folder: str | Path = STARTER_DIR, options: RunOptions | None = None, model_id: str = STARTER_ID):
+    def __init__(
+        self,
+        folder: str | Path = STARTER_DIR,
+        options: RunOptions | None = None,
+        model_id: str = STARTER_ID,
+        camera_folder: Path | None = CAMERA_DIR,
+    ):
         self.options = (options or RunOptions()).validate()
+        # the camera model animates a given picture; without one, camera prompts go to the pixel model
+        self.camera_folder = (
+            camera_folder if camera_folder and (Path(camera_folder) / "config.json").is_file() else None
+        )
+        self.animator = None  # engine.backends.picture_animation.PictureAnimator, loaded on first use
         self.folder = Path(folder)
         self.device = bundled_device(self.options.device)
         self.model_id = model_id
@@ -121,7 +132,16 @@ class BundledBackend:
             unknown_words_notice("prompt", request.prompt),
             unknown_words_notice("negative prompt", request.negative_prompt),
         ]
+        if picture_move(request.prompt) and not request.image:
+            found.append(
+                Notice("a camera move needs a picture to move over (--image, or drop one on the window); without one "
+                       "the model draws a procedural picture of its own and moves over that")
+            )  # fmt: skip
         return [n for n in found if n]
+
+    def animates(self, request: GenerationRequest) -> bool:
+        """Whether the camera model makes this request: a camera caption over a given picture."""
+        return bool(request.image) and picture_move(request.prompt) is not None and self.camera_folder is not None
 
     # -- memory ----------------------------------------------------------------------------------
     def plan(self, request: GenerationRequest, memory: str | None = None):
@@ -163,6 +183,9 @@ class BundledBackend:
         self.check(request)
         plan = self.plan(request, memory)
         image = load_image(request.image) if request.image else None
+        if self.animates(request):
+            yield from self._animate(request, image, plan, should_stop)
+            return
         yield Loaded(self.model_id, self.load())
         yield MemoryNotice(plan.text(), plan)
         yield from self.notices(request)
@@ -188,6 +211,24 @@ class BundledBackend:
                 contexts.enter_context(self.onnx.attached(self.model))
             seconds = yield from sample_windows(run, contexts, should_stop, stats)
         yield Finished(request.frames, seconds, stats)
+
+    def _animate(self, request: GenerationRequest, image, plan, should_stop) -> Iterator[Event]:
+        """A given picture moved as the caption says: the camera model draws the motion, the picture is rendered
+        through it at the output's size (engine.backends.picture_animation)."""
+        from engine.backends.picture_animation import PictureAnimator
+        from engine.backends.threads import apply_thread_policy
+
+        started = time.perf_counter()
+        if self.animator is None:
+            apply_thread_policy()
+            self.animator = PictureAnimator(self.camera_folder)
+        yield Loaded(self.model_id, time.perf_counter() - started)
+        yield MemoryNotice(plan.text(), plan)
+        yield from self.notices(request)
+        stats: dict = {"camera_model": True}
+        started = time.perf_counter()
+        yield from self.animator.animate(request, image, should_stop, stats)
+        yield Finished(request.frames, time.perf_counter() - started, stats)
 
     def _encode(self, request: GenerationRequest, image):
         """The conditioning (engine.kinemo.model.Conditioning): the prompt alone when guidance is 1, else the

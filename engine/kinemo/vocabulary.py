@@ -40,7 +40,11 @@ BACKGROUNDS: dict[str, tuple[float, float, float]] = {
     "navy": (0.0, 0.0, 0.35),
     "white": (1.0, 1.0, 1.0),
 }
-CAMERA_MOVES: tuple[str, ...] = ("pans left", "pans right", "zooms in", "zooms out")
+CAMERA_MOVES: tuple[str, ...] = ("pans left", "pans right", "zooms in", "zooms out")  # the pixel model's
+# The camera model's moves over a given picture (engine.kinemo.camera_model); their words are all in VOCABULARY.
+PICTURE_MOVES: tuple[str, ...] = (
+    "pans left", "pans right", "pans up", "pans down", "zooms in", "zooms out", "stays still",
+)  # fmt: skip
 
 # Spellings folded onto a word of the vocabulary before tokenizing.
 ALIASES: dict[str, str] = {"grey": "gray", "colour": "color"}
@@ -74,6 +78,15 @@ def object_caption(colour: str, shape: str, motion: str, background: str) -> str
 
 def camera_caption(move: str) -> str:
     return f"the camera {move}"
+
+
+def picture_move(text: str) -> str | None:
+    """The camera move a prompt names when it is a camera caption ("the camera pans up"), else None."""
+    words = split_words(text)
+    if words[:2] != ["the", "camera"]:
+        return None
+    move = " ".join(words[2:])
+    return move if move in PICTURE_MOVES else None
 
 
 def is_visible(colour: str, background: str) -> bool:

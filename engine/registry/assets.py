@@ -30,6 +30,7 @@ def _assets_dir() -> Path:
 ASSETS_DIR = _assets_dir()
 STARTER_DIR = ASSETS_DIR / "kinemo-starter"
 FAST_DIR = ASSETS_DIR / "kinemo-starter-fast"  # the starter distilled to a few steps (engine.training.distill)
+CAMERA_DIR = ASSETS_DIR / "kinemo-camera"  # the camera model that animates a given picture (camera_train)
 
 
 def read_config(folder: Path) -> dict:

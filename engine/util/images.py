@@ -81,6 +81,20 @@ def _read_image(path: Path) -> np.ndarray:
         raise ImageError(f"image is damaged or truncated ({reason}): {path}") from None
 
 
+PICTURE_LONG_SIDE = 512  # an animated picture's default output: its own aspect, this long on its longer side
+
+
+def size_for_picture(width: int, height: int, long_side: int = PICTURE_LONG_SIDE) -> tuple[int, int]:
+    """An output size (even numbers, at least 32) with the picture's aspect and long_side on its longer side
+    (the picture's own size when it is smaller)."""
+    scale = min(1.0, long_side / max(width, height))
+
+    def even(n: float) -> int:
+        return max(32, int(round(n * scale / 2)) * 2)
+
+    return even(width), even(height)
+
+
 def upright(image: Image.Image) -> Image.Image:
     """The picture as it is meant to be seen: phones store portraits sideways with an EXIF orientation tag."""
     try:

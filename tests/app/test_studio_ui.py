@@ -14,6 +14,7 @@ from studio_helpers import PROMPT, clip_frames, drop
 
 from app.studio.history import HistoryStore
 from engine.api.request import GenerationRequest
+from engine.kinemo.vocabulary import PICTURE_MOVES
 from export import ExportSettings, make_record, write_clip
 
 AUTOMATION_NAMES = [
@@ -118,7 +119,7 @@ def test_camera_move_selector_edits_the_prompt(window):
     form = window.form
     combo = window.findChild(QWidget, "cameraCombo")
     form.prompt_edit.setPlainText("")
-    assert combo.isEnabled() and combo.count() == 5
+    assert combo.isEnabled() and combo.count() == 1 + len(PICTURE_MOVES)  # "No camera move" and each move
     combo.setCurrentIndex(combo.findData("pans left"))
     combo.activated.emit(combo.currentIndex())
     assert form.prompt_edit.toPlainText() == "the camera pans left"

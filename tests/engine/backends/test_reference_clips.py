@@ -48,7 +48,9 @@ def test_frames_equal_the_recorded_clip(name, tmp_path):
     if spec.get("image") == "PICTURE":
         spec["image"] = _picture(tmp_path / "picture.png")
     request = GenerationRequest(**spec).validate()
-    frames = np.concatenate([e.frames for e in open_backend(request.model).generate(request) if isinstance(e, Frames)])
+    backend = open_backend(request.model)
+    backend.camera_folder = None  # the pixel model's clips were recorded (camera captions over a picture too)
+    frames = np.concatenate([e.frames for e in backend.generate(request) if isinstance(e, Frames)])
     want = np.load(REFERENCE)[name]
     assert frames.shape == want.shape
     diff = np.abs(frames.astype(np.int16) - want.astype(np.int16))
