@@ -152,7 +152,7 @@ class BundledBackend:
         import engine.caches.temporal_kv  # noqa: F401
         import engine.kinemo.ddim  # noqa: F401
         import engine.kinemo.model  # noqa: F401
-        from engine.planning.estimate import Shape, accel_bytes
+        from engine.planning.estimate import Shape, accel_bytes, picture_render_bytes
         from engine.planning.plan import plan_bundled
         from engine.planning.system import free_ram, process_rss
 
@@ -165,7 +165,10 @@ class BundledBackend:
         ram = None if free is None else free + held
         libraries = accel_bytes(bool(self.options.quantize), self.options.onnx_temporal, set(sys.modules))
         mode = memory or self.options.memory
-        return plan_bundled(self.folder, shape, mode, self.device, baseline, ram=ram, libraries=libraries)
+        render = picture_render_bytes(request.frames, request.width, request.height) if self.animates(request) else 0
+        return plan_bundled(
+            self.folder, shape, mode, self.device, baseline, ram=ram, libraries=libraries, render=render
+        )
 
     # -- generation ------------------------------------------------------------------------------
     def generate(

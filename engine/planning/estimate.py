@@ -310,11 +310,17 @@ def bundled_cache_bytes(config: dict, frames: int, steps: int, guided: bool) -> 
     )
 
 
+def picture_render_bytes(frames: int, width: int, height: int, chunk: int = 4) -> int:
+    """What rendering a picture through the camera model's motion holds at its peak: the finished uint8 frames at
+    full size, the picture and a chunk of frames in float32 (engine.backends.picture_motion)."""
+    return frames * width * height * 3 + (1 + 2 * chunk) * width * height * 3 * 4 + chunk * width * height * 2 * 4
+
+
 def estimate_bundled(
-    folder: str | Path, shape: Shape, baseline: int, accelerator: bool = False, libraries: int = 0
+    folder: str | Path, shape: Shape, baseline: int, accelerator: bool = False, libraries: int = 0, render: int = 0
 ) -> Estimate:
     """The bundled Kinemo model: weights + one window's activations + the rolling K/V cache of a long clip,
-    + the libraries its switches load (accel_bytes)."""
+    + the libraries its switches load (accel_bytes) + a picture rendered at full size (picture_render_bytes)."""
     folder = Path(folder)
     config = read_json(folder / "config.json")
     weights = sum(read_component("model", [p]).bytes_at(4) for p in folder.glob("*.safetensors"))
@@ -332,9 +338,10 @@ def estimate_bundled(
         "cache": cache,
         "output": frames_out,
         "libraries": libraries,
+        "render": render,
     }
     if accelerator:
         vram = (weights + activations + cache) * FRAGMENTATION
         return Estimate(int(vram), int(baseline + CUDA_HOST_OVERHEAD + libraries + weights + frames_out), parts)
-    run = BUNDLED_FIXED + activations + cache * BUNDLED_CACHE_RSS + frames_out
+    run = BUNDLED_FIXED + max(activations + cache * BUNDLED_CACHE_RSS + frames_out, render)
     return Estimate(0, int(baseline + BUNDLED_LOAD + libraries + weights + run), parts)

@@ -136,6 +136,7 @@ def plan_bundled(
     ram: int | None = None,
     vram: int | None = None,
     libraries: int = 0,
+    render: int = 0,
 ) -> MemoryPlan:
     """The bundled model has one way to run: the plan is its estimate against what is free. libraries: the
     RSS the run's switches will import (engine.planning.estimate.accel_bytes)."""
@@ -145,7 +146,7 @@ def plan_bundled(
     ram = free_ram() if ram is None else ram
     if accelerator and vram is None:
         vram = free_vram(device)
-    estimate = estimate_bundled(folder, shape, baseline, accelerator, libraries)
+    estimate = estimate_bundled(folder, shape, baseline, accelerator, libraries, render)
     policy = replace(BY_NAME["none"], label="")  # one way to run: nothing to name
     notes = (
         ("the bundled model is small: it runs the same whatever --memory says",) if mode not in ("auto", "high") else ()
