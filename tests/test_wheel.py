@@ -38,7 +38,7 @@ def _run(target, folder, *args):
 def test_the_wheel_carries_the_bundled_models(installed):
     wheel, _ = installed
     names = zipfile.ZipFile(wheel).namelist()
-    for model in ("kinemo-starter", "kinemo-starter-fast"):
+    for model in ("kinemo-starter", "kinemo-starter-fast", "kinemo-camera"):
         for name in ("model.safetensors", "config.json", "MODEL_CARD.md"):
             assert f"kinemo_assets/{model}/{name}" in names
     assert "engine/registry/catalog.json" in names

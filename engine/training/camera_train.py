@@ -33,7 +33,7 @@ ZOOM = (1.25, 1.6)  # how much a zoom magnifies (or shrinks) by the last frame
 
 @dataclass(frozen=True)
 class CameraRecipe:
-    steps: int = 3000
+    steps: int = 2500
     batch: int = 64
     lr: float = 1e-3
     ema: float = 0.995
