@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("clip", type=Path)
 
     sub.add_parser("studio", help="open Kinemo Studio, the desktop app")
+    sub.add_parser("vocabulary", help="the words and sentences the bundled models know")
 
     _add_models_parser(sub)
     return parser
@@ -108,7 +109,7 @@ def _add_models_parser(sub) -> None:
     models_sub = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
     models_sub.add_parser("list", help="the catalog and whether each model is on disk")
     for name, text in (
-        ("pull", "download a model (resumes an interrupted download)"),
+        ("pull", "download a model (an interrupted download keeps the files that arrived whole)"),
         ("info", "what a model is and where it is"),
         ("remove", "delete a downloaded model from the hub cache"),
     ):
@@ -372,6 +373,11 @@ def _main(argv: list[str] | None) -> int:
             from app.models_cli import run_models
 
             return run_models(args)
+        if args.command == "vocabulary":
+            from engine.kinemo.vocabulary import describe_vocabulary
+
+            print(describe_vocabulary())
+            return 0
         if args.command == "studio":
             from app import run_studio  # Qt is imported only here
 

@@ -31,7 +31,10 @@ def unknown_words_notice(label: str, text: str) -> Notice | None:
     if not words:
         return None
     listed = ", ".join(f"'{w}'" for w in dict.fromkeys(words))
-    return Notice(f"the bundled model does not know these words in the {label} and cannot follow them: {listed}")
+    return Notice(
+        f"the bundled model does not know these words in the {label} and cannot follow them: {listed} "
+        "(`kinemo vocabulary` lists the words it knows)"
+    )
 
 
 def bundled_device(device: str) -> str:
@@ -178,7 +181,7 @@ class BundledBackend:
         memory: str | None = None,
     ) -> Iterator[Event]:
         """Yield Loaded, MemoryNotice, Notice*, (Progress, Preview)*, Frames+, Finished; raise Cancelled if stopped."""
-        from engine.backends.bundled_windows import WindowRun, sample_windows
+        from engine.backends.bundled_windows import WindowRun, keep_proportions, sample_windows
         from engine.caches.conditioning_kv import conditioning_kv_cache
         from engine.kinemo.ddim import ddim_timesteps
 
@@ -212,7 +215,14 @@ class BundledBackend:
             contexts.enter_context(conditioning_kv_cache(self.model, self.options.kv_cache))
             if self.onnx is not None and not run.long_clip:
                 contexts.enter_context(self.onnx.attached(self.model))
-            seconds = yield from sample_windows(run, contexts, should_stop, stats)
+            events = sample_windows(run, contexts, should_stop, stats)
+            if image is None and request.width != request.height:  # square frames, shown unstretched
+                yield Notice(
+                    f"the bundled model draws square frames; at {request.width}x{request.height} their sides are "
+                    "extended from their edges, so what it draws keeps its proportions"
+                )
+                events = keep_proportions(events, request.width, request.height)
+            seconds = yield from events
         yield Finished(request.frames, seconds, stats)
 
     def _animate(self, request: GenerationRequest, image, plan, should_stop) -> Iterator[Event]:

@@ -4,7 +4,7 @@ windows that read a K/V cache of frames already made (engine.caches.temporal_kv)
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -33,6 +33,31 @@ def resample_frames(frames: np.ndarray, count: int) -> np.ndarray:
         return frames
     index = np.round(np.linspace(0, len(frames) - 1, count)).astype(int)
     return frames[index]
+
+
+def widened(frames: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Square frames (n, s, s, 3) made width:height by extending their sides from the frames' own edges, so the
+    export scales them evenly and what the model drew keeps its proportions (it would stretch otherwise)."""
+    n, s = frames.shape[:2]
+    if width == height:
+        return frames
+    if width > height:
+        extra = max(0, round(s * width / height) - s)
+        pad = ((0, 0), (0, 0), (extra // 2, extra - extra // 2), (0, 0))
+    else:
+        extra = max(0, round(s * height / width) - s)
+        pad = ((0, 0), (extra // 2, extra - extra // 2), (0, 0), (0, 0))
+    return np.pad(frames, pad, mode="edge")
+
+
+def keep_proportions(events: Iterator, width: int, height: int):
+    """events, with every Frames widened to width:height; returns what events returns."""
+    while True:
+        try:
+            event = next(events)
+        except StopIteration as stop:
+            return stop.value
+        yield Frames(event.start, widened(event.frames, width, height)) if isinstance(event, Frames) else event
 
 
 @lru_cache(maxsize=1)

@@ -80,6 +80,23 @@ def camera_caption(move: str) -> str:
     return f"the camera {move}"
 
 
+def describe_vocabulary() -> str:
+    """The bundled models' sentences and words, as `kinemo vocabulary` prints them."""
+    lines = [
+        "Sentences the bundled models know:",
+        "  a|an <colour> <shape> <motion> on a <background> background",
+        "  the camera <move>            with a picture (--image): the camera model moves over it",
+        "",
+        f"  colour:     {', '.join(COLOURS)}",
+        f"  shape:      {', '.join(SHAPES)}",
+        f"  motion:     {', '.join(MOTIONS)}",
+        f"  background: {', '.join(BACKGROUNDS)}",
+        f"  move:       {', '.join(PICTURE_MOVES)}",
+        f"              (without a picture, the pixel model draws its own picture for: {', '.join(CAMERA_MOVES)})",
+    ]
+    return "\n".join(lines)
+
+
 def picture_move(text: str) -> str | None:
     """The camera move a prompt names when it is a camera caption ("the camera pans up"), else None."""
     words = split_words(text)

@@ -76,3 +76,11 @@ def test_models_commands_know_both_bundled_models(capsys):
         assert info["id"] == model and info["bundled"] and info["tasks"] == ["t2v", "i2v"]
         assert main(["models", "pull", model]) == 2
         assert "ships with Kinemo" in capsys.readouterr().err
+
+
+def test_vocabulary_lists_what_the_bundled_models_know(capsys):
+    from engine.kinemo.vocabulary import PICTURE_MOVES, SHAPES
+
+    assert main(["vocabulary"]) == 0
+    out = capsys.readouterr().out
+    assert all(word in out for word in (*SHAPES, *PICTURE_MOVES))

@@ -8,7 +8,7 @@ from engine.api.events import Finished, Frames, Loaded, MemoryNotice, Notice, Pr
 from engine.api.request import GenerationRequest
 from engine.backends.base import open_backend
 from engine.backends.bundled import BundledBackend
-from engine.backends.bundled_windows import resample_frames
+from engine.backends.bundled_windows import resample_frames, widened
 
 
 def _events(backend, request, **kw):
@@ -112,3 +112,20 @@ def test_a_suspended_generation_leaves_the_callers_autograd_alone(tiny_model_dir
             break  # suspended mid-run
     assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
     events.close()
+
+
+@pytest.mark.parametrize("width, height, shape", [(512, 288, (64, 114)), (288, 512, (114, 64)), (256, 256, (64, 64))])
+def test_text_to_video_at_another_aspect_keeps_proportions(tiny_model_dir, width, height, shape):
+    request = GenerationRequest("a red circle stays still on a black background", width=width, height=height, steps=1)
+    events = list(BundledBackend(tiny_model_dir).generate(request.with_changes(frames=2)))
+    (frames,) = [e.frames for e in events if isinstance(e, Frames)]
+    assert frames.shape[1:3] == shape  # square frames widened, never stretched by the export
+    notices = [e.message for e in events if isinstance(e, Notice)]
+    assert any("keeps its proportions" in m for m in notices) == (width != height)
+
+
+def test_widened_frames_extend_their_own_edges():
+    frames = np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3)
+    wide = widened(frames, 16, 8)
+    assert wide.shape == (2, 4, 8, 3) and np.array_equal(wide[:, :, 2:6], frames)
+    assert np.array_equal(wide[:, :, 0], frames[:, :, 0]) and np.array_equal(wide[:, :, 7], frames[:, :, 3])
