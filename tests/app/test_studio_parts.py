@@ -17,6 +17,7 @@ from app.studio.settings_store import SettingsStore
 from engine.api.errors import Cancelled, ImageError, KinemoError
 from engine.api.events import Finished, Frames, Loaded, Preview, Progress
 from engine.api.request import GenerationRequest
+from engine.kinemo.vocabulary import PICTURE_MOVES
 
 
 @pytest.mark.parametrize(
@@ -43,7 +44,7 @@ def test_camera_phrases(prompt, move, expected):
 
 
 def test_model_traits(tiny_model, tmp_path):
-    assert camera_moves_for("kinemo-starter") == camera_moves_for(tiny_model) and len(camera_moves_for(tiny_model)) == 4
+    assert camera_moves_for("kinemo-starter") == camera_moves_for(tiny_model) == PICTURE_MOVES
     assert camera_moves_for(str(tmp_path)) == ()
     assert unknown_words("a red dragon and a dragon", "kinemo-starter") == ("dragon", "and")
     assert unknown_words("a red dragon", str(tmp_path)) == ()
