@@ -32,8 +32,9 @@ def make_generator(model: str):
     backend = open_backend(model)
 
     def generate(picture: Path, prompt: str, width: int, height: int, seed: int) -> np.ndarray:
+        steps = backend.defaults()["steps"]  # a distilled model's own step count
         request = GenerationRequest(
-            prompt, model=model, image=str(picture), width=width, height=height, frames=16, seed=seed
+            prompt, model=model, image=str(picture), width=width, height=height, frames=16, seed=seed, steps=steps
         )
         chunks = [event.frames for event in backend.generate(request) if isinstance(event, Frames)]
         return resize_frames(np.concatenate(chunks), width, height)
