@@ -1,13 +1,16 @@
 """The first-frame picture for image-to-video: drop a file or pick one, see it, clear it.
 
 A picture is checked with engine.util.images.load_image on a worker thread (a large photo can take a
-while to decode); an unusable file is refused with the engine's one-line reason.
+while to decode); an unusable file is refused with the engine's one-line reason. The thumbnail shows the
+picture as the clip frames it: centre-cropped to the chosen width / height (set_frame_size), as the engine's
+fit_picture does at full resolution; it is cut from the thumbnail already made, so a size change costs nothing.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QFileDialog, QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
@@ -24,7 +27,6 @@ OPTIONAL_CAPTION = "Image-to-video: the picture becomes the first frame (optiona
 
 def check_picture(path: str, token: int) -> tuple:
     """Worker thread: validate the picture. ("ok", token, path, sha256, thumbnail, (w, h)) or ("refused", token, reason)."""
-    import numpy as np
     from PIL import Image
 
     from engine.api.errors import KinemoError
@@ -39,6 +41,18 @@ def check_picture(path: str, token: int) -> tuple:
     thumb = Image.fromarray(rgb)
     thumb.thumbnail((THUMB * 2, THUMB * 2))
     return "ok", token, path, sha, np.asarray(thumb), (rgb.shape[1], rgb.shape[0])
+
+
+def framed(thumb: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The centre of thumb cropped to width / height's aspect (engine.backends.picture_motion.fit_picture's crop)."""
+    h, w = thumb.shape[:2]
+    aspect = width / height
+    if w / h > aspect:
+        crop_w, crop_h = max(1, round(h * aspect)), h
+    else:
+        crop_w, crop_h = w, max(1, round(w / aspect))
+    left, top = (w - crop_w) // 2, (h - crop_h) // 2
+    return thumb[top : top + crop_h, left : left + crop_w]
 
 
 def local_paths(mime) -> list[str]:
@@ -66,6 +80,9 @@ class ImageDropZone(QFrame):
         self.empty_caption = OPTIONAL_CAPTION
         self._token = 0
         self._checking: str | None = None
+        self.picture_size: tuple[int, int] | None = None  # the accepted picture's width and height
+        self.frame_size: tuple[int, int] = (256, 256)  # the clip's width and height: how the picture is framed
+        self._thumb: np.ndarray | None = None
 
         self.thumbnail = QLabel()
         self.thumbnail.setObjectName("imageThumbnail")
@@ -108,6 +125,7 @@ class ImageDropZone(QFrame):
     def _show_empty(self) -> None:
         self.thumbnail.setPixmap(QPixmap())
         self.thumbnail.setText("Drop a picture\nhere")
+        self.thumbnail.setToolTip("")
         self.caption.setText(self.empty_caption)
         self.clear_button.setEnabled(False)
 
@@ -116,6 +134,21 @@ class ImageDropZone(QFrame):
         self.empty_caption = text
         if self.image_path is None and self._checking is None:
             self.caption.setText(text)
+
+    def set_frame_size(self, width: int, height: int) -> None:
+        """The clip's size: the thumbnail shows the picture centre-cropped to its aspect."""
+        self.frame_size = (max(1, int(width)), max(1, int(height)))
+        self._show_thumbnail()
+
+    def _show_thumbnail(self) -> None:
+        if self._thumb is None or self.image_path is None:
+            return
+        width, height = self.frame_size
+        pixmap = QPixmap.fromImage(to_qimage(framed(self._thumb, width, height))).scaled(
+            THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+        )
+        self.thumbnail.setPixmap(pixmap)
+        self.thumbnail.setToolTip(f"framed at {width} x {height}")
 
     def set_image(self, path: str | None) -> None:
         """Check path on a worker thread; the result arrives as imageChanged or refused."""
@@ -137,6 +170,7 @@ class ImageDropZone(QFrame):
         self._checking = None
         changed = self.image_path is not None
         self.image_path = self.image_sha256 = None
+        self.picture_size = self._thumb = None
         self.error_label.hide()
         self.thumbnail.clear()
         self._show_empty()
@@ -158,11 +192,9 @@ class ImageDropZone(QFrame):
         self._checking = None
         self.busyChanged.emit(False)
         self.image_path, self.image_sha256 = path, sha
+        self.picture_size, self._thumb = (w, h), thumb
         self.error_label.hide()
-        pixmap = QPixmap.fromImage(to_qimage(thumb)).scaled(
-            THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
-        )
-        self.thumbnail.setPixmap(pixmap)
+        self._show_thumbnail()
         self.caption.setText(f"{Path(path).name}\n{w} × {h}")
         self.caption.setToolTip(plain_tooltip(path))
         self.clear_button.setEnabled(True)

@@ -1,7 +1,8 @@
 """The request form's numbers: frames and fps, size, steps and guidance, the seed.
 
 The selected model sets their limits and snapping (engine.registry.model_options.ModelOptions) and its
-defaults; a value set by hand, or by a restored request, wins over defaults that arrive later.
+defaults; a value set by hand, or by a restored request, wins over defaults that arrive later. A first-frame
+picture sets the size to its aspect (take_picture_size) unless the size was set by hand since the last picture.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class NumbersPanel(QObject):
         self._options = options
         self.defaults_due: str | None = None  # the model whose defaults still wait for its options
         self.adjusting = False  # the form itself is changing the numbers
+        self.size_by_hand = False  # width or height set (by hand or a restore) since the last picture
         self.frames_spin = _spin("framesSpin", "frames")
         self.fps_spin = _spin("fpsSpin", "fps", " fps")
         self.width_spin = _spin("widthSpin", "width", " px", 32)
@@ -78,6 +80,8 @@ class NumbersPanel(QObject):
         self.frames_spin.editingFinished.connect(self._snap_frames)
         for spin in self.spins():
             spin.valueChanged.connect(self._forget_defaults)
+        for spin in (self.width_spin, self.height_spin):
+            spin.valueChanged.connect(self._note_size)
 
     def _build_seed(self) -> None:
         self.seed_spin = QDoubleSpinBox()  # a QSpinBox stops at 2**31 - 1; seeds go to 2**32 - 1
@@ -154,6 +158,28 @@ class NumbersPanel(QObject):
     def _forget_defaults(self) -> None:
         if not self.adjusting:
             self.defaults_due = None  # a value set by hand (or by a restore) wins over defaults that arrive later
+
+    @Slot()
+    def _note_size(self) -> None:
+        if not self.adjusting:
+            self.size_by_hand = True
+
+    def take_picture_size(self, width: int, height: int) -> bool:
+        """A new picture of width x height: take its aspect (engine.util.images.size_for_picture, snapped to
+        the model's sizes) unless the size was set since the last picture. True if the size was taken."""
+        from engine.util.images import size_for_picture  # PIL and numpy: loaded with the first picture
+
+        by_hand, self.size_by_hand = self.size_by_hand, False
+        if by_hand:
+            return False
+        options = self._options()
+        self.adjusting = True
+        try:
+            for spin, pixels in zip((self.width_spin, self.height_spin), size_for_picture(width, height), strict=True):
+                spin.setValue(options.valid_size(pixels) if options else pixels)
+        finally:
+            self.adjusting = False
+        return True
 
     @Slot()
     def _snap_sizes(self) -> None:

@@ -1,12 +1,13 @@
 """The request form's words: the prompt, its hint about unknown words, the negative prompt and the camera moves.
 
 The camera picker and the prompt follow each other: choosing a move rewrites the prompt's "the camera …"
-phrase, and typing one selects it in the picker.
+phrase, and typing one selects it in the picker. The moves are those the bundled models make over a
+first-frame picture (engine.kinemo.vocabulary.PICTURE_MOVES); cameraChosen tells the form which was chosen.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QComboBox, QLabel, QPlainTextEdit
 
 from app.studio.prompt_tools import camera_move_in, camera_moves_for, unknown_words, with_camera_move
@@ -14,7 +15,9 @@ from engine.api.request import DEFAULT_MODEL
 from engine.registry.model_options import ModelOptions
 
 NO_CAMERA = "No camera move"
-CAMERA_TIP = "Inserts or replaces the 'the camera …' phrase in the prompt"
+CAMERA_TIP = (
+    "Moves the camera over the first-frame picture: inserts or replaces the 'the camera …' phrase in the prompt"
+)
 NEGATIVE_PLACEHOLDER = "Negative prompt: what to steer away from (optional)"
 
 
@@ -25,6 +28,8 @@ def takes_negative(options: ModelOptions | None) -> bool:
 
 class PromptPanel(QObject):
     """The prompt widgets and what keeps them consistent with each other and with the selected model."""
+
+    cameraChosen = Signal(object)  # the move chosen in the picker ("pans left", ...), None for no move
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -91,6 +96,7 @@ class PromptPanel(QObject):
         text = with_camera_move(self.prompt_edit.toPlainText(), move)
         if text != self.prompt_edit.toPlainText().strip():
             self.prompt_edit.setPlainText(text)
+        self.cameraChosen.emit(move)
 
     @Slot()
     def on_prompt_changed(self) -> None:

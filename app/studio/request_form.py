@@ -6,6 +6,8 @@ defaults, its frame limits, which inputs it takes (engine.registry.model_options
 is restored keeps its own values. The sections live in their own modules: prompt_panel (prompt, negative
 prompt, camera moves), numbers_panel (frames, size, steps, seed), engine_switches (Fast, int8, ONNX, memory)
 and memory_plan (the estimate under the picker); the form keeps their widgets under its own names too.
+A first-frame picture sets the size to its aspect unless the size was set since the last picture, and the drop
+zone shows it framed at the chosen size; a camera move chosen without a picture is pointed out.
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ from engine.api.errors import InvalidRequest
 from engine.api.request import GenerationRequest
 from engine.api.run_options import RunOptions
 from engine.registry.model_options import ModelOptions
+
+CAMERA_NEEDS_PICTURE = (
+    "A camera move needs a picture to move over: add one under First frame "
+    "(without one, the model moves over a procedural picture of its own)."
+)
 
 
 def _section(text: str) -> QLabel:
@@ -126,6 +133,10 @@ class RequestForm(QWidget):
         self.prompts.connect_signals()
         for spin in self.numbers.spins():
             spin.valueChanged.connect(self.memory_plan.schedule)
+        for spin in (self.width_spin, self.height_spin):
+            spin.valueChanged.connect(self._show_framing)
+        self._show_framing()
+        self.prompts.cameraChosen.connect(self._on_camera_chosen)
         self.memory_combo.currentIndexChanged.connect(self.memory_plan.schedule)
         self.drop_zone.imageChanged.connect(self.memory_plan.schedule)
         for switch in (self.switches.int8_check, self.switches.onnx_check):  # they change what the run imports
@@ -185,6 +196,7 @@ class RequestForm(QWidget):
         elif not r.image and (zone.image_path or zone.checking):
             zone.clear()
         self.numbers.defaults_due = None  # the request's own values win over the model's defaults
+        self.numbers.size_by_hand = bool(r.image)  # its size goes with its picture; a later picture sets its own
 
     # -- seed and memory --------------------------------------------------------------------------
     @property
@@ -304,6 +316,17 @@ class RequestForm(QWidget):
                 f"{options.name} is text-to-video only: the picture is kept but not used; "
                 "pick an image-to-video model to animate it",
             )
+        elif path and self.drop_zone.picture_size is not None:
+            self.numbers.take_picture_size(*self.drop_zone.picture_size)
+
+    @Slot()
+    def _show_framing(self) -> None:
+        self.drop_zone.set_frame_size(self.width_spin.value(), self.height_spin.value())
+
+    @Slot(object)
+    def _on_camera_chosen(self, move: str | None) -> None:
+        if move is not None and not self.drop_zone.image_path and not self.drop_zone.checking:
+            self.message.emit("info", CAMERA_NEEDS_PICTURE)
 
     # -- persistence ----------------------------------------------------------------------------
     def state(self) -> dict:
