@@ -207,6 +207,9 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path, help="also write the scores as JSON")
     args = p.parse_args(argv)
     backend = open_backend(args.model)
+    # this evaluates the pixel model, camera clips included; the camera model has its own measure
+    # (bench/bench_photo_animation.py, engine.training.camera_eval)
+    backend.camera_folder = None
     result = evaluate(
         backend, args.steps, args.guidance, args.seeds, args.image_prompts, args.camera_pictures, sys.stderr.isatty()
     )
