@@ -3,7 +3,7 @@
 A picture is checked with engine.util.images.load_image on a worker thread (a large photo can take a
 while to decode); an unusable file is refused with the engine's one-line reason. The thumbnail shows the
 picture as the clip frames it: centre-cropped to the chosen width / height (set_frame_size), as the engine's
-fit_picture does at full resolution; it is cut from the thumbnail already made, so a size change costs nothing.
+engine.util.images.fit_to_size does at full resolution; it is cut from the thumbnail already made, so a size change costs nothing.
 """
 
 from __future__ import annotations
@@ -44,15 +44,10 @@ def check_picture(path: str, token: int) -> tuple:
 
 
 def framed(thumb: np.ndarray, width: int, height: int) -> np.ndarray:
-    """The centre of thumb cropped to width / height's aspect (engine.backends.picture_motion.fit_picture's crop)."""
-    h, w = thumb.shape[:2]
-    aspect = width / height
-    if w / h > aspect:
-        crop_w, crop_h = max(1, round(h * aspect)), h
-    else:
-        crop_w, crop_h = w, max(1, round(w / aspect))
-    left, top = (w - crop_w) // 2, (h - crop_h) // 2
-    return thumb[top : top + crop_h, left : left + crop_w]
+    """The centre of thumb cropped to width / height's aspect, as the engine frames the picture."""
+    from engine.util.images import crop_to_aspect
+
+    return crop_to_aspect(thumb, width / height)
 
 
 def local_paths(mime) -> list[str]:

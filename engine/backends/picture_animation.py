@@ -15,9 +15,10 @@ import torch
 from engine.api.errors import Cancelled, ModelLoadError
 from engine.api.events import Event, Frames, Notice, Preview, Progress
 from engine.api.request import GenerationRequest
-from engine.backends.picture_motion import extends_beyond, fit_picture, frames_between, render, thumbnail
+from engine.backends.picture_motion import extends_beyond, frames_between, render, thumbnail
 from engine.kinemo.camera_model import CameraConfig, CameraMotionModel, fields_to_grid
 from engine.kinemo.vocabulary import tokenize
+from engine.util.images import fit_to_size
 
 PREVIEW_WIDTH = 160  # live previews render the current motion estimate at this width
 TIMESTEP_SPACING = "trailing"
@@ -58,9 +59,9 @@ class PictureAnimator:
         from engine.kinemo.ddim import ddim_timesteps
 
         # 1. the picture at the output's size and aspect, and as the model sees it
-        fitted = fit_picture(picture, request.width, request.height)
+        fitted = fit_to_size(picture, request.width, request.height)
         config = self.model.config
-        small = fit_picture(picture, PREVIEW_WIDTH, max(2, round(PREVIEW_WIDTH * request.height / request.width)))
+        small = fit_to_size(picture, PREVIEW_WIDTH, max(2, round(PREVIEW_WIDTH * request.height / request.width)))
         with torch.inference_mode():
             ids = torch.tensor([tokenize(request.prompt).ids])
             cond = self.model.condition(ids, thumbnail(fitted, config.picture))

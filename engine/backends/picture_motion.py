@@ -17,21 +17,6 @@ from PIL import Image
 CHUNK = 4  # frames warped at once: bounds the memory of a long clip at full size
 
 
-def fit_picture(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Centre-crop to width / height's aspect, then resize to exactly width x height: (height, width, 3) uint8."""
-    h, w = rgb.shape[:2]
-    aspect = width / height
-    if w / h > aspect:
-        crop_w, crop_h = max(1, round(h * aspect)), h
-    else:
-        crop_w, crop_h = w, max(1, round(w / aspect))
-    left, top = (w - crop_w) // 2, (h - crop_h) // 2
-    cropped = Image.fromarray(np.ascontiguousarray(rgb[top : top + crop_h, left : left + crop_w]))
-    if cropped.size != (width, height):
-        cropped = cropped.resize((width, height), Image.Resampling.LANCZOS)
-    return np.asarray(cropped, dtype=np.uint8)
-
-
 def thumbnail(rgb: np.ndarray, side: int) -> torch.Tensor:
     """The picture as the camera model sees it: (1, 3, side, side) in [-1, 1]."""
     small = Image.fromarray(np.ascontiguousarray(rgb)).resize((side, side), Image.Resampling.BILINEAR)

@@ -39,7 +39,7 @@ import numpy as np
 from PIL import Image
 
 from engine.util.frames import psnr
-from engine.util.images import load_image
+from engine.util.images import fit_to_size, load_image
 
 MOVES: tuple[str, ...] = (
     "pans left",
@@ -318,16 +318,7 @@ def flicker(frames: np.ndarray) -> float:
 
 def fit_picture(path: str | Path, width: int, height: int) -> np.ndarray:
     """The picture (EXIF orientation honoured) centre-cropped to width:height and resized (LANCZOS) to it."""
-    rgb = load_image(path)
-    h, w = rgb.shape[:2]
-    aspect = width / height
-    if w / h > aspect:
-        crop_w, crop_h = max(1, round(h * aspect)), h
-    else:
-        crop_w, crop_h = w, max(1, round(w / aspect))
-    left, top = (w - crop_w) // 2, (h - crop_h) // 2
-    cropped = Image.fromarray(np.ascontiguousarray(rgb[top : top + crop_h, left : left + crop_w]))
-    return np.array(cropped.resize((width, height), Image.Resampling.LANCZOS), dtype=np.uint8)
+    return fit_to_size(load_image(path), width, height)
 
 
 def photographs() -> list[Path]:

@@ -103,17 +103,30 @@ def upright(image: Image.Image) -> Image.Image:
         return image  # an unreadable orientation tag: the pixels as stored
 
 
-def fit_to_frame(rgb: np.ndarray, aspect: float, size: int) -> np.ndarray:
-    """Centre-crop to the output aspect (width / height), then resize to the model's square frame.
-
-    The export later stretches the square frames back to the output size, so the picture keeps
-    its proportions in the clip.
-    """
+def crop_to_aspect(rgb: np.ndarray, aspect: float) -> np.ndarray:
+    """The centre of a picture (h, w, 3) cropped to aspect (width / height): as much of it as that aspect holds."""
     h, w = rgb.shape[:2]
     if w / h > aspect:
         crop_w, crop_h = max(1, round(h * aspect)), h
     else:
         crop_w, crop_h = w, max(1, round(w / aspect))
     left, top = (w - crop_w) // 2, (h - crop_h) // 2
-    cropped = Image.fromarray(rgb[top : top + crop_h, left : left + crop_w])
+    return rgb[top : top + crop_h, left : left + crop_w]
+
+
+def fit_to_size(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The picture centre-cropped to width:height, then resized (LANCZOS) to exactly that: (height, width, 3)."""
+    cropped = Image.fromarray(np.ascontiguousarray(crop_to_aspect(rgb, width / height)))
+    if cropped.size != (width, height):
+        cropped = cropped.resize((width, height), Image.Resampling.LANCZOS)
+    return np.array(cropped, dtype=np.uint8)
+
+
+def fit_to_frame(rgb: np.ndarray, aspect: float, size: int) -> np.ndarray:
+    """Centre-crop to the output aspect (width / height), then resize to the pixel model's square frame.
+
+    The export later stretches the square frames back to the output size, so the picture keeps
+    its proportions in the clip.
+    """
+    cropped = Image.fromarray(np.ascontiguousarray(crop_to_aspect(rgb, aspect)))
     return np.array(cropped.resize((size, size), Image.Resampling.LANCZOS), dtype=np.uint8)

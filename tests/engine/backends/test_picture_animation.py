@@ -9,11 +9,11 @@ from PIL import Image
 from engine.api.events import Finished, Frames, Loaded, MemoryNotice, Preview, Progress
 from engine.api.request import GenerationRequest
 from engine.backends.bundled import BundledBackend
-from engine.backends.picture_motion import extends_beyond, fit_picture, frames_between, render
+from engine.backends.picture_motion import extends_beyond, frames_between, render
 from engine.kinemo.camera_model import CameraConfig, CameraMotionModel
 from engine.kinemo.vocabulary import PICTURE_MOVES, picture_move
 from engine.training.camera_train import move_fields, save_camera_model
-from engine.util.images import size_for_picture
+from engine.util.images import fit_to_size, size_for_picture
 
 TINY = CameraConfig(grid=3, frames=8, dim=32, heads=2, depth=1, picture=16)
 
@@ -47,7 +47,7 @@ def test_a_camera_caption_over_a_picture_is_rendered_at_full_size(tiny_model_dir
     assert all(e.frames.shape[1:] == (107, 160, 3) for e in events if isinstance(e, Preview))  # small, same aspect
     (frames,) = [e.frames for e in events if isinstance(e, Frames)]
     assert frames.shape == (12, 64, 96, 3) and frames.dtype == np.uint8
-    assert np.array_equal(frames[0], fit_picture(pixels, 96, 64))  # frame 0 is the picture, whole detail
+    assert np.array_equal(frames[0], fit_to_size(pixels, 96, 64))  # frame 0 is the picture, whole detail
     assert events[-1].stats["camera_model"] is True
 
 
