@@ -129,6 +129,8 @@ def choose_format(output: Path, requested: str | None) -> str:
     if requested is None:
         if suffix in FORMATS and suffix != "png":
             return suffix
+        if output.is_dir():
+            raise UsageError(f"output is a folder, expected a file name: {output} (or --format png into a new folder)")
         raise UsageError(f"cannot tell the format from {output.name!r}; name it .mp4, .gif or .webm, or add --format")
     if suffix in FORMATS and suffix != requested:
         raise UsageError(f"--format {requested} does not match the output's extension .{suffix}")

@@ -21,10 +21,10 @@ class EventPrinter:
         if isinstance(event, Loaded):
             self.stats["load_seconds"] = event.seconds
         elif isinstance(event, MemoryNotice):
-            print(event.message, file=sys.stderr)  # the estimate and the choice, before the run
+            self._say(event.message)  # the estimate and the choice, before the run
             self._plan_stats(event.plan)
         elif isinstance(event, Notice):
-            print(f"warning: {event.message}", file=sys.stderr)
+            self._say(f"warning: {event.message}")
         elif isinstance(event, Progress):
             if self.bar is None:
                 self.bar = tqdm(total=event.total, desc="generating", unit="step", file=sys.stderr, leave=False)
@@ -34,6 +34,15 @@ class EventPrinter:
         elif isinstance(event, Finished):
             self.stats["generate_seconds"] = event.seconds
             self.stats.update(event.stats)
+
+    def _say(self, line: str) -> None:
+        """A line on stderr, above the progress bar when one is showing (never glued onto it)."""
+        from tqdm import tqdm
+
+        if self.bar is None:
+            print(line, file=sys.stderr)
+        else:
+            tqdm.write(line, file=sys.stderr)
 
     def _plan_stats(self, plan) -> None:
         if plan is None:

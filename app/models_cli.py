@@ -70,6 +70,11 @@ def bundled_info(name: str) -> dict:
     evaluation = folder / "evaluation.json"
     if evaluation.is_file():
         info["evaluation"] = json.loads(evaluation.read_text(encoding="utf-8"))
+        info["evaluation_of"] = (
+            "the pixel model, on held-out prompts and procedural pictures (python -m engine.training.evaluate); "
+            "a picture moved by a camera caption is the camera model's work, measured by "
+            "bench/bench_photo_animation.py (assets/kinemo-camera/MODEL_CARD.md)"
+        )
     info["model_card"] = str(folder / "MODEL_CARD.md")
     return info
 

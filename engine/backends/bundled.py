@@ -14,7 +14,7 @@ from engine.api.errors import InvalidRequest
 from engine.api.events import Event, Finished, Loaded, MemoryNotice, Notice
 from engine.api.request import GenerationRequest
 from engine.api.run_options import RunOptions
-from engine.kinemo.vocabulary import picture_move, tokenize
+from engine.kinemo.vocabulary import mentions_camera, picture_move, tokenize
 from engine.registry.assets import CAMERA_DIR, STARTER_DIR, read_config, read_sampling
 from engine.registry.resolve import STARTER_ID
 from engine.util.images import fit_to_frame, load_image
@@ -135,12 +135,27 @@ class BundledBackend:
             unknown_words_notice("prompt", request.prompt),
             unknown_words_notice("negative prompt", request.negative_prompt),
         ]
-        if picture_move(request.prompt) and not request.image:
-            found.append(
-                Notice("a camera move needs a picture to move over (--image, or drop one on the window); without one "
-                       "the model draws a procedural picture of its own and moves over that")
-            )  # fmt: skip
-        return [n for n in found if n]
+        return [n for n in (*found, self._picture_notice(request)) if n]
+
+    def _picture_notice(self, request: GenerationRequest) -> Notice | None:
+        """What happens to a picture or a camera move the request may not get as the user thinks."""
+        move = picture_move(request.prompt)
+        if move and not request.image:
+            return Notice(
+                "a camera move needs a picture to move over (an --image, or one dropped on the studio's window); "
+                "without one the pixel model draws a picture of its own and moves over it (pans left or right, "
+                "zooms in or out only)"
+            )
+        if request.image and move and self.animates(request) and (self.options.quantize or self.options.onnx_temporal):
+            return Notice(
+                "int8 weights and ONNX temporal attention apply to the pixel model; the camera model runs as it is"
+            )
+        if request.image and not move and mentions_camera(request.prompt):
+            return Notice(
+                "the camera model moves a picture for 'the camera <move>' (kinemo vocabulary lists the moves); this "
+                "prompt goes to the pixel model, which redraws the picture at 64x64 instead"
+            )
+        return None
 
     def animates(self, request: GenerationRequest) -> bool:
         """Whether the camera model makes this request: a camera caption over a given picture."""
@@ -166,9 +181,12 @@ class BundledBackend:
         shape = Shape("kinemo", request.frames, request.width, request.height, request.guidance, request.steps)
         baseline = max(process_rss() - held, 0)
         ram = None if free is None else free + held
-        libraries = accel_bytes(bool(self.options.quantize), self.options.onnx_temporal, set(sys.modules))
+        animates = self.animates(request)  # the camera model: int8 and ONNX do not apply, nothing more loads
+        libraries = (
+            0 if animates else accel_bytes(bool(self.options.quantize), self.options.onnx_temporal, set(sys.modules))
+        )
         mode = memory or self.options.memory
-        render = picture_render_bytes(request.frames, request.width, request.height) if self.animates(request) else 0
+        render = picture_render_bytes(request.frames, request.width, request.height) if animates else 0
         return plan_bundled(
             self.folder, shape, mode, self.device, baseline, ram=ram, libraries=libraries, render=render
         )

@@ -98,12 +98,20 @@ def describe_vocabulary() -> str:
 
 
 def picture_move(text: str) -> str | None:
-    """The camera move a prompt names when it is a camera caption ("the camera pans up"), else None."""
-    words = split_words(text)
-    if words[:2] != ["the", "camera"]:
+    """The camera move a prompt names when its known words form a camera caption ("the camera pans up", or
+    "camera pans up"), else None. Words outside the vocabulary are left out here as the tokenizer leaves them
+    out (and reports them), so "the camera slowly pans up" is a camera caption too."""
+    words = [w for w in split_words(text) if w in TOKEN_IDS]
+    if words[:1] == ["the"]:
+        words = words[1:]
+    if words[:1] != ["camera"]:
         return None
-    move = " ".join(words[2:])
+    move = " ".join(words[1:])
     return move if move in PICTURE_MOVES else None
+
+
+def mentions_camera(text: str) -> bool:
+    return "camera" in split_words(text)
 
 
 def is_visible(colour: str, background: str) -> bool:

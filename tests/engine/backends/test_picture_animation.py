@@ -107,3 +107,28 @@ def test_output_sizes_follow_the_picture():
     assert size_for_picture(4000, 3000) == (512, 384)
     assert size_for_picture(1080, 1920) == (288, 512)
     assert size_for_picture(100, 60) == (100, 60)
+
+
+@pytest.mark.parametrize(
+    "prompt, routed",
+    [("camera zooms in", True), ("the camera slowly pans left", True), ("the camera swoops dramatically", False)],
+)
+def test_camera_prompts_are_read_from_their_known_words_and_say_where_they_go(
+    tiny_model_dir, camera_dir, picture, prompt, routed
+):
+    path, _ = picture
+    backend = BundledBackend(tiny_model_dir, camera_folder=camera_dir)
+    request = GenerationRequest(prompt, image=str(path), steps=1)
+    assert backend.animates(request) == routed
+    notices = [n.message for n in backend.notices(request)]
+    assert any("goes to the pixel model" in m for m in notices) == (not routed)
+
+
+def test_int8_and_onnx_say_they_do_not_apply_to_the_camera_model(tiny_model_dir, camera_dir, picture):
+    from engine.api.run_options import RunOptions
+
+    path, _ = picture
+    backend = BundledBackend(tiny_model_dir, RunOptions(quantize="int8"), camera_folder=camera_dir)
+    request = GenerationRequest("the camera pans up", image=str(path), steps=1)
+    assert any("apply to the pixel model" in n.message for n in backend.notices(request))
+    assert backend.plan(request).estimate.parts["libraries"] == 0  # nothing more is loaded for it
