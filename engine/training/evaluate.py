@@ -92,12 +92,9 @@ def camera_move_reading(first: np.ndarray, last: np.ndarray) -> str:
     return min(errors, key=errors.get)
 
 
-def evaluate(
-    backend, steps: int, guidance: float, seeds: int, image_prompts: int, camera_pictures: int, progress: bool = True
-) -> dict:
-    combos = sorted(held_out_combos())
-    t2v, i2v, camera = Scores(), Scores(), Scores()
-    consistency, psnrs, camera_psnrs, seconds = [], [], [], []
+def text_to_video(backend, combos: list, steps: int, guidance: float, seeds: int, progress: bool):
+    """(scores, per-shape recall counts {shape: [right, clips]}, consistency per clip, seconds per clip)."""
+    t2v, per_shape, consistency, seconds = Scores(), {}, [], []
     jobs = [(c, s) for s in range(seeds) for c in combos]
     for combo, seed in tqdm(jobs, desc="text-to-video", disable=not progress):
         prompt = sample_object_clip(random.Random(seed), combo).caption
@@ -111,7 +108,26 @@ def evaluate(
         for name, truth in zip(ATTRIBUTES, combo):
             t2v.add(name, getattr(reading, name) == truth)
         t2v.add("all", (reading.colour, reading.shape, reading.motion, reading.background) == combo)
+        counts = per_shape.setdefault(combo[1], [0, 0])
+        counts[0] += int(reading.shape == combo[1])
+        counts[1] += 1
         consistency.append(reading.consistency)
+    return t2v, per_shape, consistency, seconds
+
+
+def shape_recall(per_shape: dict) -> dict:
+    """Recall per shape class and its mean over the classes: a set with more circles cannot flatter it."""
+    recall = {shape: 100.0 * right / clips for shape, (right, clips) in sorted(per_shape.items())}
+    return {"per_class": recall, "mean": float(np.mean(list(recall.values()))) if recall else None}
+
+
+def evaluate(
+    backend, steps: int, guidance: float, seeds: int, image_prompts: int, camera_pictures: int, progress: bool = True
+) -> dict:
+    combos = sorted(held_out_combos())
+    i2v, camera = Scores(), Scores()
+    psnrs, camera_psnrs = [], []
+    t2v, per_shape, consistency, seconds = text_to_video(backend, combos, steps, guidance, seeds, progress)
 
     rng = random.Random(99)
     with tempfile.TemporaryDirectory() as tmp:
@@ -154,6 +170,7 @@ def evaluate(
         "text_to_video": {
             "clips": t2v.total,
             **{f"{a}_accuracy": t2v.percent(a) for a in (*ATTRIBUTES, "all")},
+            "shape_recall": shape_recall(per_shape),
             "temporal_consistency": 100.0 * float(np.mean(consistency)),
             "seconds_per_clip": float(np.mean(seconds)),
         },
@@ -181,6 +198,10 @@ def format_report(r: dict) -> str:
         f"motion {t['motion_accuracy']:.1f} %  background {t['background_accuracy']:.1f} %  all four {t['all_accuracy']:.1f} %",
         f"  temporal consistency {t['temporal_consistency']:.1f} %  ({t['seconds_per_clip']:.2f} s per clip)",
     ]
+    recall = t.get("shape_recall")
+    if recall and recall["per_class"]:
+        classes = "  ".join(f"{shape} {value:.1f} %" for shape, value in recall["per_class"].items())
+        lines.append(f"  shape recall per class: {classes}  (mean over the classes {recall['mean']:.1f} %)")
     if i["clips"]:
         lines.append(
             f"image-to-video ({i['clips']} clips): first-frame PSNR mean {i['first_frame_psnr_mean']:.1f} dB, "

@@ -1,0 +1,23 @@
+"""The evaluation reports shape recall per class and its mean, so a set with many circles cannot flatter it."""
+
+from engine.training.evaluate import format_report, shape_recall
+
+
+def test_recall_per_class_and_its_mean():
+    recall = shape_recall({"circle": [20, 20], "square": [3, 20], "triangle": [11, 20]})
+    assert recall["per_class"] == {"circle": 100.0, "square": 15.0, "triangle": 55.0}
+    assert recall["mean"] == 170.0 / 3  # not the pooled 34/60 a circle-heavy set would weigh otherwise
+    assert shape_recall({}) == {"per_class": {}, "mean": None}
+
+
+def test_the_report_prints_the_recall_line():
+    t2v = {
+        "clips": 60, "colour_accuracy": 100.0, "shape_accuracy": 56.7, "motion_accuracy": 98.0,
+        "background_accuracy": 100.0, "all_accuracy": 55.0, "temporal_consistency": 90.0, "seconds_per_clip": 2.0,
+        "shape_recall": shape_recall({"circle": [20, 20], "square": [3, 20]}),
+    }  # fmt: skip
+    empty = {"clips": 0}
+    report = format_report(
+        {"steps": 25, "guidance": 1.0, "text_to_video": t2v, "image_to_video": empty, "camera": empty}
+    )
+    assert "shape recall per class: circle 100.0 %  square 15.0 %  (mean over the classes 57.5 %)" in report
