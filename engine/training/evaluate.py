@@ -215,6 +215,36 @@ def format_report(r: dict) -> str:
     return "\n".join(lines)
 
 
+def photograph_scores(model: str, width: int = 512, height: int = 288) -> dict:
+    """The camera model over scikit-image's photographs (never seen in training): "the camera <move>" for every
+    move, read off the frames by engine.training.camera_eval. Needs `pip install "kinemo[eval]"`."""
+    from engine.backends.base import open_backend
+    from engine.kinemo.vocabulary import PICTURE_MOVES
+    from engine.training.camera_eval import evaluate_camera, photographs, resize_frames
+
+    backend = open_backend(model)
+
+    def generate(picture: Path, prompt: str, w: int, h: int, seed: int) -> np.ndarray:
+        request = GenerationRequest(
+            prompt, model=model, image=str(picture), width=w, height=h, seed=seed, steps=backend.defaults()["steps"]
+        )
+        return resize_frames(generate_all(backend, request), w, h)
+
+    return evaluate_camera(generate, photographs(), PICTURE_MOVES, width, height)
+
+
+def generate_all(backend, request: GenerationRequest) -> np.ndarray:
+    return np.concatenate([e.frames for e in backend.generate(request) if isinstance(e, Frames)])
+
+
+def photograph_line(scores: dict) -> str:
+    return (
+        f"photographs ({scores['clips']} clips, camera model): move {100 * scores['accuracy']:.1f} %  "
+        f"frame-0 PSNR min {scores['psnr_frame0']['min']:.1f} dB  sharpness min {scores['sharpness_ratio']['min']:.2f}  "
+        f"flicker max {scores['flicker']['max']:.2f}"
+    )
+
+
 def main(argv=None) -> int:
     from engine.backends.base import open_backend
 
@@ -226,6 +256,7 @@ def main(argv=None) -> int:
     p.add_argument("--image-prompts", type=int, default=IMAGE_PROMPTS)
     p.add_argument("--camera-pictures", type=int, default=CAMERA_PICTURES)
     p.add_argument("--json", type=Path, help="also write the scores as JSON")
+    p.add_argument("--photographs", action="store_true", help="also animate photographs with the camera model")
     args = p.parse_args(argv)
     backend = open_backend(args.model)
     # this evaluates the pixel model, camera clips included; the camera model has its own measure
@@ -235,7 +266,11 @@ def main(argv=None) -> int:
         backend, args.steps, args.guidance, args.seeds, args.image_prompts, args.camera_pictures, sys.stderr.isatty()
     )
     result["model"] = args.model
-    print(format_report(result))
+    report = format_report(result)
+    if args.photographs:
+        result["photographs"] = {k: v for k, v in photograph_scores(args.model).items() if k != "per_clip"}
+        report += "\n" + photograph_line(result["photographs"])
+    print(report)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0

@@ -21,3 +21,16 @@ def test_the_report_prints_the_recall_line():
         {"steps": 25, "guidance": 1.0, "text_to_video": t2v, "image_to_video": empty, "camera": empty}
     )
     assert "shape recall per class: circle 100.0 %  square 15.0 %  (mean over the classes 57.5 %)" in report
+
+
+def test_the_photograph_line():
+    from engine.training.evaluate import photograph_line
+
+    scores = {
+        "clips": 35, "accuracy": 1.0, "psnr_frame0": {"min": float("inf")}, "sharpness_ratio": {"min": 1.0},
+        "flicker": {"max": 1.76},
+    }  # fmt: skip
+    assert photograph_line(scores) == (
+        "photographs (35 clips, camera model): move 100.0 %  frame-0 PSNR min inf dB  sharpness min 1.00  "
+        "flicker max 1.76"
+    )
