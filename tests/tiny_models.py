@@ -14,3 +14,16 @@ def save_tiny_model(folder):
         torch.nn.init.normal_(p, std=0.05)
     save_model(model, folder)
     return folder
+
+
+def save_tiny_upscaler(folder, factor: int = 2):
+    """A real KinemoUpscaler with a tiny random config (its head is not zero, so it draws more than bilinear)."""
+    import torch
+
+    from engine.kinemo.upscaler import KinemoUpscaler, UpscalerConfig, save_upscaler
+
+    torch.manual_seed(0)
+    model = KinemoUpscaler(UpscalerConfig(factor=factor, channels=4))
+    torch.nn.init.normal_(model.head.weight, std=0.05)
+    save_upscaler(model, folder)
+    return folder

@@ -15,7 +15,7 @@ from engine.api.events import Event, Finished, Loaded, MemoryNotice, Notice
 from engine.api.request import GenerationRequest
 from engine.api.run_options import RunOptions
 from engine.kinemo.vocabulary import mentions_camera, picture_move, tokenize
-from engine.registry.assets import CAMERA_DIR, STARTER_DIR, read_config, read_sampling
+from engine.registry.assets import CAMERA_DIR, STARTER_DIR, UPSCALER_DIR, read_config, read_sampling
 from engine.registry.resolve import STARTER_ID
 from engine.util.images import fit_to_frame, load_image
 
@@ -55,6 +55,7 @@ class BundledBackend:
         options: RunOptions | None = None,
         model_id: str = STARTER_ID,
         camera_folder: Path | None = CAMERA_DIR,
+        upscaler_folder: Path | None = UPSCALER_DIR,
     ):
         self.options = (options or RunOptions()).validate()
         # the camera model animates a given picture; without one, camera prompts go to the pixel model
@@ -62,6 +63,11 @@ class BundledBackend:
             camera_folder if camera_folder and (Path(camera_folder) / "config.json").is_file() else None
         )
         self.animator = None  # engine.backends.picture_animation.PictureAnimator, loaded on first use
+        # the upscaler draws text-to-video frames larger than the model's own size again, with crisp outlines
+        self.upscaler_folder = (
+            upscaler_folder if upscaler_folder and (Path(upscaler_folder) / "config.json").is_file() else None
+        )
+        self.upscaler = None  # engine.kinemo.upscaler.KinemoUpscaler, loaded on first use
         self.folder = Path(folder)
         self.device = bundled_device(self.options.device)
         self.model_id = model_id
@@ -186,7 +192,12 @@ class BundledBackend:
             0 if animates else accel_bytes(bool(self.options.quantize), self.options.onnx_temporal, set(sys.modules))
         )
         mode = memory or self.options.memory
-        render = picture_render_bytes(request.frames, request.width, request.height) if animates else 0
+        render = 0
+        if animates:
+            render = picture_render_bytes(request.frames, request.width, request.height)
+        elif self.upscales(request):  # every frame held at 8x the model's size, a chunk of 8 upscaled at a time
+            side = 8 * int(read_config(self.folder).get("size", 64))
+            render = picture_render_bytes(request.frames, side, side, chunk=8)
         return plan_bundled(
             self.folder, shape, mode, self.device, baseline, ram=ram, libraries=libraries, render=render
         )
@@ -234,6 +245,8 @@ class BundledBackend:
             if self.onnx is not None and not run.long_clip:
                 contexts.enter_context(self.onnx.attached(self.model))
             events = sample_windows(run, contexts, should_stop, stats)
+            if self.upscales(request):
+                events = self._upscaled(events, stats)
             if image is None and request.width != request.height:  # square frames, shown unstretched
                 yield Notice(
                     f"the bundled model draws square frames; at {request.width}x{request.height} their sides are "
@@ -242,6 +255,21 @@ class BundledBackend:
                 events = keep_proportions(events, request.width, request.height)
             seconds = yield from events
         yield Finished(request.frames, seconds, stats)
+
+    def upscales(self, request: GenerationRequest) -> bool:
+        """Whether the upscaler redraws this request's frames: text-to-video larger than the model draws."""
+        size = int(read_config(self.folder).get("size", 64))
+        return self.upscaler_folder is not None and not request.image and max(request.width, request.height) > size
+
+    def _upscaled(self, events: Iterator[Event], stats: dict) -> Iterator[Event]:
+        """events with every Frames drawn factor times larger by the upscaler (engine.kinemo.upscaler)."""
+        from engine.backends.bundled_windows import map_frames
+        from engine.kinemo.upscaler import load_upscaler, upscale_frames
+
+        if self.upscaler is None:
+            self.upscaler = load_upscaler(self.upscaler_folder)
+        stats["upscaled"] = self.upscaler.config.factor
+        return map_frames(events, lambda frames: upscale_frames(self.upscaler, frames))
 
     def _animate(self, request: GenerationRequest, image, plan, should_stop) -> Iterator[Event]:
         """A given picture moved as the caption says: the camera model draws the motion, the picture is rendered

@@ -50,14 +50,19 @@ def widened(frames: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.pad(frames, pad, mode="edge")
 
 
-def keep_proportions(events: Iterator, width: int, height: int):
-    """events, with every Frames widened to width:height; returns what events returns."""
+def map_frames(events: Iterator, change: Callable[[np.ndarray], np.ndarray]):
+    """events, with change applied to the frames of every Frames; returns what events returns."""
     while True:
         try:
             event = next(events)
         except StopIteration as stop:
             return stop.value
-        yield Frames(event.start, widened(event.frames, width, height)) if isinstance(event, Frames) else event
+        yield Frames(event.start, change(event.frames)) if isinstance(event, Frames) else event
+
+
+def keep_proportions(events: Iterator, width: int, height: int):
+    """events, with every Frames widened to width:height; returns what events returns."""
+    return map_frames(events, lambda frames: widened(frames, width, height))
 
 
 @lru_cache(maxsize=1)

@@ -31,6 +31,7 @@ ASSETS_DIR = _assets_dir()
 STARTER_DIR = ASSETS_DIR / "kinemo-starter"
 FAST_DIR = ASSETS_DIR / "kinemo-starter-fast"  # the starter distilled to a few steps (engine.training.distill)
 CAMERA_DIR = ASSETS_DIR / "kinemo-camera"  # the camera model that animates a given picture (camera_train)
+UPSCALER_DIR = ASSETS_DIR / "kinemo-upscaler"  # draws the pixel model's frames 8x larger (upscaler_train)
 
 
 def read_config(folder: Path) -> dict:

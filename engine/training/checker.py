@@ -16,6 +16,7 @@ import numpy as np
 from engine.kinemo.vocabulary import BACKGROUNDS, COLOURS, SHAPES
 
 OBJECT_DISTANCE = 0.25  # RGB distance (0..1 scale) from the background that counts as object
+FRAME_SIZE = 64  # the pixel thresholds below are for 64-pixel frames and scale with a frame's width
 MIN_PIXELS = 6
 GROW_AREA_RATIO = 1.6  # truth: 1.8^2 = 3.24 for grows, 0.31 for shrinks
 STILL_PIXELS = 5.0  # truth: 18..26 px for moves
@@ -74,18 +75,18 @@ def classify_shape(mask: np.ndarray) -> str:
     return max(scores, key=scores.get)
 
 
-def read_frame(frame: np.ndarray) -> FrameReading:
+def read_frame(frame: np.ndarray, min_pixels: float = MIN_PIXELS) -> FrameReading:
     """frame: (h, w, 3) float in [0, 1]."""
     background = border_colour(frame)
     mask = np.sqrt(((frame - background) ** 2).sum(-1)) > OBJECT_DISTANCE
-    if mask.sum() < MIN_PIXELS:
+    if mask.sum() < min_pixels:
         return FrameReading(False)
     ys, xs = np.nonzero(mask + 0)
     colour = nearest(COLOURS, np.median(frame[mask], axis=0))
     return FrameReading(True, colour, classify_shape(mask), (xs.mean() + 0.5, ys.mean() + 0.5), float(mask.sum()))
 
 
-def classify_motion(readings: list[FrameReading]) -> str | None:
+def classify_motion(readings: list[FrameReading], still_pixels: float = STILL_PIXELS) -> str | None:
     found = [r for r in readings if r.found]
     if len(found) < 2:
         return None
@@ -99,7 +100,7 @@ def classify_motion(readings: list[FrameReading]) -> str | None:
     start = np.mean([r.centroid for r in head], axis=0)
     end = np.mean([r.centroid for r in tail], axis=0)
     dx, dy = end - start
-    if max(abs(dx), abs(dy)) < STILL_PIXELS:
+    if max(abs(dx), abs(dy)) < still_pixels:
         return "stays still"
     if abs(dx) >= abs(dy):
         return "moves right" if dx > 0 else "moves left"
@@ -114,11 +115,17 @@ def majority(values: list) -> object:
 def check_clip(frames: np.ndarray) -> ClipReading:
     """frames: (f, h, w, 3) uint8."""
     video = frames.astype(np.float64) / 255.0
-    readings = [read_frame(frame) for frame in video]
+    scale = frames.shape[2] / FRAME_SIZE
+    readings = [read_frame(frame, MIN_PIXELS * scale**2) for frame in video]
     colour = majority([r.colour for r in readings])
     shape = majority([r.shape for r in readings])
     background = majority([nearest(BACKGROUNDS, border_colour(frame)) for frame in video])
     agreeing = sum(r.found and r.colour == colour and r.shape == shape for r in readings)
     return ClipReading(
-        colour, shape, classify_motion(readings), background, agreeing / len(readings), sum(r.found for r in readings)
+        colour,
+        shape,
+        classify_motion(readings, STILL_PIXELS * scale),
+        background,
+        agreeing / len(readings),
+        sum(r.found for r in readings),
     )

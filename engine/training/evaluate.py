@@ -1,6 +1,6 @@
 """Measure the bundled model on prompts it never saw in training.
 
-    python -m engine.training.evaluate [--model kinemo-starter] [--steps 25] [--seeds 1] [--json FILE]
+    python -m engine.training.evaluate [--model kinemo-starter] [--steps 25] [--seeds 1] [--size 512] [--json FILE]
 
 Text-to-video: every held-out combination of colour, shape, motion and background is generated
 and read back by the analytic checker (engine.training.checker). Image-to-video: held-out object clips are
@@ -27,6 +27,7 @@ from engine.api.events import Frames
 from engine.api.request import GenerationRequest
 from engine.kinemo.vocabulary import CAMERA_MOVES
 from engine.training.checker import check_clip
+from engine.training.exported_eval import exported_line, exported_text_to_video
 from engine.training.synthetic import (
     HELD_OUT_COUNT,
     SIZE,
@@ -257,16 +258,38 @@ def main(argv=None) -> int:
     p.add_argument("--camera-pictures", type=int, default=CAMERA_PICTURES)
     p.add_argument("--json", type=Path, help="also write the scores as JSON")
     p.add_argument("--photographs", action="store_true", help="also animate photographs with the camera model")
+    p.add_argument(
+        "--size",
+        type=int,
+        default=0,
+        help="also make the held-out text-to-video prompts at SIZE x SIZE, export them to MP4 and read them back: "
+        "shape recall and outline softness as an artist gets them (the upscaler draws frames above 64x64)",
+    )
+    p.add_argument("--only-exported", action="store_true", help="with --size, skip the 64x64 evaluation")
+    p.add_argument(
+        "--no-upscaler", action="store_true", help="with --size, export the model's own frames, resampled by ffmpeg"
+    )
     args = p.parse_args(argv)
     backend = open_backend(args.model)
     # this evaluates the pixel model, camera clips included; the camera model has its own measure
     # (bench/bench_photo_animation.py, engine.training.camera_eval)
     backend.camera_folder = None
-    result = evaluate(
-        backend, args.steps, args.guidance, args.seeds, args.image_prompts, args.camera_pictures, sys.stderr.isatty()
-    )
-    result["model"] = args.model
-    report = format_report(result)
+    if args.no_upscaler:
+        backend.upscaler_folder = None
+    result: dict = {"model": args.model}
+    report = ""
+    if not args.only_exported:
+        progress = sys.stderr.isatty()
+        result |= evaluate(
+            backend, args.steps, args.guidance, args.seeds, args.image_prompts, args.camera_pictures, progress
+        )
+        report = format_report(result)
+    if args.size:
+        combos = sorted(held_out_combos())
+        result["exported"] = exported_text_to_video(
+            backend, combos, args.size, args.steps, args.guidance, args.seeds, sys.stderr.isatty()
+        )
+        report = (report + "\n" + exported_line(result["exported"])).strip()
     if args.photographs:
         result["photographs"] = {k: v for k, v in photograph_scores(args.model).items() if k != "per_clip"}
         report += "\n" + photograph_line(result["photographs"])

@@ -101,10 +101,10 @@ def optimise(trainee: Trainee, loss: torch.Tensor, ema_decay: float) -> None:
             e.lerp_(p, 1 - ema_decay)
 
 
-def resume(path: Path, trainee: Trainee, device) -> Progress:
-    """Load a checkpoint written by save_run into the trainee; where it stood (a fresh Progress without one)."""
+def resume(path: Path, trainee: Trainee, device, fresh: Progress | None = None) -> Progress:
+    """Load a checkpoint written by save_run into the trainee; where it stood (fresh, or step 0, without one)."""
     if not path.exists():
-        return Progress()
+        return fresh or Progress()
     state = torch.load(path, map_location=device, weights_only=True)
     trainee.model.load_state_dict(state["model"])
     trainee.ema.load_state_dict(state["ema"])
@@ -127,10 +127,16 @@ def save_run(path: Path, trainee: Trainee, progress: Progress) -> None:
 
 
 def run_steps(
-    trainee: Trainee, step: StepFunction, recipe: Recipe | DistillRecipe, run: Run, report: Report
+    trainee: Trainee,
+    step: StepFunction,
+    recipe: Recipe | DistillRecipe,
+    run: Run,
+    report: Report,
+    fresh: Progress | None = None,
 ) -> Progress:
-    """Resume from run.checkpoint, then run step up to recipe.steps, checkpointing every run.checkpoint_every."""
-    progress = resume(run.checkpoint, trainee, run.device)
+    """Resume from run.checkpoint (else start where fresh says), then run step up to recipe.steps, checkpointing
+    every run.checkpoint_every."""
+    progress = resume(run.checkpoint, trainee, run.device, fresh)
     bar = tqdm(total=recipe.steps, initial=progress.step, desc=report.desc, mininterval=5)
     while progress.step < recipe.steps:
         started = time.perf_counter()

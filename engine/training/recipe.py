@@ -44,6 +44,7 @@ class Recipe:
     text_dropout: float = 0.1
     seed: int = 0
     model_config: dict = field(default_factory=dict)  # KinemoConfig overrides
+    init: Path | None = None  # a saved model to continue from, at the step and seconds its config records
 
     def at_step(self, step: int) -> Recipe:
         """The recipe in force at step: the finishing stage's lumpy outlines apply from finish_from on."""
@@ -157,6 +158,18 @@ def add_train_flags(p: argparse.ArgumentParser, d: Recipe) -> None:
     )
 
 
+def add_init_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        metavar="FOLDER",
+        help="continue a finished run from the model it saved (e.g. assets/kinemo-starter): its weights start both "
+        "the model and its EMA, with a new optimiser, at the step and training seconds its config.json records; "
+        "a checkpoint, when there is one, still wins",
+    )
+
+
 def add_finishing_flags(p: argparse.ArgumentParser, d: Recipe) -> None:
     p.add_argument(
         "--finish-from",
@@ -201,6 +214,7 @@ def parse_train(argv=None, description: str = "") -> tuple[Recipe, Run]:
     batch_help = "clips per step at the full window; short steps take more"
     add_shared_flags(p, Recipe(), TRAIN_RUN, None, batch_help)
     add_train_flags(p, Recipe())
+    add_init_flag(p)
     args = p.parse_args(argv)
     check_train_flags(p, args)
     args.mid_range = tuple(args.mid_range)

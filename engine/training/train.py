@@ -18,15 +18,18 @@ stage can be tried by resuming an earlier run's checkpoint.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
-from engine.kinemo.files import save_model
+from engine.kinemo.files import load_model, save_model
 from engine.kinemo.model import KinemoConfig, KinemoDiT
 from engine.kinemo.schedule import add_noise, velocity
+from engine.registry.assets import CONFIG_NAME
 from engine.training.loop import Progress, Report, Trainee, caption_ids, noise_schedule, optimise, run_steps, start
 from engine.training.noising import blurred_inputs, loss_weight, lumpy_inputs, pixel_weights, sample_timesteps
 from engine.training.recipe import Recipe, Run, parse_train
@@ -130,7 +133,23 @@ def training_record(recipe: Recipe, progress: Progress, device: torch.device) ->
         "train_seconds": round(progress.seconds, 1),
         "final_loss": progress.running,
         "device": str(device),
+        **({"continued_from": str(r.init)} if r.init else {}),
     }
+
+
+def continued(trainee: Trainee, folder: Path | None) -> Progress | None:
+    """Where a run continued from the saved model in folder starts: its weights in model and EMA, its step and
+    seconds from its config's "_training" record (None without a folder)."""
+    if folder is None:
+        return None
+    saved = load_model(folder)
+    if saved.config != trainee.model.config:
+        raise SystemExit(f"{folder} holds a model of another shape than this run's: {saved.config}")
+    for module in (trainee.model, trainee.ema):
+        module.load_state_dict(saved.state_dict())
+    record = json.loads((Path(folder) / CONFIG_NAME).read_text()).get("_training", {})
+    log.info("continuing %s from step %d", folder, record.get("steps", 0))
+    return Progress(record.get("steps", 0), [], record.get("train_seconds", 0.0))
 
 
 def main(argv=None) -> None:
@@ -140,18 +159,20 @@ def main(argv=None) -> None:
     trainee = new_trainee(config, recipe, device)
     cumprod = noise_schedule(config, device)
     log.info("model: %.2fM parameters, %s", sum(p.numel() for p in trainee.model.parameters()) / 1e6, config)
+    fresh = continued(trainee, recipe.init)
+    first = fresh.step if fresh else 0  # a continued run warms its new optimiser up from where it starts
 
     def step(index: int, rng: random.Random, generator: torch.Generator) -> torch.Tensor:
         clip_count, frame_indices = frame_plan(index, recipe, config.max_frames, rng)
         batch = make_batch(rng, clip_count, frames=config.max_frames)
         clips = Clips(batch, caption_ids(batch.captions, recipe.text_dropout, rng), generator, frame_indices)
         for group in trainee.optimiser.param_groups:
-            group["lr"] = recipe.lr * min(1.0, (index + 1) / recipe.warmup)
+            group["lr"] = recipe.lr * min(1.0, (index + 1 - first) / recipe.warmup)
         loss = training_step(trainee.model, clips, recipe.at_step(index), cumprod)
         optimise(trainee, loss, min(recipe.ema, (1 + index) / (10 + index)))
         return loss
 
-    progress = run_steps(trainee, step, recipe, run, REPORT)
+    progress = run_steps(trainee, step, recipe, run, REPORT, fresh)
     save_model(trainee.ema, run.out, {"_training": training_record(recipe, progress, device)})
     log.info("wrote %s after %d steps (%.0f s of training)", run.out, progress.step, progress.seconds)
 

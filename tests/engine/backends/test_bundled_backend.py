@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tiny_models import save_tiny_upscaler
 
 from engine.api.errors import Cancelled, InvalidRequest
 from engine.api.events import Finished, Frames, Loaded, MemoryNotice, Notice, Preview, Progress
@@ -117,7 +118,7 @@ def test_a_suspended_generation_leaves_the_callers_autograd_alone(tiny_model_dir
 @pytest.mark.parametrize("width, height, shape", [(512, 288, (64, 114)), (288, 512, (114, 64)), (256, 256, (64, 64))])
 def test_text_to_video_at_another_aspect_keeps_proportions(tiny_model_dir, width, height, shape):
     request = GenerationRequest("a red circle stays still on a black background", width=width, height=height, steps=1)
-    events = list(BundledBackend(tiny_model_dir).generate(request.with_changes(frames=2)))
+    events = list(BundledBackend(tiny_model_dir, upscaler_folder=None).generate(request.with_changes(frames=2)))
     (frames,) = [e.frames for e in events if isinstance(e, Frames)]
     assert frames.shape[1:3] == shape  # square frames widened, never stretched by the export
     notices = [e.message for e in events if isinstance(e, Notice)]
@@ -129,3 +130,33 @@ def test_widened_frames_extend_their_own_edges():
     wide = widened(frames, 16, 8)
     assert wide.shape == (2, 4, 8, 3) and np.array_equal(wide[:, :, 2:6], frames)
     assert np.array_equal(wide[:, :, 0], frames[:, :, 0]) and np.array_equal(wide[:, :, 7], frames[:, :, 3])
+
+
+def _frames(backend, request) -> np.ndarray:
+    (frames,) = [e.frames for e in backend.generate(request) if isinstance(e, Frames)]
+    return frames
+
+
+def test_the_upscaler_redraws_text_to_video_larger_than_the_model_draws(tiny_model_dir, tmp_path):
+    upscaler = save_tiny_upscaler(tmp_path / "up", factor=2)
+    request = GenerationRequest("a red circle stays still on a black background", steps=1, frames=2)
+    plain = BundledBackend(tiny_model_dir, upscaler_folder=None)
+    upscaling = BundledBackend(tiny_model_dir, upscaler_folder=upscaler)
+    small = _frames(plain, request.with_changes(width=256, height=256))
+    large = _frames(upscaling, request.with_changes(width=256, height=256))
+    assert small.shape == (2, 64, 64, 3) and large.shape == (2, 128, 128, 3)
+    # the model's own size needs no upscaler, and the frames are the model's, unchanged
+    assert np.array_equal(_frames(upscaling, request.with_changes(width=64, height=64)), small)
+    # at 16:9 the upscaled square is widened from its edges, never stretched
+    assert _frames(upscaling, request.with_changes(width=512, height=288)).shape == (2, 128, 228, 3)
+    finished = [e for e in upscaling.generate(request.with_changes(width=256, height=256)) if isinstance(e, Finished)]
+    assert finished[0].stats["upscaled"] == 2
+
+
+def test_a_picture_is_never_upscaled_and_a_missing_upscaler_is_no_upscaler(tiny_model_dir, tmp_path):
+    picture = tmp_path / "first.png"
+    Image.fromarray(np.full((64, 64, 3), 200, np.uint8)).save(picture)
+    upscaling = BundledBackend(tiny_model_dir, upscaler_folder=save_tiny_upscaler(tmp_path / "up"), camera_folder=None)
+    request = GenerationRequest("a red circle", steps=1, frames=2, width=256, height=256, image=str(picture))
+    assert _frames(upscaling, request).shape == (2, 64, 64, 3)
+    assert BundledBackend(tiny_model_dir, upscaler_folder=tmp_path / "absent").upscaler_folder is None

@@ -58,3 +58,11 @@ def test_objects_stay_clear_of_the_frame_border():
         ring = torch.ones(64, 64, dtype=torch.bool)
         ring[2:-2, 2:-2] = False
         assert coverage[:, ring].max() == 0
+
+
+def test_the_checker_reads_a_large_clip_with_its_thresholds_scaled():
+    for combo in [("red", "square", "moves left", "black"), ("blue", "triangle", "stays still", "white")]:
+        clip = sample_object_clip(random.Random(3), combo)
+        frames = (render(clip, 8, 512).permute(1, 2, 3, 0).numpy() * 255).round().astype(np.uint8)
+        reading = check_clip(frames)
+        assert (reading.colour, reading.shape, reading.motion, reading.background) == combo

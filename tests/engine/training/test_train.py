@@ -423,3 +423,28 @@ def test_the_finishing_stage_starts_at_its_step_and_is_recorded(tmp_path):
     assert rates == [0.0, 0.0, 0.25]
     record = json.loads((out / "config.json").read_text())["_training"]
     assert (record["finish_from"], record["lumpy_rate"], record["lumpy_strength"]) == (2, 0.25, 0.3)
+
+
+def test_a_run_continues_from_a_saved_model_at_its_recorded_step(tmp_path):
+    first = _run(tmp_path, "first", 2, tmp_path / "a.pt")
+    out = tmp_path / "continued"
+    common = ["--batch", "2", "--threads", "1", "--checkpoint-every", "1", "--warmup", "2", "--config", TINY]
+    train([*common, "--steps", "3", "--init", str(first), "--checkpoint", str(tmp_path / "c.pt"), "--out", str(out)])
+    record = json.loads((out / "config.json").read_text())["_training"]
+    assert record["steps"] == 3 and record["continued_from"] == str(first)  # one step on top of the saved two
+    saved, continued = load_file(first / "model.safetensors"), load_file(out / "model.safetensors")
+    assert any(not torch.equal(saved[k], continued[k]) for k in saved)
+    wider = json.dumps({**json.loads(TINY), "dim": 32})
+    with pytest.raises(SystemExit, match="another shape"):
+        train(
+            [
+                "--config",
+                wider,
+                "--init",
+                str(first),
+                "--checkpoint",
+                str(tmp_path / "d.pt"),
+                "--out",
+                str(tmp_path / "w"),
+            ]
+        )
