@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import random
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import torch
@@ -28,7 +28,7 @@ from engine.kinemo.upscaler import KinemoUpscaler, UpscalerConfig, save_upscaler
 from engine.kinemo.vocabulary import BACKGROUNDS, COLOURS
 from engine.registry.assets import UPSCALER_DIR
 from engine.training.loop import Report, Trainee, optimise, run_steps, start
-from engine.training.noising import blurred_inputs, lumpy_inputs
+from engine.training.noising import blurred_inputs, gaussian_blur, lumpy_inputs
 from engine.training.recipe import Run, add_shared_flags
 from engine.training.synthetic import (
     SIZE,
@@ -49,7 +49,7 @@ RUN = Run(checkpoint=Path("runs/upscaler/checkpoint.pt"), checkpoint_every=50, o
 
 @dataclass(frozen=True)
 class UpscalerRecipe:
-    steps: int = 1200
+    steps: int = 3000
     batch: int = 16  # frames per step
     lr: float = 1e-3
     ema: float = 0.99
@@ -60,6 +60,14 @@ class UpscalerRecipe:
     lumpy_rate: float = 0.5
     lumpy_strength: float = 0.5
     noise: float = 0.03  # largest standard deviation of the input's noise (of the -1..1 range)
+    # from harsh_from on, inputs are also warped (outlines wobble by up to `warp` px, as the pixel model's do) and
+    # blotched (smooth colour stains up to `blotches`); the steps before it are the recipe without them, draw for draw
+    harsh_from: int = 2000
+    warp: float = 3.0
+    blotches: float = 0.15
+
+    def at_step(self, step: int) -> UpscalerRecipe:
+        return self if step >= self.harsh_from else replace(self, warp=0.0, blotches=0.0)
 
 
 @dataclass
@@ -121,8 +129,14 @@ def make_pairs(rng: random.Random, generator: torch.Generator, recipe: UpscalerR
         low = lumpy_inputs(low, coverage, recipe.lumpy_rate, recipe.lumpy_strength, generator)
     if recipe.blur_rate:
         low = blurred_inputs(low, recipe.blur_rate, recipe.max_blur, generator)
+    if recipe.warp:
+        low = warped(low, recipe.warp, generator)
     sigma = recipe.noise * torch.rand(recipe.batch, 1, 1, 1, 1, generator=generator)
     low = low + sigma * torch.randn(low.shape, generator=generator)
+    if recipe.blotches:
+        low = low + recipe.blotches * torch.rand(recipe.batch, 1, 1, 1, 1, generator=generator) * smooth_field(
+            low.shape, 2.0, generator
+        )
     colours = lambda name: torch.stack([getattr(e, name) for e in examples])[:, :, None, None] * 2 - 1  # noqa: E731
     return Pairs(
         low[:, :, 0].clamp(-1, 1),
@@ -131,6 +145,23 @@ def make_pairs(rng: random.Random, generator: torch.Generator, recipe: UpscalerR
         colours("colour"),
         torch.tensor([e.fits for e in examples]).view(-1, 1, 1, 1),
     )
+
+
+def smooth_field(shape: torch.Size, sigma: float, generator: torch.Generator) -> torch.Tensor:
+    """Gaussian noise of shape (b, c, f, h, w) blurred by sigma px, scaled to unit deviation per example."""
+    field = gaussian_blur(torch.randn(shape, generator=generator), sigma)
+    return field / field.flatten(1).std(1).view(-1, 1, 1, 1, 1)
+
+
+def warped(low: torch.Tensor, amount: float, generator: torch.Generator) -> torch.Tensor:
+    """low (b, 3, 1, h, w) resampled through a smooth displacement field of up to `amount` px (each example its own
+    share of it): outlines wobble and corners round, as in the pixel model's frames; the targets stay clean."""
+    b, _, _, h, w = low.shape
+    shift = smooth_field(torch.Size((b, 2, 1, h, w)), 4.0, generator)[:, :, 0]  # (b, 2, h, w)
+    shift = shift * amount * torch.rand(b, 1, 1, 1, generator=generator)
+    ys, xs = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing="ij")
+    grid = torch.stack([(xs + shift[:, 0]) / w * 2 - 1, (ys + shift[:, 1]) / h * 2 - 1], dim=-1)  # (b, h, w, 2)
+    return F.grid_sample(low[:, :, 0], grid, padding_mode="border", align_corners=False)[:, :, None]
 
 
 def field_loss(fields: torch.Tensor, pairs: Pairs) -> torch.Tensor:
@@ -151,8 +182,11 @@ def parse_args(argv=None) -> tuple[UpscalerRecipe, Run, UpscalerConfig]:
     p = argparse.ArgumentParser(prog="python -m engine.training.upscaler_train", description=__doc__.splitlines()[0])
     d = UpscalerRecipe()
     add_shared_flags(p, d, RUN, None, "frames per step")
-    for name in ("camera_share", "blur_rate", "max_blur", "lumpy_rate", "lumpy_strength", "noise"):
+    for name in ("camera_share", "blur_rate", "max_blur", "lumpy_rate", "lumpy_strength", "noise", "warp", "blotches"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
+    p.add_argument(
+        "--harsh-from", type=int, default=d.harsh_from, help="the step from which --warp and --blotches apply"
+    )
     p.add_argument("--channels", type=int, default=UpscalerConfig.channels, help="the U-Net's full-resolution width")
     args = vars(p.parse_args(argv))
     recipe = UpscalerRecipe(**{f.name: args[f.name] for f in fields(UpscalerRecipe)})
@@ -170,7 +204,7 @@ def main(argv=None) -> None:
     log.info("upscaler: %.2fM parameters, %s", sum(p.numel() for p in model.parameters()) / 1e6, config)
 
     def step(index: int, rng: random.Random, generator: torch.Generator) -> torch.Tensor:
-        pairs = make_pairs(rng, generator, recipe)
+        pairs = make_pairs(rng, generator, recipe.at_step(index))
         for group in trainee.optimiser.param_groups:  # cosine decay to a tenth
             group["lr"] = recipe.lr * (0.55 + 0.45 * torch.cos(torch.tensor(torch.pi * index / recipe.steps)).item())
         loss = field_loss(model.fields(pairs.low.to(device)), pairs.to(device))

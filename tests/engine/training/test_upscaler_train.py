@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import load_file
 
 from engine.kinemo.upscaler import load_upscaler
-from engine.training.upscaler_train import UpscalerRecipe, field_loss, main, make_pairs
+from engine.training.upscaler_train import UpscalerRecipe, field_loss, main, make_pairs, warped
 
 
 def _run(tmp_path, name, steps, checkpoint):
@@ -18,7 +18,9 @@ def _run(tmp_path, name, steps, checkpoint):
 
 
 def test_pairs_hold_the_true_outline_and_colours():
-    recipe = UpscalerRecipe(batch=12, blur_rate=0.0, lumpy_rate=0.0, noise=0.0, camera_share=0.3)
+    recipe = UpscalerRecipe(
+        batch=12, blur_rate=0.0, lumpy_rate=0.0, noise=0.0, warp=0.0, blotches=0.0, camera_share=0.3
+    )
     pairs = make_pairs(random.Random(1), torch.Generator().manual_seed(1), recipe)
     assert pairs.low.shape == (12, 3, 64, 64) and pairs.distance.shape == (12, 1, 64, 64)
     shapes = pairs.fits.flatten() == 1
@@ -32,7 +34,7 @@ def test_pairs_hold_the_true_outline_and_colours():
 
 
 def test_softening_changes_the_input_only():
-    plain = UpscalerRecipe(batch=4, blur_rate=0.0, lumpy_rate=0.0, noise=0.0)
+    plain = UpscalerRecipe(batch=4, blur_rate=0.0, lumpy_rate=0.0, noise=0.0, warp=0.0, blotches=0.0)
     soft = UpscalerRecipe(batch=4, blur_rate=1.0, lumpy_rate=1.0, noise=0.03)
     a = make_pairs(random.Random(2), torch.Generator().manual_seed(2), plain)
     b = make_pairs(random.Random(2), torch.Generator().manual_seed(2), soft)
@@ -65,3 +67,20 @@ def test_upscaler_training_resumes_exactly_and_writes_a_loadable_model(tmp_path)
     assert record["steps"] == 3 and record["blur_rate"] == UpscalerRecipe.blur_rate
     model = load_upscaler(resumed)
     assert model.config.channels == 4 and model(torch.zeros(1, 3, 8, 8)).shape == (1, 3, 64, 64)
+
+
+def test_the_harsh_stage_warps_and_stains_from_its_step_on_only():
+    recipe = UpscalerRecipe(batch=4, harsh_from=10)
+    assert recipe.at_step(9).warp == 0 and recipe.at_step(9).blotches == 0
+    assert recipe.at_step(10) == recipe
+    gentle = make_pairs(random.Random(5), torch.Generator().manual_seed(5), recipe.at_step(9))
+    harsh = make_pairs(random.Random(5), torch.Generator().manual_seed(5), recipe.at_step(10))
+    assert torch.equal(gentle.distance, harsh.distance)  # the targets stay clean
+    assert (gentle.low - harsh.low).abs().mean() > 0.01
+
+
+def test_a_warp_of_nothing_changes_nothing_and_a_warp_moves_outlines_a_few_pixels():
+    frames = torch.rand(3, 3, 1, 32, 32) * 2 - 1
+    assert torch.allclose(warped(frames, 0.0, torch.Generator().manual_seed(0)), frames, atol=1e-5)
+    moved = warped(frames, 3.0, torch.Generator().manual_seed(0))
+    assert moved.shape == frames.shape and not torch.allclose(moved, frames, atol=1e-2)
