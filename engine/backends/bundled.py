@@ -195,9 +195,8 @@ class BundledBackend:
         render = 0
         if animates:
             render = picture_render_bytes(request.frames, request.width, request.height)
-        elif self.upscales(request):  # every frame held at 8x the model's size, a chunk of 8 upscaled at a time
-            side = 8 * int(read_config(self.folder).get("size", 64))
-            render = picture_render_bytes(request.frames, side, side, chunk=8)
+        elif self.upscale_side(request):  # every frame held at the output's size, a chunk of 8 upscaled at a time
+            render = picture_render_bytes(request.frames, request.width, request.height, chunk=8)
         return plan_bundled(
             self.folder, shape, mode, self.device, baseline, ram=ram, libraries=libraries, render=render
         )
@@ -245,8 +244,9 @@ class BundledBackend:
             if self.onnx is not None and not run.long_clip:
                 contexts.enter_context(self.onnx.attached(self.model))
             events = sample_windows(run, contexts, should_stop, stats)
-            if self.upscales(request):
-                events = self._upscaled(events, stats)
+            side = self.upscale_side(request)
+            if side is not None:
+                events = self._upscaled(events, side, stats)
             if image is None and request.width != request.height:  # square frames, shown unstretched
                 yield Notice(
                     f"the bundled model draws square frames; at {request.width}x{request.height} their sides are "
@@ -256,20 +256,23 @@ class BundledBackend:
             seconds = yield from events
         yield Finished(request.frames, seconds, stats)
 
-    def upscales(self, request: GenerationRequest) -> bool:
-        """Whether the upscaler redraws this request's frames: text-to-video larger than the model draws."""
-        size = int(read_config(self.folder).get("size", 64))
-        return self.upscaler_folder is not None and not request.image and max(request.width, request.height) > size
+    def upscale_side(self, request: GenerationRequest) -> int | None:
+        """The side the upscaler draws this request's square frames at (the output's shorter side, which the
+        widened frame spans), or None: text-to-video no larger than the model draws, a picture, no upscaler."""
+        side = min(request.width, request.height)
+        if self.upscaler_folder is None or request.image or side <= int(read_config(self.folder).get("size", 64)):
+            return None
+        return side
 
-    def _upscaled(self, events: Iterator[Event], stats: dict) -> Iterator[Event]:
-        """events with every Frames drawn factor times larger by the upscaler (engine.kinemo.upscaler)."""
+    def _upscaled(self, events: Iterator[Event], side: int, stats: dict) -> Iterator[Event]:
+        """events with every Frames drawn again at side x side by the upscaler (engine.kinemo.upscaler)."""
         from engine.backends.bundled_windows import map_frames
         from engine.kinemo.upscaler import load_upscaler, upscale_frames
 
         if self.upscaler is None:
             self.upscaler = load_upscaler(self.upscaler_folder)
-        stats["upscaled"] = self.upscaler.config.factor
-        return map_frames(events, lambda frames: upscale_frames(self.upscaler, frames))
+        stats["upscaled_to"] = side
+        return map_frames(events, lambda frames: upscale_frames(self.upscaler, frames, side, side))
 
     def _animate(self, request: GenerationRequest, image, plan, should_stop) -> Iterator[Event]:
         """A given picture moved as the caption says: the camera model draws the motion, the picture is rendered

@@ -13,7 +13,7 @@ engine.training.upscaler_train on frames our own renderer draws, softened the wa
 is; it sees no text.
 
 Shapes: frames (n, 3, h, w) in [-1, 1], h and w multiples of 4 -> fields (n, 8, h, w)
--> frames (n, 3, h * factor, w * factor).
+-> frames (n, 3, H, W) at any larger size (by default factor times larger).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ FIELDS = 8  # per small pixel: signed distance, background RGB, object RGB, fit 
 
 @dataclass(frozen=True)
 class UpscalerConfig:
-    factor: int = 8
+    factor: int = 8  # the default scale; the fields draw the outline at any scale asked for
     channels: int = 32  # the full-resolution level's width; the two coarser levels have twice as many
 
     def to_dict(self) -> dict:
@@ -90,31 +90,33 @@ class KinemoUpscaler(nn.Module):
         fine = self.fine_up(fine + self.up1(F.interpolate(middle, scale_factor=2.0, mode="nearest")))
         return self.head(F.gelu(fine))
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        # frames: (n, 3, h, w) -> (n, 3, h * factor, w * factor)
-        factor = float(self.config.factor)
-        up = F.interpolate(self.fields(frames), scale_factor=factor, mode="bilinear", align_corners=False)
+    def forward(self, frames: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """frames (n, 3, h, w) -> (n, 3, *size), by default factor times larger; the outline is drawn at the
+        output's own resolution, whatever the scale."""
+        h, w = frames.shape[-2:]
+        size = size or (h * self.config.factor, w * self.config.factor)
+        scale = size[0] / h  # large pixels per small pixel
+        up = F.interpolate(self.fields(frames), size=size, mode="bilinear", align_corners=False)
         distance, background, colour, fit = up.split([1, 3, 3, 1], dim=1)
         # the renderer's own anti-aliasing: a large pixel's coverage is its distance in large pixels + 0.5, clipped
-        alpha = (distance * factor + 0.5).clamp(0, 1)
+        alpha = (distance * scale + 0.5).clamp(0, 1)
         drawn = background + alpha * (colour - background)
-        smooth = F.interpolate(frames, scale_factor=factor, mode="bilinear", align_corners=False)
+        smooth = F.interpolate(frames, size=size, mode="bilinear", align_corners=False)
         return smooth + torch.sigmoid(fit) * (drawn - smooth)
 
 
-def upscale_frames(model: KinemoUpscaler, frames: np.ndarray, chunk: int = 8) -> np.ndarray:
-    """uint8 frames (n, h, w, 3) -> (n, h * factor, w * factor, 3) uint8, chunk frames at a time (memory stays flat).
-
-    Sides that are not multiples of 4 are extended from their edges for the U-Net and cropped back after."""
+def upscale_frames(model: KinemoUpscaler, frames: np.ndarray, height: int, width: int, chunk: int = 8) -> np.ndarray:
+    """uint8 frames (n, h, w, 3) -> (n, height, width, 3) uint8, drawn at that size, chunk frames at a time (memory
+    stays flat). Sides that are not multiples of 4 are extended from their edges for the U-Net and cropped after."""
     n, h, w, _ = frames.shape
     pad_h, pad_w = -h % 4, -w % 4
-    f = model.config.factor
-    out = np.empty((n, h * f, w * f, 3), dtype=np.uint8)
+    size = (round((h + pad_h) * height / h), round((w + pad_w) * width / w))
+    out = np.empty((n, height, width, 3), dtype=np.uint8)
     with torch.inference_mode():
         for start in range(0, n, chunk):
             x = torch.from_numpy(np.ascontiguousarray(frames[start : start + chunk])).permute(0, 3, 1, 2)
             x = F.pad(x.float().div(127.5).sub(1), (0, pad_w, 0, pad_h), mode="replicate")  # (k, 3, h', w')
-            y = model(x)[:, :, : h * f, : w * f]
+            y = model(x, size)[:, :, :height, :width]
             out[start : start + chunk] = y.add(1).mul(127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
     return out
 

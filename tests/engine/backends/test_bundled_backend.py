@@ -144,13 +144,13 @@ def test_the_upscaler_redraws_text_to_video_larger_than_the_model_draws(tiny_mod
     upscaling = BundledBackend(tiny_model_dir, upscaler_folder=upscaler)
     small = _frames(plain, request.with_changes(width=256, height=256))
     large = _frames(upscaling, request.with_changes(width=256, height=256))
-    assert small.shape == (2, 64, 64, 3) and large.shape == (2, 128, 128, 3)
+    assert small.shape == (2, 64, 64, 3) and large.shape == (2, 256, 256, 3)  # drawn at the output's size
     # the model's own size needs no upscaler, and the frames are the model's, unchanged
     assert np.array_equal(_frames(upscaling, request.with_changes(width=64, height=64)), small)
-    # at 16:9 the upscaled square is widened from its edges, never stretched
-    assert _frames(upscaling, request.with_changes(width=512, height=288)).shape == (2, 128, 228, 3)
+    # at 16:9 the square is drawn at the output's height and widened from its edges, never stretched
+    assert _frames(upscaling, request.with_changes(width=512, height=288)).shape == (2, 288, 512, 3)
     finished = [e for e in upscaling.generate(request.with_changes(width=256, height=256)) if isinstance(e, Finished)]
-    assert finished[0].stats["upscaled"] == 2
+    assert finished[0].stats["upscaled_to"] == 256
 
 
 def test_a_picture_is_never_upscaled_and_a_missing_upscaler_is_no_upscaler(tiny_model_dir, tmp_path):

@@ -37,13 +37,24 @@ def test_where_two_colours_do_not_fit_the_frame_is_its_smooth_upsampling():
 
 
 @pytest.mark.parametrize("h, w", [(16, 16), (10, 18)])  # sides that are not multiples of 4 are padded, then cropped
-def test_upscaled_frames_are_factor_times_larger_uint8(tmp_path, h, w):
+def test_upscaled_frames_have_the_size_asked_for(tmp_path, h, w):
     model = load_upscaler(save_tiny_upscaler(tmp_path / "up", factor=2))
     frames = np.random.default_rng(0).integers(0, 256, (5, h, w, 3), dtype=np.uint8)
-    out = upscale_frames(model, frames, chunk=2)
-    assert out.shape == (5, 2 * h, 2 * w, 3) and out.dtype == np.uint8
-    one_by_one = np.concatenate([upscale_frames(model, frames[i : i + 1]) for i in range(5)])
+    out = upscale_frames(model, frames, 3 * h, 3 * w, chunk=2)
+    assert out.shape == (5, 3 * h, 3 * w, 3) and out.dtype == np.uint8
+    one_by_one = np.concatenate([upscale_frames(model, frames[i : i + 1], 3 * h, 3 * w) for i in range(5)])
     assert np.array_equal(out, one_by_one)  # chunking changes nothing
+
+
+def test_the_outline_is_one_pixel_wide_at_any_scale():
+    columns = torch.arange(8.0) + 0.5
+    distance = (3.5 - columns).view(1, 1, 1, 8).expand(1, 1, 8, 8)
+    fields = torch.cat([distance, -torch.ones(1, 3, 8, 8), torch.ones(1, 3, 8, 8), torch.full((1, 1, 8, 8), 30.0)], 1)
+    model = _with_fields(KinemoUpscaler(UpscalerConfig(factor=4, channels=4)), fields)
+    for side in (40, 90):  # 5x and 11.25x
+        row = model(torch.zeros(1, 3, 8, 8), (side, side))[0, 0, side // 2]
+        partial = ((row > -0.99) & (row < 0.99)).sum()
+        assert partial <= 1 and abs(int((row > 0).sum()) - 3.5 * side / 8) <= 1
 
 
 def test_saved_upscaler_loads_identically(tmp_path):
