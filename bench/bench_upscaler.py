@@ -45,7 +45,34 @@ def timed_clip(backend, request: GenerationRequest, folder: Path, name: str) -> 
     started = time.perf_counter()
     frames = generated(backend, request)
     seconds = time.perf_counter() - started
-    return exported(frames, folder / f"{name}.mp4"), seconds
+    return exported(frames, folder / f"{name}.mp4", request.width, request.height), seconds
+
+
+def object_proportions(frames: np.ndarray) -> float | None:
+    """Width / height of the object's bounding box (pixels far from the border colour), median over the frames."""
+    from engine.training.checker import OBJECT_DISTANCE, border_colour
+
+    ratios = []
+    for frame in frames.astype(np.float64) / 255:
+        mask = np.sqrt(((frame - border_colour(frame)) ** 2).sum(-1)) > OBJECT_DISTANCE
+        if mask.sum() > 50:
+            ys, xs = np.nonzero(mask)
+            ratios.append((np.ptp(xs) + 1) / (np.ptp(ys) + 1))
+    return float(np.median(ratios)) if ratios else None
+
+
+def wide_proportions(backend, steps: int, folder: Path) -> None:
+    """Circles and squares at 1280x720 and 720x1280: their width / height should stay 1."""
+    for width, height in ((1280, 720), (720, 1280)):
+        for index, prompt in enumerate(
+            ["a red circle stays still on a black background", "a blue square stays still on a white background"]
+        ):
+            request = GenerationRequest(prompt, steps=steps, seed=index, width=width, height=height)
+            frames = exported(generated(backend, request), folder / f"wide{index}.mp4", width, height)
+            ratio = object_proportions(frames)
+            print(
+                f"{width}x{height} {prompt}: object width / height {ratio:.3f}  (frames {frames.shape[2]}x{frames.shape[1]})"
+            )
 
 
 def main(argv=None) -> int:
@@ -53,6 +80,7 @@ def main(argv=None) -> int:
     p.add_argument("--prompts", type=int, default=6)
     p.add_argument("--model", default="kinemo-starter")
     p.add_argument("--size", type=int, default=512)
+    p.add_argument("--wide", action="store_true", help="also measure object proportions at 16:9 and 9:16")
     args = p.parse_args(argv)
     with_upscaler = open_backend(args.model)
     if with_upscaler.upscaler_folder is None:
@@ -85,6 +113,9 @@ def main(argv=None) -> int:
         f"shape read {sum(r[4] for r in rows)}/{len(rows)} resampled, {sum(r[5] for r in rows)}/{len(rows)} upscaled; "
         f"time upscaled / resampled {np.median(seconds[:, 1] / seconds[:, 0]):.2f}x (median)"
     )
+    if args.wide:
+        with tempfile.TemporaryDirectory() as tmp:
+            wide_proportions(with_upscaler, steps, Path(tmp))
     return 0
 
 

@@ -105,18 +105,24 @@ class KinemoUpscaler(nn.Module):
         return smooth + torch.sigmoid(fit) * (drawn - smooth)
 
 
+MARGIN = 4  # small pixels each side extended from the frame's edges, so the U-Net's zero padding stays outside it
+
+
 def upscale_frames(model: KinemoUpscaler, frames: np.ndarray, height: int, width: int, chunk: int = 8) -> np.ndarray:
     """uint8 frames (n, h, w, 3) -> (n, height, width, 3) uint8, drawn at that size, chunk frames at a time (memory
-    stays flat). Sides that are not multiples of 4 are extended from their edges for the U-Net and cropped after."""
+    stays flat). The frames are extended from their edges by MARGIN (and to multiples of 4) for the U-Net, and the
+    drawing is cropped back to them."""
     n, h, w, _ = frames.shape
-    pad_h, pad_w = -h % 4, -w % 4
-    size = (round((h + pad_h) * height / h), round((w + pad_w) * width / w))
+    sy, sx = height / h, width / w  # large pixels per small pixel
+    pad_h, pad_w = -(h + 2 * MARGIN) % 4, -(w + 2 * MARGIN) % 4
+    size = (round((h + 2 * MARGIN + pad_h) * sy), round((w + 2 * MARGIN + pad_w) * sx))
+    top, left = round(MARGIN * sy), round(MARGIN * sx)
     out = np.empty((n, height, width, 3), dtype=np.uint8)
     with torch.inference_mode():
         for start in range(0, n, chunk):
             x = torch.from_numpy(np.ascontiguousarray(frames[start : start + chunk])).permute(0, 3, 1, 2)
-            x = F.pad(x.float().div(127.5).sub(1), (0, pad_w, 0, pad_h), mode="replicate")  # (k, 3, h', w')
-            y = model(x, size)[:, :, :height, :width]
+            x = F.pad(x.float().div(127.5).sub(1), (MARGIN, MARGIN + pad_w, MARGIN, MARGIN + pad_h), mode="replicate")
+            y = model(x, size)[:, :, top : top + height, left : left + width]  # (k, 3, height, width)
             out[start : start + chunk] = y.add(1).mul(127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
     return out
 

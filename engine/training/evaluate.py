@@ -213,6 +213,8 @@ def format_report(r: dict) -> str:
         lines.append(
             f"camera moves ({c['clips']} pictures): move {c['move_accuracy']:.1f} %, first-frame PSNR {c['first_frame_psnr_mean']:.1f} dB"
         )
+    if r.get("exported"):
+        lines.append(exported_line(r["exported"]))
     return "\n".join(lines)
 
 
@@ -289,7 +291,7 @@ def main(argv=None) -> int:
         result["exported"] = exported_text_to_video(
             backend, combos, args.size, args.steps, args.guidance, args.seeds, sys.stderr.isatty()
         )
-        report = (report + "\n" + exported_line(result["exported"])).strip()
+        report = format_report(result) if not args.only_exported else exported_line(result["exported"])
     if args.photographs:
         result["photographs"] = {k: v for k, v in photograph_scores(args.model).items() if k != "per_clip"}
         report += "\n" + photograph_line(result["photographs"])

@@ -24,15 +24,15 @@ from engine.training.outline import clip_band
 from engine.training.synthetic import sample_object_clip
 
 
-def exported(frames: np.ndarray, path: Path) -> np.ndarray:
-    """frames (n, h, w, 3) uint8 written as an MP4 at their own size and decoded again: (n, h, w, 3) uint8."""
+def exported(frames: np.ndarray, path: Path, width: int, height: int) -> np.ndarray:
+    """frames (n, h, w, 3) uint8 exported as an MP4 of width x height (the exporter scales them, as it does for
+    `kinemo generate`) and decoded again: (n, height, width, 3) uint8."""
     import imageio_ffmpeg
 
     from export.formats import ExportSettings
     from export.writer import write_clip
 
-    n, h, w, _ = frames.shape
-    write_clip(path, frames, ExportSettings(format="mp4", width=w, height=h), {"evaluation": True})
+    write_clip(path, frames, ExportSettings(format="mp4", width=width, height=height), {"evaluation": True})
     reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
     size = next(reader)["size"]  # (w, h)
     decoded = [np.frombuffer(chunk, np.uint8).reshape(size[1], size[0], 3) for chunk in reader]
@@ -56,7 +56,7 @@ def exported_text_to_video(
             prompt = sample_object_clip(random.Random(seed), combo).caption
             request = GenerationRequest(prompt, steps=steps, guidance=guidance, seed=seed, width=size, height=size)
             started = time.perf_counter()
-            frames = exported(generated(backend, request), Path(tmp) / f"clip{index}.mp4")
+            frames = exported(generated(backend, request), Path(tmp) / f"clip{index}.mp4", size, size)
             seconds.append(time.perf_counter() - started)
             counts = per_shape.setdefault(combo[1], [0, 0])
             counts[0] += int(check_clip(frames).shape == combo[1])

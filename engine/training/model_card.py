@@ -127,7 +127,8 @@ trained from scratch on clips drawn by `engine/training/synthetic.py`. It runs o
 ## Limits
 
 It knows only the words of its grammar (`engine/kinemo/vocabulary.py`); other words are reported and ignored. Native output
-is a 16-frame window at 64x64, scaled up on export; longer clips are made window by window. It draws one flat-coloured shape on a plain background, or moves a
+is a 16-frame window at 64x64; larger text-to-video clips are drawn at their size by the upscaler
+(`assets/kinemo-upscaler`), and longer clips are made window by window. It draws one flat-coloured shape on a plain background, or moves a
 camera over the picture it is given; it knows nothing else. Its weakest parts are shape (most misses are lumpy
 blobs, which the checker reads as circles) and camera moves (which it has not learned: the move checker's reading
 is at or below the chance of 1 in 4).

@@ -21,6 +21,24 @@ def test_the_report_prints_the_recall_line():
         {"steps": 25, "guidance": 1.0, "text_to_video": t2v, "image_to_video": empty, "camera": empty}
     )
     assert "shape recall per class: circle 100.0 %  square 15.0 %  (mean over the classes 57.5 %)" in report
+    exported = {
+        "size": 512, "clips": 40, "shape_recall": shape_recall({"circle": [20, 20], "square": [15, 20]}),
+        "outline_band_px": {"median": 1.24, "p90": 2.0}, "seconds_per_clip": 2.5,
+    }  # fmt: skip
+    with_export = format_report(
+        {
+            "steps": 25,
+            "guidance": 1.0,
+            "text_to_video": t2v,
+            "image_to_video": empty,
+            "camera": empty,
+            "exported": exported,
+        }
+    )
+    assert with_export.endswith(
+        "exported at 512x512 (40 clips, MP4 read back): shape recall circle 100.0 %  square 75.0 %  (mean 87.5 %); "
+        "outline band median 1.2 px, 90th percentile 2.0 px  (2.50 s per clip)"
+    )
 
 
 def test_the_photograph_line():

@@ -9,10 +9,13 @@ from engine.training.synthetic import ObjectClip, render
 def test_an_exported_clip_reads_back_at_its_size_with_its_outline_kept(tmp_path):
     clip = ObjectClip("red", "square", "moves right", "white", 20.0, 30.0, 10.0, 20.0)
     frames = (render(clip, 4, 256).permute(1, 2, 3, 0).numpy() * 255).round().astype(np.uint8)
-    back = exported(frames, tmp_path / "clip.mp4")
+    back = exported(frames, tmp_path / "clip.mp4", 256, 256)
     assert back.shape == frames.shape
     assert np.abs(back.astype(int) - frames).mean() < 3  # H.264 at the default quality
     assert outline_band(back[0]) < 3.0
+    small = (render(clip, 4, 64).permute(1, 2, 3, 0).numpy() * 255).round().astype(np.uint8)
+    scaled = exported(small, tmp_path / "small.mp4", 256, 256)  # the exporter scales, as for kinemo generate
+    assert scaled.shape == (4, 256, 256, 3) and outline_band(scaled[0]) > 3.0
 
 
 def test_exported_scores_cover_every_prompt_and_class(tiny_model_dir):
