@@ -15,7 +15,7 @@ from engine.api.events import Event, Finished, Loaded, MemoryNotice, Notice
 from engine.api.request import GenerationRequest
 from engine.api.run_options import RunOptions
 from engine.kinemo.vocabulary import mentions_camera, picture_move, tokenize
-from engine.registry.assets import CAMERA_DIR, STARTER_DIR, UPSCALER_DIR, read_config, read_sampling
+from engine.registry.assets import CAMERA_DIR, FAST_DIR, STARTER_DIR, UPSCALER_DIR, read_config, read_sampling
 from engine.registry.resolve import STARTER_ID
 from engine.util.images import fit_to_frame, load_image
 
@@ -55,7 +55,7 @@ class BundledBackend:
         options: RunOptions | None = None,
         model_id: str = STARTER_ID,
         camera_folder: Path | None = CAMERA_DIR,
-        upscaler_folder: Path | None = UPSCALER_DIR,
+        upscaler_folder: Path | None | str = "paired",
     ):
         self.options = (options or RunOptions()).validate()
         # the camera model animates a given picture; without one, camera prompts go to the pixel model
@@ -63,9 +63,13 @@ class BundledBackend:
             camera_folder if camera_folder and (Path(camera_folder) / "config.json").is_file() else None
         )
         self.animator = None  # engine.backends.picture_animation.PictureAnimator, loaded on first use
-        # the upscaler draws text-to-video frames larger than the model's own size again, with crisp outlines
+        # the upscaler draws text-to-video frames larger than the model's own size again, with crisp outlines;
+        # "paired": the bundled upscaler for the bundled pixel models, which it was trained to follow
+        if upscaler_folder == "paired":
+            bundled = Path(folder).resolve() in (STARTER_DIR.resolve(), FAST_DIR.resolve())
+            upscaler_folder = UPSCALER_DIR if bundled else None
         self.upscaler_folder = (
-            upscaler_folder if upscaler_folder and (Path(upscaler_folder) / "config.json").is_file() else None
+            Path(upscaler_folder) if upscaler_folder and (Path(upscaler_folder) / "config.json").is_file() else None
         )
         self.upscaler = None  # engine.kinemo.upscaler.KinemoUpscaler, loaded on first use
         self.folder = Path(folder)

@@ -82,6 +82,7 @@ def card(folder: Path, evaluation: dict, command: str, notes: str = "") -> str:
             "token_input",
         )
     }
+    size_flag = f" --size {evaluation['exported']['size']}" if evaluation.get("exported") else ""
     steps, batch = training.get("steps", 0), training.get("batch", 0)
     short, every = training.get("short_frames"), training.get("full_every")
     window = config["max_frames"]
@@ -118,7 +119,7 @@ trained from scratch on clips drawn by `engine/training/synthetic.py`. It runs o
   `engine/kinemo/model.py`); x-prediction (`prediction_type: {config["prediction_type"]}`), cosine schedule with every SNR
   scaled by {config["snr_scale"]:.4g}, min-SNR-4 loss weighting{object_weighting(training)}{input_blurring(training)}{timestep_sampling(training)}{input_perturbation(training)}{finishing_stage(training)}.
 
-## Measured quality (held-out prompts: `python -m engine.training.evaluate`)
+## Measured quality (held-out prompts: `python -m engine.training.evaluate{size_flag}`)
 
 ```
 {format_report(evaluation)}
@@ -129,9 +130,9 @@ trained from scratch on clips drawn by `engine/training/synthetic.py`. It runs o
 It knows only the words of its grammar (`engine/kinemo/vocabulary.py`); other words are reported and ignored. Native output
 is a 16-frame window at 64x64; larger text-to-video clips are drawn at their size by the upscaler
 (`assets/kinemo-upscaler`), and longer clips are made window by window. It draws one flat-coloured shape on a plain background, or moves a
-camera over the picture it is given; it knows nothing else. Its weakest parts are shape (most misses are lumpy
-blobs, which the checker reads as circles) and camera moves (which it has not learned: the move checker's reading
-is at or below the chance of 1 in 4).
+camera over the picture it is given; it knows nothing else. Its outlines wobble by a pixel or two at
+64x64 (the upscaler draws them crisp, but keeps their wobble), and it has not learned camera moves without a
+picture (the move checker's reading is at or below the chance of 1 in 4; with a picture the camera model moves it).
 """
 
 
@@ -139,6 +140,7 @@ def distilled_card(folder: Path, evaluation: dict, teacher_evaluation: dict | No
     """The card of a student made by engine.training.distill, with its scores beside its teacher's."""
     config = json.loads((folder / "config.json").read_text())
     record, sampling = config.get("_distillation", {}), config.get("_sampling", {})
+    size_flag = f" --size {evaluation['exported']['size']}" if evaluation.get("exported") else ""
     weights = folder / "model.safetensors"
     teacher = (
         f"\n\nIts teacher, at {teacher_evaluation['steps']} steps:\n\n```\n{format_report(teacher_evaluation)}\n```"
@@ -164,7 +166,7 @@ safetensors): `kinemo generate --fast` and the studio's Fast switch use it.
   seed {record.get("seed")}; {record.get("train_seconds", 0) / 60:.1f} minutes on {record.get("device")} (2 CPU cores)
 - data: the teacher's own clips from the synthetic world's captions (held-out combinations excluded), 16 frames, 64x64
 
-## Measured quality (held-out prompts: `python -m engine.training.evaluate --model {folder}`)
+## Measured quality (held-out prompts: `python -m engine.training.evaluate --model {folder} --steps {record.get("student_steps")}{size_flag}`)
 
 ```
 {format_report(evaluation)}

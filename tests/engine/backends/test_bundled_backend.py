@@ -160,3 +160,12 @@ def test_a_picture_is_never_upscaled_and_a_missing_upscaler_is_no_upscaler(tiny_
     request = GenerationRequest("a red circle", steps=1, frames=2, width=256, height=256, image=str(picture))
     assert _frames(upscaling, request).shape == (2, 64, 64, 3)
     assert BundledBackend(tiny_model_dir, upscaler_folder=tmp_path / "absent").upscaler_folder is None
+
+
+def test_the_bundled_upscaler_pairs_with_the_bundled_models_only(tiny_model_dir):
+    from engine.registry.assets import FAST_DIR, STARTER_DIR, UPSCALER_DIR
+
+    for folder in (STARTER_DIR, FAST_DIR):
+        assert BundledBackend(folder).upscaler_folder == UPSCALER_DIR
+        assert BundledBackend(folder, upscaler_folder=None).upscaler_folder is None
+    assert BundledBackend(tiny_model_dir).upscaler_folder is None  # a model of one's own has none unless given

@@ -1,7 +1,7 @@
 """The bundled pixel models draw the clips they drew when tests/data/reference_clips.npz was recorded.
 
 The clips were recorded with the shipped weights (same requests, same seeds; `python
-tests/engine/backends/test_reference_clips.py` records them again, for new weights only); a change in what the
+tests/engine/backends/test_reference_clips.py` from the checkout records them again, for new weights only); a change in what the
 engine computes for a request shows up here. Float kernels may round differently on another processor, so a
 pixel may differ by one level there, and only a few may. The pixel model's own frames are compared: the
 upscaler, which redraws them larger, has tests of its own.
