@@ -10,11 +10,12 @@ from engine.registry.assets import CONFIG_NAME, STARTER_DIR, WEIGHTS_NAME, read_
 from engine.util.files import atomic_write_bytes
 
 
-def save_model(model, folder: Path, extra_config: dict | None = None) -> None:
+def save_model(model, folder: Path, extra_config: dict | None = None, model_type: str = "kinemo-dit") -> None:
+    """model's weights and config (model.config.to_dict(), tagged with model_type) into folder, atomically."""
     from safetensors.torch import save
 
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    config = {"model_type": "kinemo-dit", **model.config.to_dict(), **(extra_config or {})}
+    config = {"model_type": model_type, **model.config.to_dict(), **(extra_config or {})}
     atomic_write_bytes(Path(folder) / WEIGHTS_NAME, save(state))
     atomic_write_bytes(Path(folder) / CONFIG_NAME, (json.dumps(config, indent=2) + "\n").encode())
 

@@ -18,7 +18,6 @@ Shapes: frames (n, 3, h, w) in [-1, 1], h and w multiples of 4 -> fields (n, 8, 
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -28,8 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.api.errors import ModelLoadError
+from engine.kinemo.files import save_model
 from engine.registry.assets import CONFIG_NAME, WEIGHTS_NAME, read_config
-from engine.util.files import atomic_write_bytes
 
 MODEL_TYPE = "kinemo-upscaler"
 FIELDS = 8  # per small pixel: signed distance, background RGB, object RGB, fit logit
@@ -128,12 +127,7 @@ def upscale_frames(model: KinemoUpscaler, frames: np.ndarray, height: int, width
 
 
 def save_upscaler(model: KinemoUpscaler, folder: Path, extra_config: dict | None = None) -> None:
-    from safetensors.torch import save
-
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    config = {"model_type": MODEL_TYPE, **model.config.to_dict(), **(extra_config or {})}
-    atomic_write_bytes(Path(folder) / WEIGHTS_NAME, save(state))
-    atomic_write_bytes(Path(folder) / CONFIG_NAME, (json.dumps(config, indent=2) + "\n").encode())
+    save_model(model, folder, extra_config, model_type=MODEL_TYPE)
 
 
 def load_upscaler(folder: Path) -> KinemoUpscaler:

@@ -27,7 +27,7 @@ from engine.api.events import Frames
 from engine.api.request import GenerationRequest
 from engine.kinemo.vocabulary import CAMERA_MOVES
 from engine.training.checker import check_clip
-from engine.training.exported_eval import exported_line, exported_text_to_video
+from engine.training.exported_eval import exported_line, exported_text_to_video, generated, shape_recall
 from engine.training.synthetic import (
     HELD_OUT_COUNT,
     SIZE,
@@ -114,12 +114,6 @@ def text_to_video(backend, combos: list, steps: int, guidance: float, seeds: int
         counts[1] += 1
         consistency.append(reading.consistency)
     return t2v, per_shape, consistency, seconds
-
-
-def shape_recall(per_shape: dict) -> dict:
-    """Recall per shape class and its mean over the classes: a set with more circles cannot flatter it."""
-    recall = {shape: 100.0 * right / clips for shape, (right, clips) in sorted(per_shape.items())}
-    return {"per_class": recall, "mean": float(np.mean(list(recall.values()))) if recall else None}
 
 
 def evaluate(
@@ -231,13 +225,9 @@ def photograph_scores(model: str, width: int = 512, height: int = 288) -> dict:
         request = GenerationRequest(
             prompt, model=model, image=str(picture), width=w, height=h, seed=seed, steps=backend.defaults()["steps"]
         )
-        return resize_frames(generate_all(backend, request), w, h)
+        return resize_frames(generated(backend, request), w, h)
 
     return evaluate_camera(generate, photographs(), PICTURE_MOVES, width, height)
-
-
-def generate_all(backend, request: GenerationRequest) -> np.ndarray:
-    return np.concatenate([e.frames for e in backend.generate(request) if isinstance(e, Frames)])
 
 
 def photograph_line(scores: dict) -> str:

@@ -43,6 +43,12 @@ def generated(backend, request: GenerationRequest) -> np.ndarray:
     return np.concatenate([e.frames for e in backend.generate(request) if isinstance(e, Frames)])
 
 
+def shape_recall(per_shape: dict) -> dict:
+    """Recall per shape class and its mean over the classes: a set with more circles cannot flatter it."""
+    recall = {shape: 100.0 * right / clips for shape, (right, clips) in sorted(per_shape.items())}
+    return {"per_class": recall, "mean": float(np.mean(list(recall.values()))) if recall else None}
+
+
 def exported_text_to_video(
     backend, combos: list, size: int, steps: int, guidance: float, seeds: int = 1, progress: bool = False
 ) -> dict:
@@ -64,11 +70,10 @@ def exported_text_to_video(
             band = clip_band(frames)
             if band is not None:
                 bands.append(band)
-    recall = {shape: 100.0 * right / clips for shape, (right, clips) in sorted(per_shape.items())}
     return {
         "size": size,
         "clips": len(jobs),
-        "shape_recall": {"per_class": recall, "mean": float(np.mean(list(recall.values()))) if recall else None},
+        "shape_recall": shape_recall(per_shape),
         "outline_band_px": {
             "median": float(np.median(bands)) if bands else None,
             "p90": float(np.percentile(bands, 90)) if bands else None,

@@ -29,7 +29,7 @@ from engine.kinemo.vocabulary import BACKGROUNDS, COLOURS
 from engine.registry.assets import UPSCALER_DIR
 from engine.training.loop import Report, Trainee, optimise, run_steps, start
 from engine.training.noising import blurred_inputs, gaussian_blur, lumpy_inputs
-from engine.training.recipe import Run, add_shared_flags
+from engine.training.recipe import Run, add_shared_flags, from_flags
 from engine.training.synthetic import (
     SIZE,
     ObjectClip,
@@ -188,10 +188,9 @@ def parse_args(argv=None) -> tuple[UpscalerRecipe, Run, UpscalerConfig]:
         "--harsh-from", type=int, default=d.harsh_from, help="the step from which --warp and --blotches apply"
     )
     p.add_argument("--channels", type=int, default=UpscalerConfig.channels, help="the U-Net's full-resolution width")
-    args = vars(p.parse_args(argv))
-    recipe = UpscalerRecipe(**{f.name: args[f.name] for f in fields(UpscalerRecipe)})
-    run = Run(**{f.name: args[f.name] for f in fields(Run)})
-    return recipe, run, UpscalerConfig(channels=args["channels"])
+    args = p.parse_args(argv)
+    recipe, run = from_flags(args, UpscalerRecipe)
+    return recipe, run, UpscalerConfig(channels=args.channels)
 
 
 def main(argv=None) -> None:
