@@ -102,6 +102,13 @@ def _add_run_arguments(gen: argparse.ArgumentParser) -> None:
         "+ fp8 weights where supported. The estimate and the choice are printed before the run",
     )
     gen.add_argument("--format", choices=FORMATS, help="default: from the output's extension, else mp4")
+    gen.add_argument(
+        "--no-audio",
+        dest="audio",
+        action="store_false",
+        help="leave out the sound of models that make one (LTX-2); it goes into MP4 as AAC, WebM as Opus, "
+        "beside PNG frames as audio.wav",
+    )
     gen.add_argument("--quality", type=int, default=80, help="1 (smallest) .. 100 (best)")
     gen.add_argument("--stats", type=Path, help="write timings and peak memory as JSON")
 
@@ -225,19 +232,22 @@ def check_outputs(args: argparse.Namespace, fmt: str, request):
 def stream_to_file(backend, request, args: argparse.Namespace, settings, printer: EventPrinter) -> float:
     """Generate, streaming finished frames into the encoder; returns the export's seconds. A failure (or
     Ctrl+C) aborts the writer, so the file at the output path is the old one or a whole new one."""
-    from engine.api.events import Frames
+    from engine.api.events import Frames, Sound
     from export import ClipWriter, make_record
 
     record = make_record(request.to_dict(), {"format": settings.format, "quality": args.quality})
-    writer, export_started = None, 0.0
+    writer, export_started, sound = None, 0.0, None
     try:
         for event in backend.generate(request):
             printer.show(event)
+            if isinstance(event, Sound):
+                sound = sound_to_write(event, args, settings.format)
+                record["export"]["sound"] = sound is not None
             if isinstance(event, Frames):
                 if writer is None:
                     export_started = time.perf_counter()
                     h, w = event.frames.shape[1:3]
-                    writer = ClipWriter(args.output, settings, (w, h), record)
+                    writer = ClipWriter(args.output, settings, (w, h), record, sound=sound)
                     writer.open()
                 writer.write(event.frames)
         if writer is None:
@@ -250,6 +260,22 @@ def stream_to_file(backend, request, args: argparse.Namespace, settings, printer
         raise
     finally:
         printer.close()
+
+
+def sound_to_write(sound, args: argparse.Namespace, fmt: str):
+    """The model's sound, unless --no-audio leaves it out or the format cannot carry it (said on stderr)."""
+    from export.formats import carries_sound
+
+    if not args.audio:
+        return None
+    if not carries_sound(fmt):
+        print(
+            f"note: {fmt.upper()} carries no sound; the model's {sound.seconds:.1f} s of sound is left out "
+            "(export MP4 or WebM to keep it)",
+            file=sys.stderr,
+        )
+        return None
+    return sound
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -284,8 +310,11 @@ def run_generate(args: argparse.Namespace) -> int:
 
 def run_info(args: argparse.Namespace) -> int:
     from export import read_record
+    from export.streams import read_streams
 
-    print(json.dumps(read_record(args.clip), indent=2, ensure_ascii=False))
+    record = read_record(args.clip)
+    record["streams"] = read_streams(args.clip)  # what the file holds: video, and sound where it has any
+    print(json.dumps(record, indent=2, ensure_ascii=False))
     return 0
 
 

@@ -34,6 +34,11 @@ class ExportSettings:
         return self
 
 
+def carries_sound(fmt: str) -> bool:
+    """MP4 (AAC), WebM (Opus) and PNG frames (a WAV beside them) keep a clip's sound; GIF cannot."""
+    return fmt != "gif"
+
+
 def encoder_arguments(settings: ExportSettings) -> tuple[str, str, list[str]]:
     """(codec, output pixel format, extra ffmpeg output arguments) for a format."""
     scale = f"scale={settings.width}:{settings.height}:flags=lanczos"

@@ -1,7 +1,8 @@
 """Stream frames into ffmpeg and publish the file atomically.
 
 Frames go to a temporary file beside the destination while they arrive; only a complete,
-successfully closed file is renamed into place, so a failure never leaves a half-written clip.
+successfully closed file is renamed into place, so a failure never leaves a half-written clip. A clip's sound
+(engine.api.events.Sound) goes into MP4 as AAC, into WebM as Opus, beside PNG frames as audio.wav; GIF has none.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.api.events import Sound
 from engine.util.signals import signals_held
+from export.audio import WAV_NAME, check_sound, fitted, mux, write_wav
 from export.encoder import FfmpegEncoder, os_error
-from export.formats import ExportError, ExportSettings, encoder_arguments
+from export.formats import ExportError, ExportSettings, carries_sound, encoder_arguments
 from export.metadata import METADATA_KEY, SIDECAR_NAME, insert_gif_comment
 
 TEMP_MARK = ".kinemo"  # temporaries are named .NAME.kinemo<pid>.<random>.partial, so a later run can tell its own
@@ -97,11 +100,14 @@ class ClipWriter:
         frame_size: tuple[int, int],
         record: dict,
         overwrite: bool = True,
+        sound: Sound | None = None,
     ):
         self.settings = settings.validate()
         self.path = check_destination(path, settings, overwrite)
         self.frame_size = frame_size  # (width, height) of the frames that will be written
         self.record = record
+        # the clip's sound, fitted to its length when it is closed; a GIF has none
+        self.sound = check_sound(sound) if sound is not None and carries_sound(settings.format) else None
         self.frame_count = 0
         self._temp: Path | None = None
         self._encoder = None
@@ -172,9 +178,13 @@ class ClipWriter:
         comment = json.dumps(self.record, ensure_ascii=False, sort_keys=True)
         if self.settings.format == "png":
             (self._temp / SIDECAR_NAME).write_text(comment + "\n", encoding="utf-8")
+            if self.sound is not None:
+                write_wav(self._temp / WAV_NAME, self._fitted_sound(), self.sound.sample_rate)
             os.chmod(self._temp, 0o755)
         elif self.settings.format == "gif":
             self._temp.write_bytes(insert_gif_comment(self._temp.read_bytes(), comment))
+        elif self.sound is not None:
+            self._add_sound(comment)
         check_written(self._temp, self.settings.format, self.frame_count)
         with signals_held():  # published and forgotten as one step
             if self._temp.is_file():
@@ -183,6 +193,19 @@ class ClipWriter:
             else:
                 publish_folder(self._temp, self.path)
             self._temp = None
+
+    def _fitted_sound(self) -> np.ndarray:
+        return fitted(self.sound, self.frame_count, self.settings.fps)
+
+    def _add_sound(self, comment: str) -> None:
+        """Mux the sound into the finished video: a second temporary, then it replaces the first."""
+        muxed = self._temp.with_name(self._temp.name[: -len(".partial")] + ".sound.partial")
+        try:
+            metadata = ["-metadata", f"{METADATA_KEY}={comment}"]
+            mux(self._temp, self._fitted_sound(), self.sound.sample_rate, self.settings.format, muxed, metadata)
+            os.replace(muxed, self._temp)
+        finally:
+            muxed.unlink(missing_ok=True)
 
     def abort(self) -> None:
         """Stop the encoder and remove the temporary output."""
@@ -225,12 +248,17 @@ def publish_folder(temp: Path, path: Path) -> None:
 
 
 def write_clip(
-    path: str | Path, frames: np.ndarray, settings: ExportSettings, record: dict, overwrite: bool = True
+    path: str | Path,
+    frames: np.ndarray,
+    settings: ExportSettings,
+    record: dict,
+    overwrite: bool = True,
+    sound: Sound | None = None,
 ) -> Path:
-    """Write a whole (n, h, w, 3) uint8 clip in one call."""
+    """Write a whole (n, h, w, 3) uint8 clip (and its sound) in one call."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
         raise ExportError(f"expected frames shaped (n, h, w, 3), got {frames.shape}")
-    with ClipWriter(path, settings, (frames.shape[2], frames.shape[1]), record, overwrite) as writer:
+    with ClipWriter(path, settings, (frames.shape[2], frames.shape[1]), record, overwrite, sound) as writer:
         writer.write(frames)
     return writer.path

@@ -126,7 +126,8 @@ class ExportController(QObject):
 
     def _start(self, path: Path, settings, overwrite: bool) -> None:
         frames, request = self._window.current_clip
-        worker = FunctionWorker(export_clip, path, frames, settings, request.to_dict(), overwrite)
+        sound = self._window.current_sound
+        worker = FunctionWorker(export_clip, path, frames, settings, request.to_dict(), overwrite, sound)
         worker.returned.connect(self._on_exported)
         worker.errored.connect(self._on_failed)
         self.worker = worker

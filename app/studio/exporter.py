@@ -60,12 +60,16 @@ def next_free_path(path: Path, fmt: str) -> Path:
             return candidate
 
 
-def export_clip(path: Path, frames, settings, request_dict: dict, overwrite: bool) -> Path:
-    """Worker thread: write the clip with its record; returns the path written."""
+def export_clip(path: Path, frames, settings, request_dict: dict, overwrite: bool, sound: Path | None = None) -> Path:
+    """Worker thread: write the clip with its record (and its sound, a WAV, where the format carries sound);
+    returns the path written."""
     from export import make_record, write_clip
+    from export.audio import read_wav
+    from export.formats import carries_sound
 
-    record = make_record(request_dict, {"format": settings.format, "quality": settings.quality})
-    return write_clip(path, frames, settings, record, overwrite=overwrite)
+    keep = sound is not None and carries_sound(settings.format)
+    record = make_record(request_dict, {"format": settings.format, "quality": settings.quality, "sound": keep})
+    return write_clip(path, frames, settings, record, overwrite=overwrite, sound=read_wav(sound) if keep else None)
 
 
 class ExportDialog(QDialog):

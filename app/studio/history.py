@@ -4,6 +4,7 @@ Each entry is four files sharing one name in <data>/history/:
   <id>.mp4   the clip with its embedded Kinemo record (export/)
   <id>.png   a thumbnail
   <id>.npy   the native frames, so the player and exports need no decoding
+  <id>.wav   the clip's sound, for models that make one (the player plays it; exports carry it)
   <id>.json  the entry itself (request, time, seconds); written last, so an entry exists only once complete
 Pure Python (numpy, PIL, export): saving runs on a worker thread.
 """
@@ -48,6 +49,15 @@ class HistoryEntry:
     @property
     def frames_path(self) -> Path:
         return self.folder / f"{self.id}.npy"
+
+    @property
+    def sound_path(self) -> Path:
+        return self.folder / f"{self.id}.wav"
+
+    @property
+    def sound(self) -> Path | None:
+        """The clip's sound (a WAV) when it has one."""
+        return self.sound_path if self.sound_path.is_file() else None
 
     @property
     def entry_path(self) -> Path:
@@ -120,11 +130,13 @@ class HistoryStore:
                 found.append(entry)
         return sorted(found, key=lambda e: e.created, reverse=True)
 
-    def save(self, request, frames: np.ndarray, seconds: float) -> HistoryEntry:
-        """Write clip, thumbnail, frames and entry for a finished generation (slow: call off the UI thread)."""
+    def save(self, request, frames: np.ndarray, seconds: float, sound=None) -> HistoryEntry:
+        """Write clip, thumbnail, frames, sound (an engine.api.events.Sound, when the model made one) and entry
+        for a finished generation (slow: call off the UI thread)."""
         from PIL import Image
 
         from export import ExportSettings, make_record, write_clip
+        from export.audio import check_sound, write_wav
 
         created = time.time()
         entry_id = time.strftime("%Y%m%d-%H%M%S", time.localtime(created)) + "-" + uuid.uuid4().hex[:6]
@@ -133,8 +145,13 @@ class HistoryStore:
         record = make_record(request.to_dict(), {"format": "mp4", "quality": HISTORY_QUALITY})
         written: list[Path] = []
         try:
-            write_clip(entry.clip_path, frames, settings, record)
+            write_clip(entry.clip_path, frames, settings, record, sound=sound)
             written.append(entry.clip_path)
+            if sound is not None:
+                sound = check_sound(sound)
+                with atomic_path(entry.sound_path) as tmp:
+                    write_wav(tmp, sound.samples, sound.sample_rate)
+                written.append(entry.sound_path)
             _atomic_save_npy(entry.frames_path, frames)
             written.append(entry.frames_path)
             thumb = Image.fromarray(frames[len(frames) // 2])
@@ -157,5 +174,5 @@ class HistoryStore:
         return entry
 
     def remove(self, entry: HistoryEntry) -> None:
-        for path in (entry.entry_path, entry.clip_path, entry.thumbnail_path, entry.frames_path):
+        for path in (entry.entry_path, entry.clip_path, entry.thumbnail_path, entry.frames_path, entry.sound_path):
             path.unlink(missing_ok=True)

@@ -120,7 +120,7 @@ class HistoryPanel(QObject):
         if entry.id != self.loading:
             return  # another entry was clicked since
         self.loading = None
-        self._window.set_clip(frames, request)
+        self._window.set_clip(frames, request, entry.sound)
         self._window.show_message("info", f"Settings restored from the history ({entry.summary})")
         self._window.settingsRestored.emit(entry.id)
 

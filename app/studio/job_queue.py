@@ -17,7 +17,7 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from app.studio.worker import GeneratorWorker, start_worker, wait_for
 from engine.api.errors import Cancelled
-from engine.api.events import Finished, Frames, Loaded, Notice, Preview, Progress
+from engine.api.events import Finished, Frames, Loaded, Notice, Preview, Progress, Sound
 
 
 @dataclass
@@ -34,11 +34,13 @@ def run_generation(engine, history, request, should_stop, options=None):
     Saved is returned, not yielded: once saving has begun the job completes, so a late cancel can
     never report "nothing was saved" for a clip that is in the history.
     """
-    chunks, seconds = [], 0.0
+    chunks, seconds, sound = [], 0.0, None
     with closing(engine.generate(request, should_stop=should_stop, options=options)) as events:
         for event in events:
             if isinstance(event, Frames):
                 chunks.append(event.frames)
+            elif isinstance(event, Sound):
+                sound = event
             elif isinstance(event, Finished):
                 seconds = event.seconds
             yield event
@@ -47,7 +49,7 @@ def run_generation(engine, history, request, should_stop, options=None):
     if not chunks:
         raise RuntimeError("the engine finished without frames")
     frames = np.concatenate(chunks)
-    return Saved(history.save(request, frames, seconds), frames)
+    return Saved(history.save(request, frames, seconds, sound), frames)
 
 
 class GenerationWorker(GeneratorWorker):

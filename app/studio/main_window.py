@@ -65,6 +65,7 @@ class MainWindow(QMainWindow):
         self.engine = engine if engine is not None else shared_engine()
         self.queue = JobQueue(self.engine, self.history, self, store=self.storage.queue)
         self.current_clip: tuple[np.ndarray, GenerationRequest] | None = None
+        self.current_sound: Path | None = None  # the current clip's sound (a WAV in the history) if it has one
         self._shown = False
         self._model_check_timer = QTimer(self)
         self._model_check_timer.setSingleShot(True)
@@ -253,9 +254,11 @@ class MainWindow(QMainWindow):
         self.queue_panel.update_buttons()
 
     # == clip in the player ==========================================================================
-    def set_clip(self, frames: np.ndarray, request: GenerationRequest) -> None:
-        """Put a clip ((f, h, w, 3) uint8 frames and the request that made it) in the player, ready to export."""
+    def set_clip(self, frames: np.ndarray, request: GenerationRequest, sound: Path | None = None) -> None:
+        """Put a clip ((f, h, w, 3) uint8 frames, the request that made it, and its sound as a WAV where it has
+        one) in the player, ready to export."""
         self.current_clip = (np.asarray(frames), request)
+        self.current_sound = sound
         self.show_current_clip()
         self.update_actions()
         self.clipChanged.emit()
@@ -266,7 +269,7 @@ class MainWindow(QMainWindow):
             self.player.clear()
             return
         frames, request = self.current_clip
-        self.player.show_frames(frames, fps=request.fps, aspect=request.width / request.height)
+        self.player.show_frames(frames, request.fps, request.width / request.height, sound=self.current_sound)
 
     # == history =====================================================================================
     def restore_history(self, entry: HistoryEntry) -> None:

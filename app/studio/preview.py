@@ -2,15 +2,19 @@
 
 FrameView paints one frame, stretched to the clip's aspect (the model renders square frames and
 export scales them to width x height, so the preview does the same). PlayerWidget adds play/pause,
-a frame scrubber and the playback rate.
+a frame scrubber, the playback rate, and the clip's sound where it has one (app.studio.sound_track).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSlider, QSpinBox, QVBoxLayout, QWidget
+
+from app.studio.sound_track import SoundTrack
 
 
 def to_qimage(frame: np.ndarray) -> QImage:
@@ -75,6 +79,8 @@ class PlayerWidget(QWidget):
         self._images: list[QImage] = []
         self.frames: np.ndarray | None = None  # the finished clip, native resolution
         self.live = False  # showing a generation's running estimate
+        self.clip_fps = 8  # the finished clip's own rate: its sound plays only while the preview runs at it
+        self.sound = SoundTrack(self)
         self._index = 0
         self._timer = QTimer(self)
         self._timer.timeout.connect(self._advance)
@@ -100,11 +106,14 @@ class PlayerWidget(QWidget):
         self.fps_spin.setSuffix(" fps")
         self.fps_spin.setToolTip("Playback rate of the preview (export has its own)")
         self.fps_spin.valueChanged.connect(self._apply_rate)
+        self.sound_label = QLabel("")
+        self.sound_label.setObjectName("soundLabel")
 
         bar = QHBoxLayout()
         bar.addWidget(self.play_button)
         bar.addWidget(self.slider, 1)
         bar.addWidget(self.frame_label)
+        bar.addWidget(self.sound_label)
         bar.addWidget(self.fps_spin)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -115,13 +124,24 @@ class PlayerWidget(QWidget):
 
     # -- content --------------------------------------------------------------------------------
     def show_frames(
-        self, frames: np.ndarray, fps: int | None = None, aspect: float | None = None, live: bool = False
+        self,
+        frames: np.ndarray,
+        fps: int | None = None,
+        aspect: float | None = None,
+        live: bool = False,
+        sound: Path | None = None,
     ) -> None:
-        """Loop these (f, h, w, 3) uint8 frames; live=True marks a generation's running estimate."""
+        """Loop these (f, h, w, 3) uint8 frames (with the clip's sound, a WAV, when it has one); live=True marks
+        a generation's running estimate, which plays silent."""
         self._images = [to_qimage(f) for f in frames]
         self.live = live
         if not live:
             self.frames = np.asarray(frames)
+            self.clip_fps = int(fps or self.clip_fps)
+        if live or self.sound.path != sound:
+            self.sound.set(None if live else sound)
+            self._index = 0
+            self._show_sound_state()
         if fps:
             self.fps_spin.setValue(int(fps))
         if aspect:
@@ -135,6 +155,8 @@ class PlayerWidget(QWidget):
 
     def clear(self) -> None:
         self._images, self.frames, self.live, self._index = [], None, False, 0
+        self.sound.set(None)
+        self._show_sound_state()
         self.view.set_image(None)
         self.slider.setRange(0, 0)
         self._update_controls()
@@ -161,6 +183,7 @@ class PlayerWidget(QWidget):
     def seek(self, index: int) -> None:
         if self._images:
             self._show(max(0, min(index, len(self._images) - 1)))
+            self._sync_sound()
 
     def _show(self, index: int) -> None:
         if not self._images:
@@ -176,9 +199,12 @@ class PlayerWidget(QWidget):
     def _advance(self) -> None:
         if len(self._images) > 1:
             self._show((self._index + 1) % len(self._images))
+            if self._index == 0:
+                self._sync_sound()  # the loop starts again: so does its sound
 
     def _on_slider(self, value: int) -> None:
         self._show(value)
+        self._sync_sound()
 
     def _on_slider_pressed(self) -> None:
         self.play_button.setChecked(False)  # scrubbing pauses
@@ -186,9 +212,44 @@ class PlayerWidget(QWidget):
     def _on_play_toggled(self, playing: bool) -> None:
         self.play_button.setText("Pause" if playing else "Play")
         self._update_controls()
+        self._sync_sound()
 
     def _apply_rate(self) -> None:
         self._timer.setInterval(max(1, round(1000 / self.fps_spin.value())))
+        self._sync_sound()
+        self._show_sound_state()
+
+    # -- sound ----------------------------------------------------------------------------------
+    @property
+    def sound_in_step(self) -> bool:
+        """Whether the clip's sound plays with the frames now: a finished clip with sound, playing at its rate."""
+        return (
+            self.sound.path is not None
+            and not self.live
+            and self.playing
+            and bool(self._images)
+            and self.fps_spin.value() == self.clip_fps
+        )
+
+    def _sync_sound(self) -> None:
+        if self.sound_in_step:
+            self.sound.play_from(self._index / self.clip_fps)
+        else:
+            self.sound.pause()
+
+    def _show_sound_state(self) -> None:
+        if self.sound.path is None:
+            self.sound_label.setText("")
+            self.sound_label.setToolTip("")
+        elif self.sound.unavailable:
+            self.sound_label.setText("sound: silent here")
+            self.sound_label.setToolTip(self.sound.unavailable)
+        elif self.fps_spin.value() != self.clip_fps:
+            self.sound_label.setText("sound: muted")
+            self.sound_label.setToolTip(f"The sound plays only at the clip's own {self.clip_fps} fps")
+        else:
+            self.sound_label.setText("sound")
+            self.sound_label.setToolTip("This clip has sound; it plays with the frames")
 
     def _update_controls(self) -> None:
         has = bool(self._images)

@@ -44,12 +44,20 @@ FORMAT = 1  # bump when the entry's layout changes
 
 def denoiser_name(pipe_or_components) -> str:
     """'transformer' or 'unet': the pipeline component that runs once per step."""
-    names = (
-        pipe_or_components
-        if isinstance(pipe_or_components, (dict, list, tuple, set))
-        else pipe_or_components.components
-    )
-    return "transformer" if "transformer" in names else "unet"
+    return denoiser_names(pipe_or_components)[0]
+
+
+def denoiser_names(pipe_or_components) -> tuple[str, ...]:
+    """The denoisers of a pipeline: ('transformer',), ('unet',), or Wan 2.2 A14B's two experts ('transformer',
+    'transformer_2'), which take turns (one for high-noise steps, the other for low-noise ones)."""
+    if isinstance(pipe_or_components, (list, tuple, set)):
+        names = set(pipe_or_components)
+    else:  # a folder's components (name -> (library, class)) or a pipeline's; a null entry is no component
+        found = pipe_or_components if isinstance(pipe_or_components, dict) else pipe_or_components.components
+        names = {k for k, v in found.items() if v is not None and not (isinstance(v, (list, tuple)) and not any(v))}
+    if "transformer" not in names:
+        return ("unet",)
+    return ("transformer", "transformer_2") if "transformer_2" in names else ("transformer",)
 
 
 def source_sha256(folder: Path, name: str, adapter: Path | None, dtype) -> str:

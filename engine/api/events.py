@@ -52,10 +52,23 @@ class Frames:
 
 
 @dataclass
+class Sound:
+    """The clip's soundtrack, from models that make one (LTX-2); yielded before the first Frames, so a writer
+    knows it has sound when it opens."""
+
+    samples: np.ndarray  # (n, channels) float32 in [-1, 1]
+    sample_rate: int  # samples per second
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+@dataclass
 class Finished:
     frame_count: int
     seconds: float
     stats: dict = field(default_factory=dict)
 
 
-Event = Loaded | Notice | MemoryNotice | Progress | Preview | Frames | Finished
+Event = Loaded | Notice | MemoryNotice | Progress | Preview | Sound | Frames | Finished

@@ -59,10 +59,22 @@ FP8_DENOISERS = {  # classes that name the layers to keep in full precision (_sk
     "WanTransformer3DModel",
     "LTXVideoTransformer3DModel",
     "CogVideoXTransformer3DModel",
+    "LTX2VideoTransformer3DModel",
+    "HunyuanVideo15Transformer3DModel",
+    "SanaVideoTransformer3DModel",
+    "SkyReelsV2Transformer3DModel",
 }
 DENOISERS = ("transformer", "unet")
 TEXT_ENCODERS = ("text_encoder", "text_encoder_2", "image_encoder")
-TILING_VAES = {"AutoencoderKL", "AutoencoderKLWan", "AutoencoderKLLTXVideo", "AutoencoderKLCogVideoX"}
+TILING_VAES = {
+    "AutoencoderKL",
+    "AutoencoderKLWan",
+    "AutoencoderKLLTXVideo",
+    "AutoencoderKLCogVideoX",
+    "AutoencoderKLLTX2Video",
+    "AutoencoderKLHunyuanVideo",
+    "AutoencoderKLHunyuanVideo15",
+}
 
 
 @dataclass(frozen=True)
@@ -105,6 +117,26 @@ def vae_of(components: dict[str, Component]) -> Component | None:
     return components.get("vae")
 
 
+def compression(family: str, vae: Component | None) -> tuple[int, int]:
+    """(temporal, spatial) compression of the VAE: from its config where it says, else the family's."""
+    config = vae.config if vae else {}
+    default = FAMILIES[family].compression if family in FAMILIES else (4, 8)
+    temporal = config.get("scale_factor_temporal") or config.get("temporal_compression_ratio") or default[0]
+    spatial = config.get("scale_factor_spatial") or config.get("spatial_compression_ratio") or default[1]
+    return int(temporal), int(spatial)
+
+
+def latent_tokens(shape: Shape, components: dict[str, Component]) -> int:
+    """Tokens the transformer sees: latent frames x (height / pixels per token) x (width / pixels per token)."""
+    den = denoiser(components)
+    config = den.config if den else {}
+    temporal, spatial = compression(shape.family, vae_of(components))
+    patch = config.get("patch_size", 1 if spatial >= 32 else 2)
+    patch = int(patch[-1] if isinstance(patch, (list, tuple)) else patch or 1)
+    frames = (shape.frames - 1) // temporal + 1
+    return frames * (shape.height // (spatial * patch)) * (shape.width // (spatial * patch))
+
+
 def denoise_unit(shape: Shape, components: dict[str, Component], size: int) -> int:
     """Bytes of one activation of the denoiser: batch x latent frames x latent tokens x width."""
     den = denoiser(components)
@@ -116,14 +148,8 @@ def denoise_unit(shape: Shape, components: dict[str, Component], size: int) -> i
         channels = config.get("block_out_channels") or [320]
         return batch * shape.frames * int(channels[0]) * (shape.height // 8) * (shape.width // 8) * size
     width = _config_int(config, "num_attention_heads", 16) * _config_int(config, "attention_head_dim", 64)
-    if shape.family == "ltx":
-        frames, spatial = (shape.frames - 1) // 8 + 1, 32 * _config_int(config, "patch_size", 1)
-        extra = 0
-    else:  # wan, cogvideox: 4x temporal, 8x spatial, then a patch of 2
-        frames, spatial = (shape.frames - 1) // 4 + 1, 8 * _config_int(config, "patch_size", 2)
-        extra = _config_int(config, "max_text_seq_length", 226) if shape.family == "cogvideox" else 0
-    tokens = frames * (shape.height // spatial) * (shape.width // spatial) + extra
-    return batch * tokens * width * size
+    extra = _config_int(config, "max_text_seq_length", 226) if shape.family == "cogvideox" else 0
+    return batch * (latent_tokens(shape, components) + extra) * width * size
 
 
 def vae_channels(vae: Component | None) -> float:

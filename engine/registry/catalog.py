@@ -11,9 +11,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from engine.api.errors import ModelLoadError
+from engine.registry.families import FAMILIES
 
 CATALOG_PATH = Path(__file__).with_name("catalog.json")
-FAMILIES = ("animatediff", "svd", "wan", "ltx", "cogvideox")
 TASKS = ("t2v", "i2v")
 
 
@@ -49,6 +49,9 @@ class CatalogEntry:
     gated: bool = False
     distilled: bool = False
     fast: str | None = None  # id of the distilled entry --fast switches to
+    vram_published: bool = False  # vram_gb is the model card's figure (else Kinemo's estimate from the weights)
+    superseded_by: str | None = None  # id of the newer model of the same line
+    size_multiple: int | None = None  # where this model's sizes go in larger steps than its family's
 
     @property
     def repos(self) -> list[str]:
@@ -95,8 +98,9 @@ def read_catalog(path: Path = CATALOG_PATH) -> dict[str, CatalogEntry]:
     if len(by_id) != len(entries):
         raise ModelLoadError(f"the model catalog {path} repeats an id")
     for e in entries:
-        if e.fast and e.fast not in by_id:
-            raise ModelLoadError(f"catalog entry {e.id!r}: its fast variant {e.fast!r} is not in the catalog")
+        for kind, other in (("fast variant", e.fast), ("successor", e.superseded_by)):
+            if other and other not in by_id:
+                raise ModelLoadError(f"catalog entry {e.id!r}: its {kind} {other!r} is not in the catalog")
     return by_id
 
 

@@ -42,6 +42,11 @@ class Family:
     cfg_sequential: bool = False  # runs the conditional and unconditional passes one after the other
     onnx_motion: bool = False  # its motion modules run in onnxruntime with --onnx-temporal
     context_frames: int | None = None  # frames its temporal layers see at once; longer clips use context windows
+    # (temporal, spatial) compression of its VAE where the VAE's config does not say (engine.planning.estimate)
+    compression: tuple[int, int] = (4, 8)
+    audio: bool = False  # it makes sound with the frames (the pipeline returns .audio)
+    guider: bool = False  # guidance is set on the pipeline's guider component, not passed to the call
+    fp8: bool = True  # its denoiser names the layers fp8 storage keeps in full precision
 
     def pipeline_class(self, task: str) -> str:
         name = self.t2v_class if task == "t2v" else self.i2v_class
@@ -49,8 +54,10 @@ class Family:
             raise InvalidRequest(f"{self.label} has no {'text' if task == 't2v' else 'image'}-to-video pipeline")
         return name
 
-    def check(self, request: GenerationRequest, model: str) -> None:
-        """Family rules on frames and size, with the nearest valid values in the message."""
+    def check(self, request: GenerationRequest, model: str, size_multiple: int | None = None) -> None:
+        """Family rules on frames and size, with the nearest valid values in the message; size_multiple replaces
+        the family's where one model of it needs larger steps (engine.registry.layout.pixels_per_token)."""
+        multiple = max(self.size_multiple, size_multiple or 1)
         f = request.frames
         if self.frame_step > 1 and (f - 1) % self.frame_step:
             below = (f - 1) // self.frame_step * self.frame_step + 1
@@ -59,10 +66,10 @@ class Family:
             )
         for name in ("width", "height"):
             value = getattr(request, name)
-            if value % self.size_multiple:
-                low = max(self.size_multiple, value // self.size_multiple * self.size_multiple)
+            if value % multiple:
+                low = max(multiple, value // multiple * multiple)
                 raise InvalidRequest(
-                    f"{model} needs a {name} that is a multiple of {self.size_multiple}; {value} is not (use {low} or {low + self.size_multiple})"
+                    f"{model} needs a {name} that is a multiple of {multiple}; {value} is not (use {low} or {low + multiple})"
                 )
 
 
@@ -98,7 +105,7 @@ FAMILIES = {
         ),
         Family(
             "wan",
-            "Wan 2.1",
+            "Wan",
             "WanPipeline",
             "WanImageToVideoPipeline",
             "b c f h w",
@@ -120,6 +127,7 @@ FAMILIES = {
             32,
             MemoryCalibration(den_fixed=11, den_k=12.0, dec_fixed=25, k_px=6.0),
             {name: ("t2v", "i2v") for name in ("LTXPipeline", "LTXImageToVideoPipeline", "LTXConditionPipeline")},
+            compression=(8, 32),
         ),
         Family(
             "cogvideox",
@@ -131,6 +139,69 @@ FAMILIES = {
             16,
             MemoryCalibration(den_fixed=14, den_k=12.0, dec_fixed=10, k_px=388.0),
             {"CogVideoXPipeline": ("t2v",), "CogVideoXImageToVideoPipeline": ("i2v",)},
+        ),
+        Family(
+            "ltx2",
+            "LTX-2",
+            "LTX2Pipeline",
+            "LTX2ImageToVideoPipeline",
+            "packed",
+            8,
+            32,
+            MemoryCalibration(den_fixed=11, den_k=12.0, dec_fixed=25, k_px=6.0),
+            {name: ("t2v", "i2v") for name in ("LTX2Pipeline", "LTX2ImageToVideoPipeline")},
+            compression=(8, 32),
+            audio=True,
+        ),
+        Family(
+            "hunyuan15",
+            "HunyuanVideo 1.5",
+            "HunyuanVideo15Pipeline",
+            "HunyuanVideo15ImageToVideoPipeline",
+            "b c f h w",
+            4,
+            16,
+            MemoryCalibration(den_fixed=11, den_k=12.0, dec_fixed=25, k_px=6.0),
+            {"HunyuanVideo15Pipeline": ("t2v",), "HunyuanVideo15ImageToVideoPipeline": ("i2v",)},
+            compression=(4, 16),
+            guider=True,
+        ),
+        Family(
+            "sana_video",
+            "SANA-Video",
+            "SanaVideoPipeline",
+            "SanaImageToVideoPipeline",
+            "b c f h w",
+            4,
+            16,
+            MemoryCalibration(den_fixed=11, den_k=12.0, dec_fixed=25, k_px=6.0),
+            {"SanaVideoPipeline": ("t2v",), "SanaImageToVideoPipeline": ("i2v",)},
+        ),
+        Family(
+            "skyreels_v2",
+            "SkyReels-V2",
+            "SkyReelsV2DiffusionForcingPipeline",
+            "SkyReelsV2DiffusionForcingImageToVideoPipeline",
+            "b c f h w",
+            4,
+            16,
+            MemoryCalibration(den_fixed=11, den_k=12.0, dec_fixed=25, k_px=6.0),
+            {  # one diffusion-forcing model makes clips from text or from a first frame
+                "SkyReelsV2DiffusionForcingPipeline": ("t2v", "i2v"),
+                "SkyReelsV2DiffusionForcingImageToVideoPipeline": ("t2v", "i2v"),
+            },
+        ),
+        Family(
+            "kandinsky5",
+            "Kandinsky 5",
+            "Kandinsky5T2VPipeline",
+            "Kandinsky5I2VPipeline",
+            "b f h w c",
+            4,
+            16,
+            MemoryCalibration(den_fixed=11, den_k=12.0, dec_fixed=25, k_px=6.0),
+            {"Kandinsky5T2VPipeline": ("t2v",), "Kandinsky5I2VPipeline": ("i2v",)},
+            fp8=False,
         ),
     )
 }

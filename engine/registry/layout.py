@@ -30,6 +30,7 @@ class DiffusersFolder:
     family: str
     tasks: tuple[str, ...]
     components: dict[str, tuple[str | None, str | None]]  # name -> (library, class)
+    pixels_per_token: int | None = None  # the VAE's spatial compression x the transformer's patch, where they say
 
 
 def read_model_index(folder: Path) -> dict:
@@ -94,4 +95,24 @@ def inspect_folder(folder: str | Path, motion_base: bool = False) -> DiffusersFo
         if _needs_weights(cls):
             check_weights(sub)
     family, tasks = families[pipeline_class]
-    return DiffusersFolder(folder, pipeline_class, family, tasks, components)
+    if data.get("expand_timesteps"):  # Wan 2.2 TI2V: one model for text and for a first frame
+        tasks = ("t2v", "i2v")
+    return DiffusersFolder(folder, pipeline_class, family, tasks, components, pixels_per_token(folder))
+
+
+def pixels_per_token(folder: Path) -> int | None:
+    """Pixels one latent token spans along each side (Wan 2.2 TI2V's VAE compresses 16x where Wan 2.1's does 8x, so
+    its sizes go in steps of 32, not 16); None where the configs do not say."""
+    configs = {}
+    for name in ("vae", "transformer"):
+        try:
+            configs[name] = json.loads((folder / name / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+    vae, transformer = configs["vae"], configs["transformer"]
+    spatial = vae.get("scale_factor_spatial") or vae.get("spatial_compression_ratio")
+    patch = transformer.get("patch_size", 1)
+    patch = patch[-1] if isinstance(patch, list) and patch else patch
+    if not isinstance(spatial, int) or not isinstance(patch, int) or spatial < 1 or patch < 1:
+        return None
+    return spatial * patch

@@ -25,7 +25,7 @@ DEFAULT_KEYS = ("steps", "guidance", "width", "height", "frames", "fps")
 @dataclass(frozen=True)
 class ModelOptions:
     model: str  # what the user picked: an id, a hub id or a folder
-    label: str  # e.g. "Wan 2.1 · wan2.1-t2v-1.3b"
+    label: str  # e.g. "Wan · wan2.1-t2v-1.3b"
     kind: str  # "bundled", "catalog", "hub" or "folder"
     family: str  # "kinemo" for Kinemo's own models; "" for a hub model whose family is not known yet
     tasks: tuple[str, ...]  # among "t2v", "i2v"
@@ -43,6 +43,9 @@ class ModelOptions:
     gated: bool = False  # the hub asks for an accepted licence and a token
     onnx_temporal: bool = False  # --onnx-temporal applies (Kinemo models; families whose Family.onnx_motion)
     int8_with_onnx: bool = False  # --quantize int8 and --onnx-temporal combine (Kinemo models)
+    audio: bool = False  # it makes sound with the frames
+    vram_published: bool = False  # vram_gb is the model card's figure, not Kinemo's estimate
+    superseded_by: str | None = None  # the catalog id of the newer model of the same line
 
     @property
     def name(self) -> str:
@@ -113,6 +116,7 @@ def _family_options(model: str, label: str, kind: str, family: str, tasks, defau
         size_multiple=traits.size_multiple,
         negative_prompt=traits.negative_prompt,
         onnx_temporal=traits.onnx_motion,
+        audio=traits.audio,
     )
 
 
@@ -127,6 +131,9 @@ def _entry_options(model: str, entry: CatalogEntry) -> ModelOptions:
         vram_gb=entry.vram_gb,
         license=entry.license,
         gated=entry.gated,
+        size_multiple=max(options.size_multiple, entry.size_multiple or 1),
+        vram_published=entry.vram_published,
+        superseded_by=entry.superseded_by,
     )
 
 
@@ -161,7 +168,8 @@ def _folder_options(ref: ModelRef) -> ModelOptions:
 
         found = inspect_folder(folder)  # ModelLoadError names what is wrong with it
         label = f"{FAMILIES[found.family].label} · {name}"
-        return _family_options(ref.name, label, "folder", found.family, found.tasks, family_defaults(found.family))
+        options = _family_options(ref.name, label, "folder", found.family, found.tasks, family_defaults(found.family))
+        return replace(options, size_multiple=max(options.size_multiple, found.pixels_per_token or 1))
     return _kinemo_options(ref.name, f"{STARTER_LABEL} · {name}", "folder", STARTER_MAX_FRAMES)
 
 

@@ -65,6 +65,30 @@ def _cogvideox_i2v(folder):
     return save_tiny_cogvideox_i2v(folder)
 
 
+def _wan22_ti2v(folder):
+    from tiny_diffusers.wan22 import save_tiny_wan22_ti2v
+
+    return save_tiny_wan22_ti2v(folder)
+
+
+def _wan22_a14b_t2v(folder):
+    from tiny_diffusers.wan22 import save_tiny_wan22_a14b_t2v
+
+    return save_tiny_wan22_a14b_t2v(folder)
+
+
+def _wan22_a14b_i2v(folder):
+    from tiny_diffusers.wan22 import save_tiny_wan22_a14b_i2v
+
+    return save_tiny_wan22_a14b_i2v(folder)
+
+
+def _skyreels_v2(folder):
+    from tiny_diffusers.skyreels_v2 import save_tiny_skyreels_v2_df_t2v
+
+    return save_tiny_skyreels_v2_df_t2v(folder)
+
+
 CASES = [
     Case("animatediff", "animatediff", "t2v", _animatediff, frames=8),
     Case("svd", "svd", "i2v", _svd, frames=4),
@@ -74,4 +98,10 @@ CASES = [
     Case("ltx-i2v", "ltx", "i2v", _ltx, frames=9),
     Case("cogvideox-t2v", "cogvideox", "t2v", _cogvideox_t2v, frames=9),
     Case("cogvideox-i2v", "cogvideox", "i2v", _cogvideox_i2v, frames=9),
+    Case("wan22-ti2v-t2v", "wan", "t2v", _wan22_ti2v, frames=9),
+    Case("wan22-ti2v-i2v", "wan", "i2v", _wan22_ti2v, frames=9),
+    Case("wan22-a14b-t2v", "wan", "t2v", _wan22_a14b_t2v, frames=9),
+    Case("wan22-a14b-i2v", "wan", "i2v", _wan22_a14b_i2v, frames=9),
+    Case("skyreels-v2-t2v", "skyreels_v2", "t2v", _skyreels_v2, frames=9),
+    Case("skyreels-v2-i2v", "skyreels_v2", "i2v", _skyreels_v2, frames=9),
 ]

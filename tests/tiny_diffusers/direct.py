@@ -13,6 +13,8 @@ CLASSES = {
     ("ltx", "i2v"): "LTXImageToVideoPipeline",
     ("cogvideox", "t2v"): "CogVideoXPipeline",
     ("cogvideox", "i2v"): "CogVideoXImageToVideoPipeline",
+    ("skyreels_v2", "t2v"): "SkyReelsV2DiffusionForcingPipeline",
+    ("skyreels_v2", "i2v"): "SkyReelsV2DiffusionForcingImageToVideoPipeline",
 }
 
 
@@ -32,8 +34,10 @@ def direct_frames(case, folder, prompt: str, image_path, seed: int, steps: int) 
         kwargs.update(prompt=prompt, guidance_scale=case.guidance)
         if image is not None:
             kwargs["image"] = image
-        if case.family == "ltx":
+        if case.family in ("ltx", "ltx2"):
             kwargs["frame_rate"] = case.fps
+        if case.family == "skyreels_v2":
+            kwargs["fps"] = case.fps
     frames = pipe(**kwargs, generator=torch.Generator("cpu").manual_seed(seed), output_type="np").frames[0]
     return (np.clip(frames, 0, 1) * 255).round().astype(np.uint8)
 

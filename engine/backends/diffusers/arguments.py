@@ -10,6 +10,11 @@ from __future__ import annotations
 
 from engine.api.request import GenerationRequest
 
+# SkyReels-V2 diffusion forcing: a clip longer than one window is made window after window, each later window
+# starting from the last OVERLAP frames of the one before, with ADDNOISE of noise on them (the values the
+# model's card recommends for long videos)
+SKYREELS_WINDOW, SKYREELS_OVERLAP, SKYREELS_ADDNOISE = 97, 17, 20
+
 
 def pipeline_arguments(family: str, request: GenerationRequest, image=None, extra: dict | None = None) -> dict:
     """The keyword arguments (besides generator and callbacks) Kinemo passes to a family's pipeline.
@@ -27,10 +32,36 @@ def pipeline_arguments(family: str, request: GenerationRequest, image=None, extr
         args = dict(prompt=request.prompt, negative_prompt=negative, **common, guidance_scale=request.guidance)
         if image is not None:
             args["image"] = image
-        if family == "animatediff":
-            args["eta"] = request.eta
-        if family == "ltx":
-            args["frame_rate"] = request.fps
+        args.update(_family_arguments(family, request, args))
     args.update(extra or {})
     args["output_type"] = "np"
     return args
+
+
+def _family_arguments(family: str, request: GenerationRequest, args: dict) -> dict:
+    """What one family's pipeline takes beyond (or instead of) the common arguments."""
+    if family == "animatediff":
+        return {"eta": request.eta}
+    if family in ("ltx", "ltx2"):
+        return {"frame_rate": request.fps}
+    if family == "skyreels_v2":
+        window = {"fps": request.fps, "base_num_frames": SKYREELS_WINDOW}
+        if request.frames > SKYREELS_WINDOW:
+            window.update(overlap_history=SKYREELS_OVERLAP, addnoise_condition=SKYREELS_ADDNOISE)
+        return window
+    if family == "sana_video":  # SANA-Video names the frame count `frames`
+        return {"frames": args.pop("num_frames")}
+    if family == "hunyuan15":  # guidance is the guider's (engine.backends.diffusers.guiders)
+        args.pop("guidance_scale")
+        if "image" in args:  # the image-to-video pipeline takes its size from the picture
+            args.pop("height"), args.pop("width")
+    return {}
+
+
+def denoising_calls(family: str, request: GenerationRequest) -> int:
+    """How many times the pipeline's step callback runs: steps x windows for SkyReels-V2's long clips, else steps."""
+    if family != "skyreels_v2" or request.frames <= SKYREELS_WINDOW:
+        return request.steps
+    latent, base, overlap = ((n - 1) // 4 + 1 for n in (request.frames, SKYREELS_WINDOW, SKYREELS_OVERLAP))
+    windows = 1 + (latent - base - 1) // (base - overlap) + 1
+    return request.steps * windows

@@ -109,7 +109,10 @@ class DiffusersBackend:
             )
         if self.family is not None:
             family = FAMILIES[self.family]
-            family.check(request, self.model_id)
+            folder = self.local_folder()
+            entry = self.ref.entry
+            multiple = folder.pixels_per_token if folder else (entry.size_multiple if entry else None)
+            family.check(request, self.model_id, multiple)
             if self.options.onnx_temporal and not family.onnx_motion:
                 raise InvalidRequest(
                     f"--onnx-temporal works with Kinemo models and AnimateDiff, not yet with "
@@ -275,8 +278,12 @@ class DiffusersBackend:
                 yield Notice(f"out of memory with {policy.label} ({oom}); retrying once with {heavier.label}")
                 policy = heavier
 
-        # 3. finished frames
-        frames, seconds = result
+        # 3. finished sound (before the frames, so a writer opens knowing it), then the frames
+        frames, audio, seconds = result
+        if audio is not None and family.audio:
+            from engine.backends.diffusers.sound import pipeline_sound
+
+            yield pipeline_sound(self.pipe, audio)
         yield Frames(0, frames)
         stats = {"seconds_per_step": seconds / max(1, request.steps), "memory_policy": policy.name}
         yield Finished(len(frames), seconds, stats)
@@ -312,6 +319,8 @@ class DiffusersBackend:
                 f"ONNX motion modules cover one {family.context_frames}-frame context; this longer clip "
                 "runs its motion modules in torch"
             )
+        from engine.backends.diffusers.arguments import denoising_calls
+
         grid = self._latent_grid(request) if family.latent_layout == "packed" else None
         with ExitStack() as attached:
             if self.options.kv_cache and family.unet:  # transformer families attend from all frames at once already
@@ -322,7 +331,14 @@ class DiffusersBackend:
                 attached.enter_context(self.onnx.attached(self.pipe.unet))
             return (
                 yield from run_pipeline(
-                    self.pipe, arguments, request, family.latent_layout, grid, should_stop, self.model_id
+                    self.pipe,
+                    arguments,
+                    request,
+                    family.latent_layout,
+                    grid,
+                    should_stop,
+                    self.model_id,
+                    denoising_calls(family.name, request),
                 )
             )
 

@@ -18,20 +18,22 @@ class PipelineSource:
 
 
 def load_pipeline(source: PipelineSource, class_name: str, dtype, quantize: str | None) -> tuple[object, bool | None]:
-    """(pipeline, int8_from_cache): the pipeline, with its denoiser in int8 when quantize says so (from the
-    cache, or quantised now and cached); int8_from_cache is None without int8."""
+    """(pipeline, int8_from_cache): the pipeline, with its denoisers (both of Wan 2.2 A14B's experts) in int8
+    when quantize says so (from the cache, or quantised now and cached); int8_from_cache is None without int8."""
     if not quantize:
         return from_pretrained(source, class_name, dtype), None
-    from engine.accel.quantize_diffusers import cached_denoiser, denoiser_name, source_sha256, store_denoiser
+    from engine.accel.quantize_diffusers import cached_denoiser, denoiser_names, source_sha256, store_denoiser
 
-    name = denoiser_name(source.folder.components)
-    key = source_sha256(source.folder.path, name, source.adapter, dtype)
-    denoiser = cached_denoiser(key)
-    if denoiser is not None:
-        return from_pretrained(source, class_name, dtype, **{name: denoiser}), True
-    pipe = from_pretrained(source, class_name, dtype)
-    store_denoiser(getattr(pipe, name), key)
-    return pipe, False
+    keys = {
+        name: source_sha256(source.folder.path, name, source.adapter, dtype)
+        for name in denoiser_names(source.folder.components)
+    }
+    cached = {name: cached_denoiser(key) for name, key in keys.items()}
+    pipe = from_pretrained(source, class_name, dtype, **{n: d for n, d in cached.items() if d is not None})
+    for name, key in keys.items():
+        if cached[name] is None:
+            store_denoiser(getattr(pipe, name), key)
+    return pipe, all(d is not None for d in cached.values())
 
 
 def from_pretrained(source: PipelineSource, class_name: str, dtype, **components):

@@ -39,13 +39,18 @@ def run_pipeline(
     latent_grid: tuple[int, int, int] | None,
     should_stop: Callable[[], bool] | None,
     model_id: str,
-) -> Generator[Event, None, tuple[np.ndarray, float]]:
-    """Call the pipeline on a worker thread, yielding Progress and Preview; return (frames, seconds)."""
+    total: int | None = None,
+) -> Generator[Event, None, tuple[np.ndarray, object, float]]:
+    """Call the pipeline on a worker thread, yielding Progress and Preview; return (frames, audio, seconds):
+    audio is what the pipeline returned beside the frames (None from pipelines that make no sound). total is how
+    many times the step callback runs (request.steps unless a family denoises in several windows)."""
     events: queue.Queue = queue.Queue()
     stop = threading.Event()
 
     def on_step(pipe, index, timestep, tensors):
-        events.put(("step", index, float(timestep), latent_preview(tensors["latents"], latent_layout, latent_grid)))
+        # SkyReels-V2's diffusion forcing passes one timestep per latent frame: the first frame's is shown
+        first = float(timestep.flatten()[0]) if getattr(timestep, "ndim", 0) else float(timestep)
+        events.put(("step", first, latent_preview(tensors["latents"], latent_layout, latent_grid)))
         if stop.is_set():
             raise Cancelled("generation cancelled")
         return {}
@@ -61,7 +66,7 @@ def run_pipeline(
                 callback_on_step_end=on_step,
                 callback_on_step_end_tensor_inputs=["latents"],
             )
-            events.put(("done", result.frames))
+            events.put(("done", result.frames, getattr(result, "audio", None)))
         except (ValueError, TypeError) as exc:  # the pipeline's own input checks
             events.put(
                 ("error", exc if isinstance(exc, KinemoError) else InvalidRequest(f"{model_id}: {first_line(exc)}"))
@@ -72,7 +77,7 @@ def run_pipeline(
             else:
                 events.put(("error", exc))
 
-    started = time.perf_counter()
+    started, done, total = time.perf_counter(), 0, total or request.steps
     worker = threading.Thread(target=work, name="kinemo-diffusers", daemon=True)
     worker.start()
     try:
@@ -83,10 +88,11 @@ def run_pipeline(
             if kind == "oom":
                 raise PipelineOutOfMemory(payload[0])
             if kind == "done":
-                return to_uint8(np.asarray(payload[0])[0]), time.perf_counter() - started
-            index, timestep, preview = payload
-            yield Progress(index + 1, request.steps, int(timestep), time.perf_counter() - started)
-            yield Preview(index + 1, preview)
+                return to_uint8(np.asarray(payload[0])[0]), payload[1], time.perf_counter() - started
+            timestep, preview = payload
+            done += 1
+            yield Progress(done, max(total, done), int(timestep), time.perf_counter() - started)
+            yield Preview(done, preview)
             if should_stop is not None and should_stop():
                 stop.set()
     finally:

@@ -39,7 +39,9 @@ def test_every_catalog_model_not_on_disk(hub_cache):
         assert (options.kind, options.family, options.tasks) == ("catalog", entry.family, entry.tasks)
         assert options.hub_id == entry.hub_id and options.gated == entry.gated
         assert options.defaults == entry.defaults()
-        assert options.frame_step == family.frame_step and options.size_multiple == family.size_multiple
+        assert options.frame_step == family.frame_step
+        assert options.size_multiple == max(family.size_multiple, entry.size_multiple or 1)
+        assert options.audio == family.audio and options.superseded_by == entry.superseded_by
         assert options.negative_prompt == family.negative_prompt
         assert options.max_frames == LIMITS["frames"][1] and not options.camera_moves
         assert (options.disk_gb, options.vram_gb, options.license) == (entry.disk_gb, entry.vram_gb, entry.license)
