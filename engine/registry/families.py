@@ -47,6 +47,8 @@ class Family:
     audio: bool = False  # it makes sound with the frames (the pipeline returns .audio)
     guider: bool = False  # guidance is set on the pipeline's guider component, not passed to the call
     fp8: bool = True  # its denoiser names the layers fp8 storage keeps in full precision
+    min_steps: int = 1  # fewer steps break its schedule (LTX-2's terminal shift gives NaN sigmas at one step)
+    min_size: int = 16  # its VAE cannot decode smaller frames
 
     def pipeline_class(self, task: str) -> str:
         name = self.t2v_class if task == "t2v" else self.i2v_class
@@ -59,6 +61,11 @@ class Family:
         the family's where one model of it needs larger steps (engine.registry.layout.pixels_per_token)."""
         multiple = max(self.size_multiple, size_multiple or 1)
         f = request.frames
+        if request.steps < self.min_steps:
+            raise InvalidRequest(f"{model} needs at least {self.min_steps} steps; {request.steps} is too few")
+        for name in ("width", "height"):
+            if getattr(request, name) < self.min_size:
+                raise InvalidRequest(f"{model} makes frames at least {self.min_size} pixels wide and high")
         if self.frame_step > 1 and (f - 1) % self.frame_step:
             below = (f - 1) // self.frame_step * self.frame_step + 1
             raise InvalidRequest(
@@ -152,6 +159,8 @@ FAMILIES = {
             {name: ("t2v", "i2v") for name in ("LTX2Pipeline", "LTX2ImageToVideoPipeline")},
             compression=(8, 32),
             audio=True,
+            min_steps=2,
+            min_size=64,  # its VAE pads by reflection, which needs a few latent pixels
         ),
         Family(
             "hunyuan15",
@@ -173,7 +182,7 @@ FAMILIES = {
             "SanaImageToVideoPipeline",
             "b c f h w",
             4,
-            16,
+            32,
             MemoryCalibration(den_fixed=11, den_k=12.0, dec_fixed=25, k_px=6.0),
             {"SanaVideoPipeline": ("t2v",), "SanaImageToVideoPipeline": ("i2v",)},
         ),

@@ -89,6 +89,24 @@ def _skyreels_v2(folder):
     return save_tiny_skyreels_v2_df_t2v(folder)
 
 
+def _ltx2(folder):
+    from tiny_diffusers.ltx2 import save_tiny_ltx2
+
+    return save_tiny_ltx2(folder)
+
+
+def _sana_video_t2v(folder):
+    from tiny_diffusers.sana_video import save_tiny_sana_video_t2v
+
+    return save_tiny_sana_video_t2v(folder)
+
+
+def _sana_video_i2v(folder):
+    from tiny_diffusers.sana_video import save_tiny_sana_video_i2v
+
+    return save_tiny_sana_video_i2v(folder)
+
+
 CASES = [
     Case("animatediff", "animatediff", "t2v", _animatediff, frames=8),
     Case("svd", "svd", "i2v", _svd, frames=4),
@@ -104,4 +122,8 @@ CASES = [
     Case("wan22-a14b-i2v", "wan", "i2v", _wan22_a14b_i2v, frames=9),
     Case("skyreels-v2-t2v", "skyreels_v2", "t2v", _skyreels_v2, frames=9),
     Case("skyreels-v2-i2v", "skyreels_v2", "i2v", _skyreels_v2, frames=9),
+    Case("ltx2-t2v", "ltx2", "t2v", _ltx2, frames=9, size=64, fps=24),
+    Case("ltx2-i2v", "ltx2", "i2v", _ltx2, frames=9, size=64, fps=24),
+    Case("sana-video-t2v", "sana_video", "t2v", _sana_video_t2v, frames=9),
+    Case("sana-video-i2v", "sana_video", "i2v", _sana_video_i2v, frames=9),
 ]

@@ -15,6 +15,10 @@ CLASSES = {
     ("cogvideox", "i2v"): "CogVideoXImageToVideoPipeline",
     ("skyreels_v2", "t2v"): "SkyReelsV2DiffusionForcingPipeline",
     ("skyreels_v2", "i2v"): "SkyReelsV2DiffusionForcingImageToVideoPipeline",
+    ("ltx2", "t2v"): "LTX2Pipeline",
+    ("ltx2", "i2v"): "LTX2ImageToVideoPipeline",
+    ("sana_video", "t2v"): "SanaVideoPipeline",
+    ("sana_video", "i2v"): "SanaImageToVideoPipeline",
 }
 
 
@@ -38,6 +42,8 @@ def direct_frames(case, folder, prompt: str, image_path, seed: int, steps: int) 
             kwargs["frame_rate"] = case.fps
         if case.family == "skyreels_v2":
             kwargs["fps"] = case.fps
+        if case.family == "sana_video":
+            kwargs.update(frames=kwargs.pop("num_frames"), use_resolution_binning=False)
     frames = pipe(**kwargs, generator=torch.Generator("cpu").manual_seed(seed), output_type="np").frames[0]
     return (np.clip(frames, 0, 1) * 255).round().astype(np.uint8)
 

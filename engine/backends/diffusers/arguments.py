@@ -49,8 +49,11 @@ def _family_arguments(family: str, request: GenerationRequest, args: dict) -> di
         if request.frames > SKYREELS_WINDOW:
             window.update(overlap_history=SKYREELS_OVERLAP, addnoise_condition=SKYREELS_ADDNOISE)
         return window
-    if family == "sana_video":  # SANA-Video names the frame count `frames`
-        return {"frames": args.pop("num_frames")}
+    if family == "sana_video":  # SANA-Video names the frame count `frames`; the size is made as asked, not
+        # moved to the nearest trained aspect ratio and resized back (binning breaks the multiple-of-32 rule)
+        # its prompt cleaning reads the negative prompt as text: "" where others take None
+        args["negative_prompt"] = request.negative_prompt
+        return {"frames": args.pop("num_frames"), "use_resolution_binning": False}
     if family == "hunyuan15":  # guidance is the guider's (engine.backends.diffusers.guiders)
         args.pop("guidance_scale")
         if "image" in args:  # the image-to-video pipeline takes its size from the picture

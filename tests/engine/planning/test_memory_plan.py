@@ -353,3 +353,20 @@ def test_cli_prints_the_bundled_models_plan(tiny_model_dir, tmp_path, capsys):
     )
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("memory: ")]
     assert len(lines) == 1 and "RAM on the CPU" in lines[0] and "--memory auto" in lines[0]
+
+
+def test_wan22_a14b_holds_two_experts_and_runs_one_at_a_time(build):
+    """Both experts are read into RAM and sit on the GPU when everything does; with model offload only the expert
+    that runs is on the GPU (diffusers' offload sequence moves transformer off before transformer_2 runs)."""
+    case = next(c for c in CASES if c.name == "wan22-a14b-t2v")
+    components = headers.read_pipeline(build(case))
+    assert {"transformer", "transformer_2"} <= set(components)
+    expert = components["transformer"].bytes_at(2)
+    assert components["transformer_2"].bytes_at(2) == expert
+    shape = Shape("wan", 9, 32, 32, 4.0)
+    device = estimate.estimate_diffusers(components, shape, BY_NAME["none"], True, 0, 2)
+    offload = estimate.estimate_diffusers(components, shape, BY_NAME["model_offload"], True, 0, 2)
+    weights = sum(c.bytes_at(2) for c in components.values())
+    assert device.parts["vram_weights"] == weights  # both experts resident
+    assert offload.parts["vram_weights"] < weights - expert  # one expert at a time
+    assert device.parts["weights"] == offload.parts["weights"] == weights  # RAM holds both either way
