@@ -49,6 +49,8 @@ class Family:
     fp8: bool = True  # its denoiser names the layers fp8 storage keeps in full precision
     min_steps: int = 1  # fewer steps break its schedule (LTX-2's terminal shift gives NaN sigmas at one step)
     min_size: int = 16  # its VAE cannot decode smaller frames
+    step_callback: bool = True  # the pipeline takes callback_on_step_end (else steps are seen from its denoiser)
+    min_frames_i2v: int = 1  # fewer frames from a picture break it (Kandinsky 5's image-to-video gives NaN)
 
     def pipeline_class(self, task: str) -> str:
         name = self.t2v_class if task == "t2v" else self.i2v_class
@@ -66,6 +68,10 @@ class Family:
         for name in ("width", "height"):
             if getattr(request, name) < self.min_size:
                 raise InvalidRequest(f"{model} makes frames at least {self.min_size} pixels wide and high")
+        if request.image and f < self.min_frames_i2v:
+            raise InvalidRequest(
+                f"{model} animates a picture into at least {self.min_frames_i2v} frames; {f} is too few"
+            )
         if self.frame_step > 1 and (f - 1) % self.frame_step:
             below = (f - 1) // self.frame_step * self.frame_step + 1
             raise InvalidRequest(
@@ -174,6 +180,8 @@ FAMILIES = {
             {"HunyuanVideo15Pipeline": ("t2v",), "HunyuanVideo15ImageToVideoPipeline": ("i2v",)},
             compression=(4, 16),
             guider=True,
+            step_callback=False,
+            cfg_sequential=True,
         ),
         Family(
             "sana_video",
@@ -211,6 +219,8 @@ FAMILIES = {
             MemoryCalibration(den_fixed=11, den_k=12.0, dec_fixed=25, k_px=6.0),
             {"Kandinsky5T2VPipeline": ("t2v",), "Kandinsky5I2VPipeline": ("i2v",)},
             fp8=False,
+            cfg_sequential=True,
+            min_frames_i2v=17,
         ),
     )
 }

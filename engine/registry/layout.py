@@ -18,7 +18,7 @@ from engine.registry.families import PIPELINE_FAMILIES
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 WEIGHT_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES)
 # components whose folders hold configs and vocabularies, not weights
-WEIGHTLESS_KINDS = ("Scheduler", "Tokenizer", "Processor", "FeatureExtractor")
+WEIGHTLESS_KINDS = ("Scheduler", "Tokenizer", "Processor", "FeatureExtractor", "Guidance")  # Guidance: guiders
 
 SD_BASE = "StableDiffusionPipeline"
 

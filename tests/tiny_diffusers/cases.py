@@ -107,6 +107,30 @@ def _sana_video_i2v(folder):
     return save_tiny_sana_video_i2v(folder)
 
 
+def _hunyuan15_t2v(folder):
+    from tiny_diffusers.hunyuan15 import save_tiny_hunyuan15_t2v
+
+    return save_tiny_hunyuan15_t2v(folder)
+
+
+def _hunyuan15_i2v(folder):
+    from tiny_diffusers.hunyuan15 import save_tiny_hunyuan15_i2v
+
+    return save_tiny_hunyuan15_i2v(folder)
+
+
+def _kandinsky5_t2v(folder):
+    from tiny_diffusers.kandinsky5 import save_tiny_kandinsky5_t2v
+
+    return save_tiny_kandinsky5_t2v(folder)
+
+
+def _kandinsky5_i2v(folder):
+    from tiny_diffusers.kandinsky5 import save_tiny_kandinsky5_i2v
+
+    return save_tiny_kandinsky5_i2v(folder)
+
+
 CASES = [
     Case("animatediff", "animatediff", "t2v", _animatediff, frames=8),
     Case("svd", "svd", "i2v", _svd, frames=4),
@@ -126,4 +150,8 @@ CASES = [
     Case("ltx2-i2v", "ltx2", "i2v", _ltx2, frames=9, size=64, fps=24),
     Case("sana-video-t2v", "sana_video", "t2v", _sana_video_t2v, frames=9),
     Case("sana-video-i2v", "sana_video", "i2v", _sana_video_i2v, frames=9),
+    Case("hunyuan15-t2v", "hunyuan15", "t2v", _hunyuan15_t2v, frames=9),
+    Case("hunyuan15-i2v", "hunyuan15", "i2v", _hunyuan15_i2v, frames=9, size=48),
+    Case("kandinsky5-t2v", "kandinsky5", "t2v", _kandinsky5_t2v, frames=9),
+    Case("kandinsky5-i2v", "kandinsky5", "i2v", _kandinsky5_i2v, frames=17),
 ]

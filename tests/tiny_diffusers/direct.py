@@ -19,6 +19,10 @@ CLASSES = {
     ("ltx2", "i2v"): "LTX2ImageToVideoPipeline",
     ("sana_video", "t2v"): "SanaVideoPipeline",
     ("sana_video", "i2v"): "SanaImageToVideoPipeline",
+    ("hunyuan15", "t2v"): "HunyuanVideo15Pipeline",
+    ("hunyuan15", "i2v"): "HunyuanVideo15ImageToVideoPipeline",
+    ("kandinsky5", "t2v"): "Kandinsky5T2VPipeline",
+    ("kandinsky5", "i2v"): "Kandinsky5I2VPipeline",
 }
 
 
@@ -42,6 +46,10 @@ def direct_frames(case, folder, prompt: str, image_path, seed: int, steps: int) 
             kwargs["frame_rate"] = case.fps
         if case.family == "skyreels_v2":
             kwargs["fps"] = case.fps
+        if case.family == "hunyuan15":  # guidance is the guider's; the picture decides the size
+            pipe.guider = pipe.guider.new(guidance_scale=kwargs.pop("guidance_scale"))
+            if image is not None:
+                kwargs.pop("height"), kwargs.pop("width")
         if case.family == "sana_video":
             kwargs.update(frames=kwargs.pop("num_frames"), use_resolution_binning=False)
     frames = pipe(**kwargs, generator=torch.Generator("cpu").manual_seed(seed), output_type="np").frames[0]

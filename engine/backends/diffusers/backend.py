@@ -280,6 +280,11 @@ class DiffusersBackend:
 
         # 3. finished sound (before the frames, so a writer opens knowing it), then the frames
         frames, audio, seconds = result
+        if frames.shape[1:3] != (request.height, request.width):  # HunyuanVideo 1.5 sizes a picture's clip itself
+            yield Notice(
+                f"{self.model_id} made {frames.shape[2]}x{frames.shape[1]} frames (its size for this picture); they "
+                f"are exported at the asked {request.width}x{request.height}"
+            )
         if audio is not None and family.audio:
             from engine.backends.diffusers.sound import pipeline_sound
 
@@ -322,6 +327,8 @@ class DiffusersBackend:
         from engine.backends.diffusers.arguments import denoising_calls
 
         grid = self._latent_grid(request) if family.latent_layout == "packed" else None
+        if family.guider:  # guidance is set on the guider component, the way diffusers documents it
+            self.pipe.guider = self.pipe.guider.new(guidance_scale=request.guidance)
         with ExitStack() as attached:
             if self.options.kv_cache and family.unet:  # transformer families attend from all frames at once already
                 from engine.caches.diffusers_kv import attach_conditioning_kv
@@ -339,6 +346,7 @@ class DiffusersBackend:
                     should_stop,
                     self.model_id,
                     denoising_calls(family.name, request),
+                    family.step_callback,
                 )
             )
 

@@ -47,12 +47,32 @@ def from_pretrained(source: PipelineSource, class_name: str, dtype, **components
     if source.adapter is not None:  # AnimateDiff from the catalog: base model + motion adapter
         # (none needed when the int8 UNetMotionModel, adapter included, comes from the cache)
         kwargs["motion_adapter"] = None if "unet" in components else load_adapter(source, dtype)
-    pipe = cls.from_pretrained(source.folder.path, **kwargs)
+    stand_ins = processor_stand_ins(source.folder)
+    pipe = cls.from_pretrained(source.folder.path, **kwargs, **dict.fromkeys(stand_ins))  # None: not built
+    if stand_ins:
+        pipe.register_modules(**stand_ins)
     if entry is not None and entry.scheduler:
         overrides = dict(entry.scheduler)
         scheduler_cls = getattr(diffusers, overrides.pop("class", type(pipe.scheduler).__name__))
         pipe.scheduler = scheduler_cls.from_config(pipe.scheduler.config, **overrides)
     return pipe
+
+
+def processor_stand_ins(folder: DiffusersFolder) -> dict:
+    """Text-only tokenizers for Qwen2-VL processors where torchvision is missing: transformers builds a
+    Qwen2VLProcessor with its video processor, which needs torchvision, while Kandinsky 5 only ever hands it text
+    (torchvision is left out of Kinemo's dependencies because its wheels pin a newer torch than Kinemo's CPU one)."""
+    import importlib.util
+
+    if importlib.util.find_spec("torchvision") is not None:
+        return {}
+    from transformers import AutoTokenizer
+
+    return {
+        name: AutoTokenizer.from_pretrained(folder.path / name)
+        for name, (_, cls) in folder.components.items()
+        if cls == "Qwen2VLProcessor"
+    }
 
 
 def load_adapter(source: PipelineSource, dtype):

@@ -40,10 +40,13 @@ def run_pipeline(
     should_stop: Callable[[], bool] | None,
     model_id: str,
     total: int | None = None,
+    step_callback: bool = True,
 ) -> Generator[Event, None, tuple[np.ndarray, object, float]]:
     """Call the pipeline on a worker thread, yielding Progress and Preview; return (frames, audio, seconds):
     audio is what the pipeline returned beside the frames (None from pipelines that make no sound). total is how
-    many times the step callback runs (request.steps unless a family denoises in several windows)."""
+    many times the step callback runs (request.steps unless a family denoises in several windows). A pipeline
+    without a step callback (step_callback False) is followed through its transformer's forward calls instead
+    (engine.backends.diffusers.step_hook): each step is reported as it starts."""
     events: queue.Queue = queue.Queue()
     stop = threading.Event()
 
@@ -55,17 +58,29 @@ def run_pipeline(
             raise Cancelled("generation cancelled")
         return {}
 
-    def work():
-        import torch
+    def on_hooked_step(timestep, latents):
+        events.put(("step", timestep, latent_preview(latents, latent_layout, latent_grid)))
+        if stop.is_set():
+            raise Cancelled("generation cancelled")
 
-        try:
-            generator = torch.Generator("cpu").manual_seed(request.seed)
-            result = pipe(
+    def call(generator):
+        if step_callback:
+            return pipe(
                 **arguments,
                 generator=generator,
                 callback_on_step_end=on_step,
                 callback_on_step_end_tensor_inputs=["latents"],
             )
+        from engine.backends.diffusers.step_hook import step_hook
+
+        with step_hook(pipe.transformer, on_hooked_step):
+            return pipe(**arguments, generator=generator)
+
+    def work():
+        import torch
+
+        try:
+            result = call(torch.Generator("cpu").manual_seed(request.seed))
             events.put(("done", result.frames, getattr(result, "audio", None)))
         except (ValueError, TypeError) as exc:  # the pipeline's own input checks
             events.put(
