@@ -68,7 +68,10 @@ def export_clip(path: Path, frames, settings, request_dict: dict, overwrite: boo
     from export.formats import carries_sound
 
     keep = sound is not None and carries_sound(settings.format)
-    record = make_record(request_dict, {"format": settings.format, "quality": settings.quality, "sound": keep})
+    export = {"format": settings.format, "quality": settings.quality}
+    if sound is not None:  # said only of clips that have sound, as `kinemo generate` does
+        export["sound"] = keep
+    record = make_record(request_dict, export)
     return write_clip(path, frames, settings, record, overwrite=overwrite, sound=read_wav(sound) if keep else None)
 
 

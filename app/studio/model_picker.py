@@ -1,9 +1,12 @@
 """The model picker: the starter model, the catalog and the user's folders, with what is on disk.
 
-Labels come from the catalog at once (engine.registry.model_options.catalog_options reads no disk). Whether
-each hub model is on disk, and what a folder holds, is checked on worker threads: refresh() after
-the window shows, check() for one model, and a folder picked with "Other model folder…" is
-inspected before it is added.
+Models are grouped by what they do (built in, with sound, text- or image-to-video, text-to-video,
+image-to-video) under headers that cannot be picked. Labels come from the catalog at once
+(engine.registry.model_options.catalog_options reads no disk). Whether each hub model is on disk, what a
+folder holds, and what this machine has (RAM, a CUDA GPU's memory) are checked on worker threads: refresh()
+after the window shows, check() for one model, and a folder picked with "Other model folder…" is inspected
+before it is added. A model whose weights cannot fit this machine is greyed out, its tooltip saying why
+(engine.planning.fit).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QComboBox, QFileDialog
 
 from app.studio.messages import describe
@@ -26,6 +30,30 @@ TASK_NAMES = {
 }
 
 
+GROUPS = {  # what a model does -> its header in the picker, in the picker's order
+    "bundled": "Built in: runs anywhere",
+    "sound": "Video with sound",
+    "both": "Text- or image-to-video",
+    "t2v": "Text-to-video",
+    "i2v": "Image-to-video",
+}
+
+
+def group_of(options: ModelOptions) -> str:
+    if options.kind == "bundled":
+        return "bundled"
+    if options.audio:
+        return "sound"
+    return "both" if set(options.tasks) == {"t2v", "i2v"} else options.tasks[0]
+
+
+def check_all(models: list[str]) -> tuple[dict, object]:
+    """Worker thread: every model's options (check_models) and what this machine has (engine.planning.fit)."""
+    from engine.planning.fit import this_machine
+
+    return check_models(models), this_machine()
+
+
 def check_models(models: list[str]) -> dict[str, ModelOptions | str]:
     """Worker thread: each model's options, or the one line that says why it cannot be used."""
     from engine.registry.model_options import model_options
@@ -39,21 +67,38 @@ def check_models(models: list[str]) -> dict[str, ModelOptions | str]:
     return found
 
 
-def picker_text(options: ModelOptions, checked: bool) -> str:
-    """The picker's line for a model; the disk state appears once it was checked."""
+def picker_text(options: ModelOptions, checked: bool, machine=None) -> str:
+    """The picker's line for a model: the disk state once it was checked, its size, and how it fits this machine
+    once that is known (machine: an engine.planning.fit.Machine)."""
     if options.kind == "bundled":
         return f"{options.label} · built in"
-    if options.kind == "folder" or not checked:
-        return options.label
-    if options.needs_download:
-        return f"{options.label} · not downloaded" + (f" ({options.disk_gb:g} GB)" if options.disk_gb else "")
-    return f"{options.label} · on disk"
+    parts = [options.label]
+    if options.kind != "folder" and checked:
+        parts.append("not downloaded" if options.needs_download else "on disk")
+    if options.disk_gb:
+        parts.append(f"{options.disk_gb:g} GB")
+    if machine is not None:
+        from engine.planning.fit import fit
+
+        parts.append(fit(options, machine).note)
+    if options.superseded_by:
+        parts.append(f"superseded by {options.superseded_by}")
+    return " · ".join(part for part in parts if part)
 
 
-def picker_tooltip(options: ModelOptions) -> str:
+def picker_tooltip(options: ModelOptions, machine=None) -> str:
     lines = [options.model, TASK_NAMES.get(tuple(sorted(options.tasks, reverse=True)), "")]
+    if options.audio:
+        lines.append("makes sound with the video")
     if options.vram_gb:
-        lines.append(f"about {options.vram_gb:g} GB of GPU memory, {options.disk_gb:g} GB on disk")
+        source = "the model card's figure" if options.vram_published else "estimated from its weights"
+        lines.append(f"about {options.vram_gb:g} GB of GPU memory ({source}), {options.disk_gb:g} GB on disk")
+    if machine is not None:
+        from engine.planning.fit import fit
+
+        lines += [fit(options, machine).reason, machine.describe()]
+    if options.superseded_by:
+        lines.append(f"an older model: {options.superseded_by} is its successor")
     if options.license:
         lines.append(f"licence: {options.license}")
     return "\n".join(line for line in lines if line)
@@ -78,7 +123,9 @@ class ModelPicker(QComboBox):
         self._pending: set[str] = set()
         self._failure_shown: set[str] = set()  # models whose failure the window reported since they were picked
         self._workers: list[FunctionWorker] = []
+        self.machine = None  # what this machine has (engine.planning.fit.Machine), once refresh() has looked
         self._fill()
+        self.setCurrentIndex(self.findData(DEFAULT_MODEL))  # not the first group's header
         self._model = self.currentData()
         self.currentIndexChanged.connect(self._on_index_changed)
         self.activated.connect(self._on_activated)
@@ -88,10 +135,14 @@ class ModelPicker(QComboBox):
         from engine.registry.resolve import STARTER_ID, available_models
 
         self._checked[STARTER_ID] = catalog_options(STARTER_ID)  # nothing of it to check on disk
-        for model in available_models():
-            options = catalog_options(model)
-            self.addItem(picker_text(options, model in self._checked), model)
-            self.setItemData(self.count() - 1, picker_tooltip(options), Qt.ItemDataRole.ToolTipRole)
+        listed = [catalog_options(model) for model in available_models()]
+        for group, header in GROUPS.items():
+            members = [options for options in listed if group_of(options) == group]
+            if members:
+                self._add_header(header)
+            for options in members:
+                self.addItem(picker_text(options, options.model in self._checked), options.model)
+                self.setItemData(self.count() - 1, picker_tooltip(options), Qt.ItemDataRole.ToolTipRole)
         self.insertSeparator(self.count())
         self.addItem("Other model folder…", OTHER_MODEL)
         self.setItemData(
@@ -99,6 +150,23 @@ class ModelPicker(QComboBox):
             "A Kinemo model folder (config.json) or a diffusers one (model_index.json)",
             Qt.ItemDataRole.ToolTipRole,
         )
+
+    def _add_header(self, text: str) -> None:
+        """A group's title: a line that cannot be picked."""
+        self.addItem(text, None)
+        item = QComboBox.model(self).item(self.count() - 1)
+        item.setEnabled(False)
+        font = QFont(item.font())
+        font.setBold(True)
+        item.setFont(font)
+
+    def set_runnable(self, index: int, runs: bool) -> None:
+        """Grey a model's line out (it cannot be picked) or let it be picked again."""
+        QComboBox.model(self).item(index).setEnabled(runs)
+
+    def is_runnable(self, model: str) -> bool:
+        index = self.findData(model)
+        return index >= 0 and QComboBox.model(self).item(index).isEnabled()
 
     @property
     def model(self) -> str:
@@ -143,8 +211,13 @@ class ModelPicker(QComboBox):
 
     # -- checking on worker threads -------------------------------------------------------------
     def refresh(self) -> None:
-        """Check every listed model (what is on disk) on a worker thread."""
-        self._start_check(self.models(), self._on_all_checked)
+        """Check every listed model (what is on disk) and this machine on a worker thread."""
+        self._pending.update(self.models())
+        worker = FunctionWorker(check_all, self.models())
+        worker.returned.connect(self._on_all_checked)
+        worker.errored.connect(self._on_check_failed)
+        self._keep(worker)
+        start_worker(worker)
 
     def check(self, model: str) -> None:
         """Check one model again on a worker thread (after a download or a generation)."""
@@ -163,7 +236,8 @@ class ModelPicker(QComboBox):
         self._workers.append(worker)
 
     @Slot(object)
-    def _on_all_checked(self, found: dict) -> None:
+    def _on_all_checked(self, result: tuple) -> None:
+        found, self.machine = result
         self._on_checked(found)
         self.modelsChecked.emit()
 
@@ -186,8 +260,12 @@ class ModelPicker(QComboBox):
         self._problems.pop(options.model, None)
         index = self.findData(options.model)
         if index >= 0:
-            self.setItemText(index, picker_text(options, True))
-            self.setItemData(index, picker_tooltip(options), Qt.ItemDataRole.ToolTipRole)
+            self.setItemText(index, picker_text(options, True, self.machine))
+            self.setItemData(index, picker_tooltip(options, self.machine), Qt.ItemDataRole.ToolTipRole)
+            if self.machine is not None:
+                from engine.planning.fit import fit
+
+                self.set_runnable(index, fit(options, self.machine).runs)
         self.optionsChecked.emit(options)
 
     def _remember_problem(self, model: str, reason: str) -> None:

@@ -15,7 +15,7 @@ from tiny_diffusers.cases import CASES
 from tiny_diffusers.direct import direct_frames, gradient_picture
 
 from app.studio.downloads import DownloadMeter, progress_tqdm
-from app.studio.model_picker import OTHER_MODEL
+from app.studio.model_picker import GROUPS, OTHER_MODEL
 from engine.api.errors import ModelLoadError
 from engine.api.request import GenerationRequest
 from engine.registry.catalog import catalog
@@ -54,21 +54,46 @@ def _wait_checked(qtbot, window, model):
     qtbot.waitUntil(lambda: window.form.model_picker.is_checked(model), timeout=CHECK_MS)
 
 
-def test_the_picker_lists_every_model_and_what_is_on_disk(qtbot, hub_cache, window, tmp_path):
-    combo = window.form.model_combo
+def test_the_picker_lists_every_model_and_what_is_on_disk(qtbot, hub_cache, window, tmp_path, monkeypatch):
+    from engine.planning import fit
+
+    machine = fit.Machine(ram=32 * fit.GB, vram=24 * fit.GB, gpu="Test GPU")
+    monkeypatch.setattr(fit, "this_machine", lambda: machine)
+    combo, picker = window.form.model_combo, window.form.model_picker
     listed = [combo.itemData(i) for i in range(combo.count())]
-    assert listed[0] == "kinemo-starter" and set(catalog()) <= set(listed) and listed[-1] == OTHER_MODEL
+    assert listed[1] == "kinemo-starter" and set(catalog()) <= set(listed) and listed[-1] == OTHER_MODEL
     assert _text(window, "kinemo-starter") == "Kinemo · kinemo-starter · built in"
-    assert _text(window, WAN) == "Wan · wan2.1-t2v-1.3b", "nothing is looked up on disk before the window shows"
+    assert _text(window, WAN) == "Wan · wan2.1-t2v-1.3b · 28 GB", "nothing is looked up on disk before the window shows"
+
+    # grouped by what they do, each group under a header that cannot be picked
+    headers = [combo.itemText(i) for i in range(combo.count()) if combo.itemData(i) is None and combo.itemText(i)]
+    assert headers == list(GROUPS.values())
+    below = {}
+    for i in range(combo.count()):
+        if combo.itemData(i) is None and combo.itemText(i):
+            group = combo.itemText(i)
+        elif combo.itemData(i) not in (None, OTHER_MODEL):
+            below[combo.itemData(i)] = group
+    assert below["ltx-2.3"] == GROUPS["sound"] and below["svd"] == GROUPS["i2v"] and below[WAN] == GROUPS["t2v"]
+    assert below["wan2.2-ti2v-5b"] == GROUPS["both"]
 
     hub_cache_with(hub_cache, catalog()[WAN].hub_id, tmp_path)
-    with qtbot.waitSignal(window.form.model_picker.modelsChecked, timeout=CHECK_MS):
+    with qtbot.waitSignal(picker.modelsChecked, timeout=CHECK_MS):
         window.show()  # the check starts shortly after the window first shows
-    assert _text(window, WAN) == "Wan · wan2.1-t2v-1.3b · on disk"
-    assert _text(window, "svd") == "Stable Video Diffusion · svd · not downloaded (4.2 GB)"
-    assert _text(window, "ltx-video") == "LTX-Video · ltx-video · not downloaded (28 GB)"
+    assert _text(window, WAN) == "Wan · wan2.1-t2v-1.3b · on disk · 28 GB · 8.2/24 GB VRAM"
+    assert _text(window, "svd") == "Stable Video Diffusion · svd · not downloaded · 4.2 GB · 16/24 GB VRAM"
+    assert _text(window, "ltx-video").endswith("12/24 GB VRAM · superseded by ltx-2.3")
+    assert _text(window, "wan2.2-ti2v-5b").endswith("24/24 GB VRAM")
     tip = combo.itemData(combo.findData("svd"), Qt.ItemDataRole.ToolTipRole)
     assert "image-to-video" in tip and "16 GB of GPU memory" in tip and "Community License" in tip
+    assert "this GPU has 24 GB" in tip and "Test GPU with 24 GB" in tip
+
+    # a model whose weights cannot fit this machine's RAM is greyed out, saying why; one larger than the GPU offloads
+    assert not picker.is_runnable("wan2.2-t2v-a14b") and _text(window, "wan2.2-t2v-a14b").endswith("too large here")
+    tip = combo.itemData(combo.findData("wan2.2-t2v-a14b"), Qt.ItemDataRole.ToolTipRole)
+    assert "do not fit in this machine's 32 GB of RAM" in tip
+    assert picker.is_runnable("kandinsky-5-i2v-pro") and "offloads" in _text(window, "kandinsky-5-i2v-pro")
+    assert picker.is_runnable("kinemo-starter")
 
 
 def test_an_image_to_video_model_asks_for_a_picture(qtbot, hub_cache, window, tmp_path):
@@ -208,7 +233,7 @@ def test_download_shows_progress_then_the_model_is_on_disk(qtbot, hub_cache, win
     form.prompt_edit.setPlainText(PROMPT)
     form.select_model(WAN)
     _wait_checked(qtbot, window, WAN)
-    assert _text(window, WAN).endswith("· not downloaded (28 GB)")
+    assert "· not downloaded · 28 GB" in _text(window, WAN)
     assert not panel.isHidden() and panel.download_button.text() == "Download (about 28 GB)"
     assert panel.progress_bar.isHidden()
 
@@ -222,7 +247,7 @@ def test_download_shows_progress_then_the_model_is_on_disk(qtbot, hub_cache, win
     with qtbot.waitSignal(panel.downloaded, timeout=10_000):
         gate.set()
     assert calls == [(catalog()[WAN].hub_id, None)]
-    assert _text(window, WAN) == "Wan · wan2.1-t2v-1.3b · on disk"
+    assert _text(window, WAN).startswith("Wan · wan2.1-t2v-1.3b · on disk · 28 GB")
     assert panel.isHidden() and window.message == f"{WAN} is on disk"
 
 
@@ -265,7 +290,7 @@ def test_a_failed_download_says_why_and_a_cancelled_one_stops(qtbot, hub_cache, 
     assert len(updates) == stopped_at, "the download thread stopped"
     assert "cancelled; the files that arrived whole are kept" in window.message
     assert not panel.download_button.isHidden() and panel.progress_bar.isHidden()
-    assert _text(window, "svd").endswith("not downloaded (4.2 GB)")
+    assert "not downloaded · 4.2 GB" in _text(window, "svd")
 
 
 def test_the_meter_counts_each_byte_once_across_repositories():

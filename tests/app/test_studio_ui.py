@@ -55,7 +55,9 @@ def test_window_has_every_automation_name_once(window):
         found = window.findChildren(QWidget, name)
         assert len(found) == 1, name
     combo = window.findChild(QWidget, "modelCombo")
-    assert combo.itemData(0) == "kinemo-starter" and "kinemo-starter" in combo.itemText(0)
+    assert combo.itemData(0) is None and combo.itemText(0).startswith("Built in"), "a group's header comes first"
+    assert combo.itemData(1) == "kinemo-starter" and "kinemo-starter" in combo.itemText(1)
+    assert combo.currentData() == "kinemo-starter"
 
 
 def test_window_fits_1280x800(qtbot, window):
