@@ -31,14 +31,20 @@ def run_list() -> int:
     from engine.registry.hub import HubModel, local_paths
     from engine.registry.resolve import BUNDLED, available_models
 
-    rows = [(m, "kinemo", "t2v+i2v", "bundled", "-", "Apache-2.0") for m in available_models() if m in BUNDLED]
+    from engine.registry.families import FAMILIES
+
+    rows = [(m, "kinemo", "t2v+i2v", "bundled", "-", "-", "") for m in available_models() if m in BUNDLED]
     for e in catalog().values():
         on_disk = "yes" if local_paths(HubModel.from_entry(e)) else "no"
-        rows.append((e.id, e.family, "+".join(e.tasks), on_disk, f"{e.vram_gb:g} GB", e.license.split(";")[0]))
-    header = ("id", "family", "tasks", "on disk", "vram", "licence")
+        vram = f"{e.vram_gb:g} GB" + ("" if e.vram_published else "*")
+        notes = ["sound"] if FAMILIES[e.family].audio else []
+        notes += [f"superseded by {e.superseded_by}"] if e.superseded_by else []
+        rows.append((e.id, e.family, "+".join(e.tasks), on_disk, vram, f"{e.disk_gb:g} GB", ", ".join(notes)))
+    header = ("id", "family", "tasks", "on disk", "vram", "download", "notes")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
+    print("vram: the model card's figure; * Kinemo's estimate from the weights. Licences: kinemo models info ID")
     return 0
 
 
