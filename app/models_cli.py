@@ -28,10 +28,9 @@ def size_text(num_bytes: int) -> str:
 
 def run_list() -> int:
     from engine.registry.catalog import catalog
+    from engine.registry.families import FAMILIES
     from engine.registry.hub import HubModel, local_paths
     from engine.registry.resolve import BUNDLED, available_models
-
-    from engine.registry.families import FAMILIES
 
     rows = [(m, "kinemo", "t2v+i2v", "bundled", "-", "-", "") for m in available_models() if m in BUNDLED]
     for e in catalog().values():
