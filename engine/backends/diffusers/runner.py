@@ -31,6 +31,55 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+class _PipelineCall:
+    """The pipeline call on the worker thread: it posts ("step", timestep, preview), ("done", frames, audio),
+    ("error", exc) or ("oom", message) to events, and ends the run at the next step once stop is set."""
+
+    def __init__(self, pipe, arguments: dict, latent_layout: str, latent_grid, model_id: str, step_callback: bool):
+        self.pipe, self.arguments, self.model_id, self.step_callback = pipe, arguments, model_id, step_callback
+        self.layout, self.grid = latent_layout, latent_grid
+        self.events: queue.Queue = queue.Queue()
+        self.stop = threading.Event()
+
+    def step(self, timestep: float, latents) -> None:
+        self.events.put(("step", timestep, latent_preview(latents, self.layout, self.grid)))
+        if self.stop.is_set():
+            raise Cancelled("generation cancelled")
+
+    def on_step_end(self, pipe, index, timestep, tensors) -> dict:
+        # SkyReels-V2's diffusion forcing passes one timestep per latent frame: the first frame's is shown
+        self.step(float(timestep.flatten()[0]) if getattr(timestep, "ndim", 0) else float(timestep), tensors["latents"])
+        return {}
+
+    def call(self, generator):
+        if self.step_callback:
+            return self.pipe(
+                **self.arguments,
+                generator=generator,
+                callback_on_step_end=self.on_step_end,
+                callback_on_step_end_tensor_inputs=["latents"],
+            )
+        from engine.backends.diffusers.step_hook import step_hook
+
+        with step_hook(self.pipe.transformer, self.step):
+            return self.pipe(**self.arguments, generator=generator)
+
+    def work(self, seed: int) -> None:
+        import torch
+
+        try:
+            result = self.call(torch.Generator("cpu").manual_seed(seed))
+            self.events.put(("done", result.frames, getattr(result, "audio", None)))
+        except (ValueError, TypeError) as exc:  # the pipeline's own input checks
+            error = exc if isinstance(exc, KinemoError) else InvalidRequest(f"{self.model_id}: {first_line(exc)}")
+            self.events.put(("error", error))
+        except BaseException as exc:  # handed to the consumer's thread, raised there
+            if is_out_of_memory(exc):  # only the message: the traceback would keep the run's tensors alive
+                self.events.put(("oom", first_line(exc)))
+            else:
+                self.events.put(("error", exc))
+
+
 def run_pipeline(
     pipe,
     arguments: dict,
@@ -47,57 +96,13 @@ def run_pipeline(
     many times the step callback runs (request.steps unless a family denoises in several windows). A pipeline
     without a step callback (step_callback False) is followed through its transformer's forward calls instead
     (engine.backends.diffusers.step_hook): each step is reported as it starts."""
-    events: queue.Queue = queue.Queue()
-    stop = threading.Event()
-
-    def on_step(pipe, index, timestep, tensors):
-        # SkyReels-V2's diffusion forcing passes one timestep per latent frame: the first frame's is shown
-        first = float(timestep.flatten()[0]) if getattr(timestep, "ndim", 0) else float(timestep)
-        events.put(("step", first, latent_preview(tensors["latents"], latent_layout, latent_grid)))
-        if stop.is_set():
-            raise Cancelled("generation cancelled")
-        return {}
-
-    def on_hooked_step(timestep, latents):
-        events.put(("step", timestep, latent_preview(latents, latent_layout, latent_grid)))
-        if stop.is_set():
-            raise Cancelled("generation cancelled")
-
-    def call(generator):
-        if step_callback:
-            return pipe(
-                **arguments,
-                generator=generator,
-                callback_on_step_end=on_step,
-                callback_on_step_end_tensor_inputs=["latents"],
-            )
-        from engine.backends.diffusers.step_hook import step_hook
-
-        with step_hook(pipe.transformer, on_hooked_step):
-            return pipe(**arguments, generator=generator)
-
-    def work():
-        import torch
-
-        try:
-            result = call(torch.Generator("cpu").manual_seed(request.seed))
-            events.put(("done", result.frames, getattr(result, "audio", None)))
-        except (ValueError, TypeError) as exc:  # the pipeline's own input checks
-            events.put(
-                ("error", exc if isinstance(exc, KinemoError) else InvalidRequest(f"{model_id}: {first_line(exc)}"))
-            )
-        except BaseException as exc:  # handed to the consumer's thread, raised there
-            if is_out_of_memory(exc):  # only the message: the traceback would keep the run's tensors alive
-                events.put(("oom", first_line(exc)))
-            else:
-                events.put(("error", exc))
-
+    run = _PipelineCall(pipe, arguments, latent_layout, latent_grid, model_id, step_callback)
     started, done, total = time.perf_counter(), 0, total or request.steps
-    worker = threading.Thread(target=work, name="kinemo-diffusers", daemon=True)
+    worker = threading.Thread(target=run.work, args=(request.seed,), name="kinemo-diffusers", daemon=True)
     worker.start()
     try:
         while True:
-            kind, *payload = events.get()
+            kind, *payload = run.events.get()
             if kind == "error":
                 raise payload[0]
             if kind == "oom":
@@ -109,7 +114,7 @@ def run_pipeline(
             yield Progress(done, max(total, done), int(timestep), time.perf_counter() - started)
             yield Preview(done, preview)
             if should_stop is not None and should_stop():
-                stop.set()
+                run.stop.set()
     finally:
-        stop.set()  # the consumer may have walked away: the callback ends the run at the next step
+        run.stop.set()  # the consumer may have walked away: the callback ends the run at the next step
         worker.join()
