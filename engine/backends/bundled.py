@@ -180,7 +180,8 @@ class BundledBackend:
         import engine.caches.temporal_kv  # noqa: F401
         import engine.kinemo.ddim  # noqa: F401
         import engine.kinemo.model  # noqa: F401
-        from engine.planning.estimate import Shape, accel_bytes, picture_render_bytes
+        from engine.planning.bundled_estimate import accel_bytes, picture_render_bytes
+        from engine.planning.estimate import Shape
         from engine.planning.plan import plan_bundled
         from engine.planning.system import free_ram, process_rss
 

@@ -6,9 +6,12 @@ The estimator (bytes; everything it reads is on disk, nothing is loaded):
                  (fp32 on the CPU, bf16/fp16 on CUDA); fp8 storage stores the denoiser at one byte
     denoise      den_fixed + den_k x one activation of the denoiser (the family's MemoryCalibration): batch x latent
                  frames x latent tokens x its width (UNet: first block's channels; transformers:
-                 heads x head_dim)
+                 heads x head_dim, or model_dim); + the attention masks a denoiser builds over all its tokens
+                 (HunyuanVideo 1.5: batch x tokens^2 x (2 + dtype bytes), attention_mask_bytes)
     decode       dec_fixed + the VAE's decode of one chunk of frames: chunk x pixels x (K_LIVE x channels
-                 at full resolution + k_px) floats; slicing decodes one frame at a time, tiling a tile
+                 at full resolution + k_px) floats; slicing decodes one frame at a time, tiling a tile;
+                 + the causal attention mask of a HunyuanVideo VAE's mid block over the chunk's latent
+                 tokens (tokens^2 x (1 + dtype bytes), vae_mask_bytes)
     output       the decoded clip as float32 arrays (OUTPUT_COPIES copies of frames x h x w x 3)
     RAM          the process as it is when the plan is made (torch and diffusers imported: measured,
                  not guessed) + LOAD_OVERHEAD + the weights (they are all read into RAM before anything
@@ -31,9 +34,8 @@ Pure Python at import time (no torch): the studio process imports it to show a p
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from engine.planning.headers import Component, read_component, read_json
+from engine.planning.headers import Component
 from engine.planning.policies import Policy
 from engine.registry.families import FAMILIES
 
@@ -66,6 +68,19 @@ FP8_DENOISERS = {  # classes that name the layers to keep in full precision (_sk
 }
 DENOISERS = ("transformer", "unet")
 TEXT_ENCODERS = ("text_encoder", "text_encoder_2", "image_encoder")
+# Tokens a denoiser attends to besides the latent ones, padded to these lengths whatever the prompt: HunyuanVideo
+# 1.5's 1000 Qwen2.5-VL text, 256 ByT5 glyph and 729 SigLIP image tokens (its pipeline's tokenizer_max_length,
+# tokenizer_2_max_length, vision_num_semantic_tokens; zeroed, not dropped, in text-to-video); CogVideoX's text
+# tokens are its transformer's max_text_seq_length
+EXTRA_TOKENS = {"hunyuan15": 1000 + 256 + 729}
+# Denoisers that build a (batch, 1, S, S) boolean mask over all S tokens in each attention call (HunyuanVideo 1.5:
+# a repeat and an `and` of it, 2 bytes, which SDPA turns into one of the activations' dtype): bytes per S^2 are
+# 2 + dtype bytes; fitted on the tiny model, 5.7 against the 6 of fp32
+MASKED_ATTENTION = {"hunyuan15"}
+# VAEs whose mid-block attention builds a causal mask over all latent tokens of what they decode at once, in the
+# activations' dtype (HunyuanVideo's from a boolean comparison of the same size): measured +130 MB at 256x17 for
+# the 131 MB this gives (Kandinsky 5's tiny VAE)
+MASKED_VAES = {"AutoencoderKLHunyuanVideo", "AutoencoderKLHunyuanVideo15"}
 TILING_VAES = {
     "AutoencoderKL",
     "AutoencoderKLWan",
@@ -141,15 +156,36 @@ def denoise_unit(shape: Shape, components: dict[str, Component], size: int) -> i
     """Bytes of one activation of the denoiser: batch x latent frames x latent tokens x width."""
     den = denoiser(components)
     config = den.config if den else {}
-    guided = shape.guidance > 1.0
     family = FAMILIES.get(shape.family)
-    batch = 2 if guided and not (family and family.cfg_sequential) else 1
+    batch = _batch(shape)
     if family is not None and family.unet:
         channels = config.get("block_out_channels") or [320]
         return batch * shape.frames * int(channels[0]) * (shape.height // 8) * (shape.width // 8) * size
     width = _config_int(config, "num_attention_heads", 16) * _config_int(config, "attention_head_dim", 64)
-    extra = _config_int(config, "max_text_seq_length", 226) if shape.family == "cogvideox" else 0
-    return batch * (latent_tokens(shape, components) + extra) * width * size
+    width = _config_int(config, "model_dim", width)  # Kandinsky 5 gives its width, not heads x head_dim
+    return batch * denoiser_tokens(shape, components) * width * size
+
+
+def _batch(shape: Shape) -> int:
+    family = FAMILIES.get(shape.family)
+    return 2 if shape.guidance > 1.0 and not (family and family.cfg_sequential) else 1
+
+
+def denoiser_tokens(shape: Shape, components: dict[str, Component]) -> int:
+    """Tokens of one denoiser pass: the latent ones + the text (and image) tokens it attends to with them."""
+    den = denoiser(components)
+    config = den.config if den else {}
+    extra = EXTRA_TOKENS.get(shape.family, 0)
+    if shape.family == "cogvideox":
+        extra = _config_int(config, "max_text_seq_length", 226)
+    return latent_tokens(shape, components) + extra
+
+
+def attention_mask_bytes(shape: Shape, components: dict[str, Component], size: int) -> int:
+    """Bytes of the attention masks a denoiser builds over all its tokens in one attention call (0 for most)."""
+    if shape.family not in MASKED_ATTENTION:
+        return 0
+    return _batch(shape) * denoiser_tokens(shape, components) ** 2 * (2 + size)
 
 
 def vae_channels(vae: Component | None) -> float:
@@ -160,7 +196,7 @@ def vae_channels(vae: Component | None) -> float:
     if vae.class_name == "AutoencoderKLWan":
         base = config.get("decoder_base_dim") or config.get("base_dim") or 96
         return float(base * (config.get("dim_mult") or [1])[0])
-    if vae.class_name == "AutoencoderKLLTXVideo":
+    if vae.class_name in ("AutoencoderKLLTXVideo", "AutoencoderKLLTX2Video"):
         channels = config.get("decoder_block_out_channels") or config.get("block_out_channels") or [128]
         return channels[0] / max(1, int(config.get("patch_size", 4))) ** 2
     return float((config.get("block_out_channels") or [128])[0])
@@ -179,10 +215,18 @@ def decode_pixels(shape: Shape, vae: Component | None, tiled: bool) -> int:
         tile_h = tile_w = int(size * 1.25)  # 25 % overlap
     elif name == "AutoencoderKLWan":
         chunk = min(f, 4)  # causal: one latent frame (4 frames) at a time
-        tile_h = tile_w = 256
-    elif name == "AutoencoderKLLTXVideo":
+        patch = int(config.get("patch_size") or 1)  # Wan 2.2's decodes at 1/patch the size, then unpatchifies
+        h, w = h // patch, w // patch
+        tile_h = tile_w = 256 // patch
+    elif name in ("AutoencoderKLLTXVideo", "AutoencoderKLLTX2Video"):
         chunk = min(f, 16) if tiled else f
         tile_h = tile_w = 512
+    elif name == "AutoencoderKLHunyuanVideo":  # framewise by default: 5 latent frames (17 frames) at a time
+        chunk = min(f, 17)
+        tile_h = tile_w = 256
+    elif name == "AutoencoderKLHunyuanVideo15":  # every frame at once
+        chunk = f
+        tile_h = tile_w = 256
     elif name == "AutoencoderKLCogVideoX":
         chunk = min(f, 9)  # two latent frames at a time (three in the first batch)
         tile_h, tile_w = int(config.get("sample_height", 480)), int(config.get("sample_width", 720))
@@ -191,6 +235,17 @@ def decode_pixels(shape: Shape, vae: Component | None, tiled: bool) -> int:
     if tiled and tile_h and tile_w and (h > tile_h or w > tile_w):
         h, w = min(h, tile_h), min(w, tile_w)
     return chunk * h * w
+
+
+def vae_mask_bytes(shape: Shape, vae: Component | None, tiled: bool, size: int) -> int:
+    """Bytes of the causal attention mask a HunyuanVideo VAE's mid block builds over the latent tokens it decodes at
+    once (0 for the other VAEs): (latent frames x latent pixels)^2 x (1 + dtype bytes)."""
+    if vae is None or vae.class_name not in MASKED_VAES:
+        return 0
+    temporal, spatial = compression(shape.family, vae)
+    chunk = min(shape.frames, 17) if vae.class_name == "AutoencoderKLHunyuanVideo" else shape.frames
+    tokens = ((chunk - 1) // temporal + 1) * (decode_pixels(shape, vae, tiled) // chunk // spatial**2)
+    return tokens**2 * (1 + size)
 
 
 @dataclass(frozen=True)
@@ -241,9 +296,10 @@ def estimate_diffusers(
     tiled = policy.vae_tiling and supports_tiling(components)
 
     unit = denoise_unit(shape, components, size)
-    denoise = cal.den_k * unit
+    denoise = cal.den_k * unit + attention_mask_bytes(shape, components, size)
     k_live = K_LIVE.get(vae.class_name if vae else "", K_LIVE_DEFAULT)
     decode = (k_live * vae_channels(vae) + cal.k_px) * size * decode_pixels(shape, vae, tiled)
+    decode += vae_mask_bytes(shape, vae, tiled, size)
     output = OUTPUT_COPIES * shape.frames * shape.height * shape.width * 3 * 4  # float32 on the host
     parts = {"baseline": baseline, "load": LOAD_OVERHEAD, "weights": total_weights}
 
@@ -291,83 +347,3 @@ def estimate_diffusers(
     )
     ram = baseline + LOAD_OVERHEAD + CUDA_HOST_OVERHEAD + max(host_weights + output, host_weights + load_transient)
     return Estimate(vram, int(ram), parts)
-
-
-# -- the bundled model ---------------------------------------------------------------------------------
-# Fitted by bench/bench_memory_plan.py --calibrate on the starter model (CPU, fp32): a window's activations
-# are BUNDLED_K units of batch x window frames x tokens x dim floats, plus BUNDLED_FIXED; the rolling K/V
-# cache of a long clip (one preallocated float16 slot pair per step and block) costs BUNDLED_CACHE_RSS
-# bytes of RSS per byte it holds: 128-frame clips peaked 43-57 MB above 16-frame ones for its 37.5 MB
-# (bench/bench_low_vram.py, medians of 3 runs, two runs), i.e. 1.15-1.5 x.
-BUNDLED_K = 48.0
-BUNDLED_FIXED = 0
-BUNDLED_CACHE_RSS = 1.3
-BUNDLED_LOAD = 11 * MB  # RSS loading adds beyond the weights (measured 11 MB)
-BUNDLED_ANCHORS, BUNDLED_RECENT = 2, 6  # engine.backends.bundled_windows.ANCHORS, RECENT
-# What the fast-path switches add to the process, measured with `kinemo generate --stats` on the starter model
-# (CPU, torch 2.13, optimum-quanto 0.2, onnxruntime 1.2x, warm caches): importing optimum.quanto pulls in
-# transformers and diffusers (+205 MB RSS), more than int8 saves on the bundled model's 12 MB of weights, so
-# int8 raises this small model's peak (it lowers a diffusers model's, whose weights are gigabytes and whose
-# process has those libraries loaded already); onnxruntime and one session per block add 97 MB.
-QUANTO_IMPORT = 205 * MB
-ONNX_RUNTIME = 97 * MB
-KINEMO_BASELINE = 224 * MB  # RSS when the bundled model's run is planned (torch and its modules imported)
-
-
-def accel_bytes(quantize: bool, onnx: bool, loaded: frozenset[str] | set[str] = frozenset()) -> int:
-    """RSS the fast-path switches add to a process in which the modules named in loaded are imported already."""
-    extra = QUANTO_IMPORT if quantize and "optimum.quanto" not in loaded else 0
-    return extra + (ONNX_RUNTIME if onnx and "onnxruntime" not in loaded else 0)
-
-
-def bundled_cache_bytes(config: dict, frames: int, steps: int, guided: bool) -> int:
-    """Peak bytes of the bundled model's rolling temporal K/V cache (0 for a clip its window holds).
-
-    Kept per step and block, in preallocated float16 slots: keys and values of the anchors and the most
-    recent frames, 64 tokens each, `steps * depth * (anchors + recent) * tokens * dim * 2 * 2` bytes for
-    batch 1, doubled with guidance (engine.caches.temporal_kv)."""
-    window = int(config.get("max_frames", 16))
-    if frames <= window:
-        return 0
-    tokens = (int(config.get("size", 64)) // int(config.get("patch", 8))) ** 2
-    kept = BUNDLED_ANCHORS + BUNDLED_RECENT
-    return (
-        steps * int(config.get("depth", 6)) * kept * tokens * int(config.get("dim", 128)) * 2 * 2 * (2 if guided else 1)
-    )
-
-
-def picture_render_bytes(frames: int, width: int, height: int, chunk: int = 4) -> int:
-    """What rendering a picture through the camera model's motion holds at its peak: the finished uint8 frames at
-    full size, the picture and a chunk of frames in float32 (engine.backends.picture_motion)."""
-    return frames * width * height * 3 + (1 + 2 * chunk) * width * height * 3 * 4 + chunk * width * height * 2 * 4
-
-
-def estimate_bundled(
-    folder: str | Path, shape: Shape, baseline: int, accelerator: bool = False, libraries: int = 0, render: int = 0
-) -> Estimate:
-    """The bundled Kinemo model: weights + one window's activations + the rolling K/V cache of a long clip,
-    + the libraries its switches load (accel_bytes) + a picture rendered at full size (picture_render_bytes)."""
-    folder = Path(folder)
-    config = read_json(folder / "config.json")
-    weights = sum(read_component("model", [p]).bytes_at(4) for p in folder.glob("*.safetensors"))
-    window = int(config.get("max_frames", 16))
-    size, patch, dim = int(config.get("size", 64)), int(config.get("patch", 8)), int(config.get("dim", 128))
-    guided = shape.guidance != 1.0
-    activations = BUNDLED_K * (2 if guided else 1) * min(shape.frames, window) * (size // patch) ** 2 * dim * 4
-    cache = bundled_cache_bytes(config, shape.frames, shape.steps, guided)
-    frames_out = shape.frames * size * size * 3
-    parts = {
-        "baseline": baseline,
-        "load": BUNDLED_LOAD,
-        "weights": weights,
-        "denoise": int(BUNDLED_FIXED + activations),
-        "cache": cache,
-        "output": frames_out,
-        "libraries": libraries,
-        "render": render,
-    }
-    if accelerator:
-        vram = (weights + activations + cache) * FRAGMENTATION
-        return Estimate(int(vram), int(baseline + CUDA_HOST_OVERHEAD + libraries + weights + frames_out), parts)
-    run = BUNDLED_FIXED + max(activations + cache * BUNDLED_CACHE_RSS + frames_out, render)
-    return Estimate(0, int(baseline + BUNDLED_LOAD + libraries + weights + run), parts)

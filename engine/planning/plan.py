@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from engine.planning.bundled_estimate import estimate_bundled
 from engine.planning.estimate import (
     Estimate,
     Shape,
-    estimate_bundled,
     estimate_diffusers,
     supports_fp8,
     supports_tiling,
@@ -139,7 +139,7 @@ def plan_bundled(
     render: int = 0,
 ) -> MemoryPlan:
     """The bundled model has one way to run: the plan is its estimate against what is free. libraries: the
-    RSS the run's switches will import (engine.planning.estimate.accel_bytes)."""
+    RSS the run's switches will import (engine.planning.bundled_estimate.accel_bytes)."""
     check_mode(mode)
     accelerator = device.startswith("cuda")
     baseline = process_rss() if baseline is None else baseline

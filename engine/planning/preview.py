@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.planning.estimate import KINEMO_BASELINE, TYPICAL_BASELINE, Shape, accel_bytes
+from engine.planning.bundled_estimate import KINEMO_BASELINE, accel_bytes
+from engine.planning.estimate import TYPICAL_BASELINE, Shape
 from engine.planning.headers import Component, read_pipeline
 from engine.planning.plan import plan_bundled, plan_diffusers
 from engine.planning.system import gpu_without_torch

@@ -14,7 +14,7 @@ from engine.api.request import GenerationRequest
 from engine.api.run_options import RunOptions
 from engine.backends.base import open_backend
 from engine.backends.diffusers import placement
-from engine.planning import estimate, headers, policies
+from engine.planning import bundled_estimate, estimate, headers, policies
 from engine.planning import plan as planner
 from engine.planning.estimate import GB, MB, Shape
 from engine.planning.policies import BY_NAME
@@ -165,7 +165,7 @@ def test_bundled_model_estimate_covers_long_clips():
     config = read_config(STARTER_DIR)
     short = planner.plan_bundled(STARTER_DIR, Shape("kinemo", 16, 256, 256, 1.0, 25), baseline=200 * MB, ram=8 * GB)
     long = planner.plan_bundled(STARTER_DIR, Shape("kinemo", 128, 256, 256, 1.0, 25), baseline=200 * MB, ram=8 * GB)
-    guided = estimate.estimate_bundled(STARTER_DIR, Shape("kinemo", 128, 256, 256, 4.0, 25), 0)
+    guided = bundled_estimate.estimate_bundled(STARTER_DIR, Shape("kinemo", 128, 256, 256, 4.0, 25), 0)
     tokens = (config["size"] // config["patch"]) ** 2
     per_frame = 25 * config["depth"] * tokens * config["dim"] * 2 * 2  # float16 keys and values, every step and block
     assert short.estimate.parts["cache"] == 0
