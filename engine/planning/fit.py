@@ -6,11 +6,10 @@ Pure Python: the studio process asks this before torch is imported (nvidia-smi t
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.planning.system import nvidia_smi
 from engine.registry.model_options import ModelOptions
 
 GB = 2**30
@@ -44,21 +43,11 @@ def this_machine() -> Machine:
                 ram = int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
-    gpu, vram = None, None
-    smi = shutil.which("nvidia-smi")
-    if smi is not None:
-        try:
-            out = subprocess.run(
-                [smi, "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
-                capture_output=True,
-                text=True,
-                timeout=5,
-                check=True,
-            ).stdout
-            name, total = out.splitlines()[0].rsplit(",", 1)
-            gpu, vram = name.strip(), int(total.strip()) * 2**20
-        except (OSError, subprocess.SubprocessError, ValueError, IndexError):
-            pass
+    found = nvidia_smi("name", "memory.total")
+    try:
+        gpu, vram = (found[0], int(found[1]) * 2**20) if found else (None, None)
+    except ValueError:
+        gpu, vram = None, None
     return Machine(ram, vram, gpu)
 
 

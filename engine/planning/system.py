@@ -64,17 +64,27 @@ def gpu_without_torch() -> tuple[str, int] | None:
 
         free = free_vram("cuda") if torch.cuda.is_available() else None
         return None if free is None else ("cuda", free)
+    line = nvidia_smi("memory.free")
+    try:
+        return None if line is None else ("cuda", int(line[0]) * MB)
+    except ValueError:
+        return None
+
+
+def nvidia_smi(*fields: str) -> list[str] | None:
+    """The first GPU's values of nvidia-smi's query fields (memory in MiB), or None without nvidia-smi or a GPU."""
     smi = shutil.which("nvidia-smi")
     if smi is None:
         return None
     try:
         out = subprocess.run(
-            [smi, "--query-gpu=memory.free", "--format=csv,noheader,nounits"],
+            [smi, f"--query-gpu={','.join(fields)}", "--format=csv,noheader,nounits"],
             capture_output=True,
             text=True,
             timeout=5,
             check=True,
         ).stdout
-        return "cuda", int(out.splitlines()[0].strip()) * MB
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+    except (OSError, subprocess.SubprocessError):
         return None
+    values = [v.strip() for v in out.splitlines()[0].rsplit(",", len(fields) - 1)] if out.strip() else []
+    return values if len(values) == len(fields) else None
