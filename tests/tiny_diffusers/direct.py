@@ -56,13 +56,18 @@ def direct_frames(case, folder, prompt: str, image_path, seed: int, steps: int) 
     return (np.clip(frames, 0, 1) * 255).round().astype(np.uint8)
 
 
-def gradient_picture(path, width: int = 48, height: int = 40):
-    """A small RGB picture with structure in every channel."""
+def gradient_image(width: int = 48, height: int = 40):
+    """A small RGB PIL picture with structure in every channel."""
     from PIL import Image
 
     ys, xs = np.mgrid[0:height, 0:width]
     rgb = np.stack(
         [xs * 255 // (width - 1), ys * 255 // (height - 1), (xs + ys) * 255 // (width + height - 2)], axis=-1
     )
-    Image.fromarray(rgb.astype(np.uint8)).save(path)
+    return Image.fromarray(rgb.astype(np.uint8))
+
+
+def gradient_picture(path, width: int = 48, height: int = 40):
+    """gradient_image(width, height) saved at path; returns path."""
+    gradient_image(width, height).save(path)
     return path

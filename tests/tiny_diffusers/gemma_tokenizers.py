@@ -86,17 +86,13 @@ GEMMA_HIDDEN_SIZE = 32  # hidden size of both tiny text encoders (the transforme
 GEMMA3_NUM_LAYERS = 2  # LTX-2 stacks the embeddings and every layer's output: text_proj_in_factor = layers + 1
 
 
-def tiny_gemma2_encoder():
-    """A seeded tiny random ``Gemma2Model`` (the decoder of gemma-2-2b-it, as SANA-Video uses it)."""
-    import torch
-    from transformers import Gemma2Config, Gemma2Model
-
-    torch.manual_seed(0)
-    config = Gemma2Config(
+def _text_config_kwargs(num_layers: int) -> dict:
+    """The text model's config, the same for Gemma 2 and Gemma 3: two heads of 16 sharing one key/value head."""
+    return dict(
         vocab_size=GEMMA_VOCAB_SIZE,
         hidden_size=GEMMA_HIDDEN_SIZE,
         intermediate_size=64,
-        num_hidden_layers=2,
+        num_hidden_layers=num_layers,
         num_attention_heads=2,
         num_key_value_heads=1,
         head_dim=16,
@@ -107,7 +103,15 @@ def tiny_gemma2_encoder():
         eos_token_id=GEMMA_EOS_ID,
         bos_token_id=GEMMA_BOS_ID,
     )
-    return Gemma2Model(config).eval()
+
+
+def tiny_gemma2_encoder():
+    """A seeded tiny random ``Gemma2Model`` (the decoder of gemma-2-2b-it, as SANA-Video uses it)."""
+    import torch
+    from transformers import Gemma2Config, Gemma2Model
+
+    torch.manual_seed(0)
+    return Gemma2Model(Gemma2Config(**_text_config_kwargs(num_layers=2))).eval()
 
 
 def tiny_gemma3_encoder():
@@ -120,21 +124,7 @@ def tiny_gemma3_encoder():
     from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3TextConfig, SiglipVisionConfig
 
     torch.manual_seed(0)
-    text_config = Gemma3TextConfig(
-        vocab_size=GEMMA_VOCAB_SIZE,
-        hidden_size=GEMMA_HIDDEN_SIZE,
-        intermediate_size=64,
-        num_hidden_layers=GEMMA3_NUM_LAYERS,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=16,
-        query_pre_attn_scalar=16,
-        max_position_embeddings=2048,
-        sliding_window=64,
-        pad_token_id=GEMMA_PAD_ID,
-        eos_token_id=GEMMA_EOS_ID,
-        bos_token_id=GEMMA_BOS_ID,
-    )
+    text_config = Gemma3TextConfig(**_text_config_kwargs(num_layers=GEMMA3_NUM_LAYERS))
     vision_config = SiglipVisionConfig(
         hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=8, patch_size=2
     )

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import regex as re
 
+from .tokenizers import bytes_to_unicode
+
 QWEN_SPECIAL_TOKENS = (
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
     "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>",
@@ -86,21 +88,7 @@ _PRETOKENIZE = re.compile(
 _SPECIALS = re.compile("|".join(re.escape(token) for token in QWEN_SPECIAL_TOKENS))
 
 
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2/Qwen's reversible byte -> printable unicode character table."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-    printable += list(range(ord("®"), ord("ÿ") + 1))
-    chars = printable[:]
-    extra = 0
-    for b in range(256):
-        if b not in printable:
-            printable.append(b)
-            chars.append(256 + extra)
-            extra += 1
-    return dict(zip(printable, (chr(c) for c in chars)))
-
-
-_BYTES = _bytes_to_unicode()
+_BYTES = bytes_to_unicode()
 
 
 def pretokenize(text: str) -> list[str]:

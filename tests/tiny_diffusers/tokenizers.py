@@ -20,8 +20,8 @@ _MERGED_WORDS = (
 )  # fmt: skip
 
 
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2/CLIP's reversible byte -> printable unicode character table."""
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible byte -> printable unicode character table, as byte-level BPE (CLIP, Qwen) uses it."""
     printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
     printable += list(range(ord("®"), ord("ÿ") + 1))
     chars = printable[:]
@@ -35,7 +35,7 @@ def _bytes_to_unicode() -> dict[int, str]:
 
 
 def _vocab_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
-    byte_chars = list(_bytes_to_unicode().values())
+    byte_chars = list(bytes_to_unicode().values())
     tokens = byte_chars + [c + "</w>" for c in byte_chars]
     merges: list[tuple[str, str]] = []
     for word in _MERGED_WORDS:

@@ -1,84 +1,42 @@
 """The tiny AnimateDiff / Stable Video Diffusion pipelines from tests/tiny_diffusers: built offline, saved, reloaded, run."""
 
 import json
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from PIL import Image
 from tiny_diffusers.animatediff import (
     ANIMATEDIFF_CALL,
     save_tiny_animatediff,
     save_tiny_motion_adapter,
     save_tiny_sd_base,
 )
+from tiny_diffusers.direct import gradient_image
+from tiny_diffusers.pipeline_checks import (
+    NON_ASCII_PROMPT,
+    Case,
+    assert_a_clip,
+    assert_safetensors_only,
+    folders_fixture,
+    load_pipeline,
+    pipelines_fixture,
+    saved_models,
+)
+from tiny_diffusers.pipeline_checks import run as run_pipeline
 from tiny_diffusers.svd import SVD_CALL, save_tiny_svd
 from tiny_diffusers.tokenizers import CLIP_BOS_ID, CLIP_EOS_ID, CLIP_VOCAB_SIZE, save_tiny_clip_tokenizer
 
-NON_ASCII_PROMPT = "ein Fuchs läuft 🦊 über den Schnee, 狐狸"
-NOT_SAFETENSORS = (".bin", ".pt", ".pth", ".ckpt", ".msgpack", ".h5", ".onnx", ".gguf")
-
-
-@dataclass(frozen=True)
-class Case:
-    build: object  # folder -> folder
-    pipeline_class: str
-    call: dict
-
-
 CASES = {
     "animatediff": Case(save_tiny_animatediff, "AnimateDiffPipeline", ANIMATEDIFF_CALL),
-    "svd": Case(save_tiny_svd, "StableVideoDiffusionPipeline", SVD_CALL),
+    "svd": Case(save_tiny_svd, "StableVideoDiffusionPipeline", SVD_CALL, image_to_video=True),
 }
-
-
-def gradient_image(size: int = 32) -> Image.Image:
-    ys, xs = np.mgrid[0:size, 0:size]
-    rgb = np.stack([xs * 255 // (size - 1), ys * 255 // (size - 1), (xs + ys) * 255 // (2 * size - 2)], axis=-1)
-    return Image.fromarray(rgb.astype(np.uint8))
-
-
-def assert_safetensors_only(folder: Path, *models: str) -> None:
-    files = [p for p in folder.rglob("*") if p.is_file()]
-    assert not [p for p in files if p.suffix in NOT_SAFETENSORS]
-    for model in models:
-        assert list((folder / model).glob("*.safetensors")), f"no safetensors weights in {model}/"
-
-
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    built = {}
-
-    def get(name):
-        if name not in built:
-            built[name] = CASES[name].build(tmp_path_factory.mktemp(name) / "pipe")
-        return built[name]
-
-    return get
-
-
-@pytest.fixture(scope="module")
-def pipelines(folders):
-    from diffusers import DiffusionPipeline
-
-    loaded = {}
-
-    def get(name):
-        if name not in loaded:
-            pipe = DiffusionPipeline.from_pretrained(folders(name), use_safetensors=True)
-            pipe.set_progress_bar_config(disable=True)
-            loaded[name] = pipe
-        return loaded[name]
-
-    return get
+folders = folders_fixture(CASES)
+pipelines = pipelines_fixture(CASES)
 
 
 def run(pipe, name: str, seed: int) -> np.ndarray:
-    inputs = dict(image=gradient_image()) if name == "svd" else dict(prompt=NON_ASCII_PROMPT)
-    generator = torch.Generator("cpu").manual_seed(seed)
-    return pipe(**inputs, **CASES[name].call, generator=generator, output_type="np").frames
+    """The clip: AnimateDiff gets the non-ASCII prompt, Stable Video Diffusion (no prompt) a 32x32 gradient."""
+    inputs = dict(prompt=None, image=gradient_image(32, 32)) if name == "svd" else dict(prompt=NON_ASCII_PROMPT)
+    return run_pipeline(pipe, CASES[name], seed=seed, **inputs).frames
 
 
 def test_clip_tokenizer_takes_any_text(tmp_path):
@@ -109,25 +67,17 @@ def test_clip_tokenizer_takes_any_text(tmp_path):
 
 @pytest.mark.parametrize("name", CASES)
 def test_saved_in_diffusers_layout_with_safetensors(folders, name):
-    folder = folders(name)
-    index = json.loads((folder / "model_index.json").read_text())
-    assert index["_class_name"] == CASES[name].pipeline_class
-    models = [k for k, v in index.items() if isinstance(v, list) and (folder / k / "config.json").exists()]
+    models = saved_models(folders(name), CASES[name].pipeline_class)
     assert len(models) >= 3  # unet, vae, text or image encoder (+ motion_adapter)
-    assert_safetensors_only(folder, *models)
 
 
 @pytest.mark.parametrize("name", CASES)
 def test_reloads_and_runs_reproducibly(pipelines, name):
     pipe = pipelines(name)
     assert type(pipe).__name__ == CASES[name].pipeline_class
-    call = CASES[name].call
 
     first = run(pipe, name, seed=0)
-    assert isinstance(first, np.ndarray)
-    assert first.shape == (1, call["num_frames"], call["height"], call["width"], 3)
-    assert np.isfinite(first).all()
-    assert first.min() >= 0.0 and first.max() <= 1.0
+    assert_a_clip(first, CASES[name].clip_shape)
     assert np.abs(np.diff(first, axis=1)).max() > 1e-3  # the frames are not all the same picture
 
     np.testing.assert_array_equal(run(pipe, name, seed=0), first)
@@ -142,7 +92,7 @@ def test_animatediff_tokenizes_non_ascii_prompt(pipelines):
 
 
 def test_sd_base_plus_motion_adapter_is_the_animatediff_pipeline(tmp_path, pipelines):
-    from diffusers import AnimateDiffPipeline, MotionAdapter, UNetMotionModel
+    from diffusers import MotionAdapter, UNetMotionModel
 
     base = save_tiny_sd_base(tmp_path / "base")
     adapter_folder = save_tiny_motion_adapter(tmp_path / "adapter")
@@ -154,8 +104,7 @@ def test_sd_base_plus_motion_adapter_is_the_animatediff_pipeline(tmp_path, pipel
     assert_safetensors_only(adapter_folder, ".")
 
     adapter = MotionAdapter.from_pretrained(adapter_folder, use_safetensors=True)
-    pipe = AnimateDiffPipeline.from_pretrained(base, motion_adapter=adapter, use_safetensors=True)
-    pipe.set_progress_bar_config(disable=True)
+    pipe = load_pipeline(base, "AnimateDiffPipeline", motion_adapter=adapter)
     assert isinstance(pipe.unet, UNetMotionModel)
     # the same seeded pieces as the whole AnimateDiff pipeline, so the same frames
     np.testing.assert_allclose(run(pipe, "animatediff", seed=0), run(pipelines("animatediff"), "animatediff", 0))

@@ -1,13 +1,7 @@
 """The tiny HunyuanVideo 1.5 / Kandinsky 5 pipelines from tests/tiny_diffusers: built offline, saved, reloaded, run."""
 
-import json
-from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 import pytest
-import torch
-from PIL import Image
 from tiny_diffusers.hunyuan15 import (
     GUIDANCE_SCALE,
     HUNYUAN15_CALL,
@@ -21,89 +15,38 @@ from tiny_diffusers.kandinsky5 import (
     save_tiny_kandinsky5_i2v,
     save_tiny_kandinsky5_t2v,
 )
+from tiny_diffusers.pipeline_checks import (
+    PROMPT,
+    Case,
+    assert_runs_reproducibly,
+    folders_fixture,
+    outputs_fixture,
+    pipelines_fixture,
+    saved_models,
+)
 from tiny_diffusers.qwen_tokenizers import QWEN_EOS_ID, QWEN_PAD_ID, QWEN_VOCAB_SIZE, build_tiny_qwen_tokenizer
 
-PROMPT = "a red fox runs through the snow"
 # Non-ASCII, emoji, CJK; the quoted text is what HunyuanVideo 1.5 feeds its glyph (ByT5) encoder.
 NON_ASCII_PROMPT = 'ein Fuchs läuft 🦊 über den Schnee, 狐狸, a sign says "Hallo Welt"'
 CHAT = (  # Qwen2.5-VL's chat template, as rendered for one user message
     "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
     "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
 )
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".msgpack", ".h5", ".onnx", ".gguf")
 
-
-@dataclass(frozen=True)
-class Case:
-    build: object  # folder -> folder
-    pipeline_class: str  # what model_index.json records and DiffusionPipeline.from_pretrained gives back
-    call: dict
-    shape: tuple  # (frames, height, width) of the clip the call gives
-    image_to_video: bool = False
-
-
-CASES = {
-    "hunyuan15-t2v": Case(save_tiny_hunyuan15_t2v, "HunyuanVideo15Pipeline", HUNYUAN15_CALL, (9, 32, 32)),
+CASES = {  # shape: (frames, height, width) of the clip the call gives
+    "hunyuan15-t2v": Case(save_tiny_hunyuan15_t2v, "HunyuanVideo15Pipeline", HUNYUAN15_CALL, shape=(9, 32, 32)),
     # no height / width: the size is the target-size bucket nearest the 40x24 picture's aspect ratio
     "hunyuan15-i2v": Case(
-        save_tiny_hunyuan15_i2v, "HunyuanVideo15ImageToVideoPipeline", HUNYUAN15_I2V_CALL, (9, 32, 48), True
+        save_tiny_hunyuan15_i2v, "HunyuanVideo15ImageToVideoPipeline", HUNYUAN15_I2V_CALL, True, shape=(9, 32, 48)
     ),
-    "kandinsky5-t2v": Case(save_tiny_kandinsky5_t2v, "Kandinsky5T2VPipeline", KANDINSKY5_CALL, (9, 32, 32)),
-    "kandinsky5-i2v": Case(save_tiny_kandinsky5_i2v, "Kandinsky5I2VPipeline", KANDINSKY5_I2V_CALL, (17, 32, 32), True),
+    "kandinsky5-t2v": Case(save_tiny_kandinsky5_t2v, "Kandinsky5T2VPipeline", KANDINSKY5_CALL, shape=(9, 32, 32)),
+    "kandinsky5-i2v": Case(
+        save_tiny_kandinsky5_i2v, "Kandinsky5I2VPipeline", KANDINSKY5_I2V_CALL, True, shape=(17, 32, 32)
+    ),
 }
-
-
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    built = {}
-
-    def get(name):
-        if name not in built:
-            built[name] = CASES[name].build(tmp_path_factory.mktemp(name) / "pipe")
-        return built[name]
-
-    return get
-
-
-@pytest.fixture(scope="module")
-def pipelines(folders):
-    from diffusers import DiffusionPipeline
-
-    loaded = {}
-
-    def get(name):
-        if name not in loaded:
-            pipe = DiffusionPipeline.from_pretrained(folders(name), use_safetensors=True)
-            pipe.set_progress_bar_config(disable=True)
-            loaded[name] = pipe
-        return loaded[name]
-
-    return get
-
-
-def _picture(color=(200, 60, 30), size=(40, 24)):
-    image = Image.new("RGB", size, color)
-    image.paste((20, 40, 220), (0, 0, size[0] // 2, size[1] // 2))
-    return image
-
-
-@pytest.fixture(scope="module")
-def clips(pipelines):
-    """clips(name, seed=0, prompt=PROMPT, color=None, negative=None) -> the (1, f, h, w, 3) np clip, made once."""
-    made = {}
-
-    def get(name, *, seed=0, prompt=PROMPT, color=None, negative=None):
-        key = (name, seed, prompt, color, negative)
-        if key not in made:
-            case = CASES[name]
-            kwargs = dict(case.call, negative_prompt=negative)
-            if case.image_to_video:
-                kwargs["image"] = _picture(color) if color else _picture()
-            generator = torch.Generator("cpu").manual_seed(seed)
-            made[key] = pipelines(name)(prompt=prompt, generator=generator, output_type="np", **kwargs).frames
-        return made[key]
-
-    return get
+folders = folders_fixture(CASES)
+pipelines = pipelines_fixture(CASES)
+outputs = outputs_fixture(CASES)
 
 
 def test_qwen_tokenizer_saves_and_loads_with_auto_and_qwen2_classes(tmp_path):
@@ -144,19 +87,12 @@ def test_the_template_is_cropped_exactly_where_the_prompt_starts(pipelines, name
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_saved_folder_holds_only_safetensors_weights(folders, name):
-    folder = folders(name)
-    index = json.loads((folder / "model_index.json").read_text())
-    assert index["_class_name"] == CASES[name].pipeline_class
-    weights = [p for p in Path(folder).rglob("*") if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES)]
-    assert weights and all(p.suffix == ".safetensors" for p in weights), weights
-    models = [c for c, entry in index.items() if isinstance(entry, list) and (folder / c / "config.json").is_file()]
-    assert {"transformer", "vae", "text_encoder", "text_encoder_2"} <= set(models)
-    for component in models:
-        assert list((folder / component).glob("*.safetensors")), component  # every model saved its weights
+    models = saved_models(folders(name), CASES[name].pipeline_class)
+    assert {"transformer", "vae", "text_encoder", "text_encoder_2"} <= models
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_reloads_as_the_right_class_and_runs(pipelines, clips, name):
+def test_reloads_as_the_right_class_and_runs(pipelines, outputs, name):
     case = CASES[name]
     pipe = pipelines(name)
     assert type(pipe).__name__ == case.pipeline_class
@@ -165,28 +101,18 @@ def test_reloads_as_the_right_class_and_runs(pipelines, clips, name):
     if hasattr(pipe, "guider"):
         assert pipe.guider.guidance_scale == GUIDANCE_SCALE
 
-    video = clips(name)
-    assert isinstance(video, np.ndarray) and video.dtype == np.float32
-    assert video.shape == (1, *case.shape, 3)
-    assert np.isfinite(video).all() and video.min() >= 0.0 and video.max() <= 1.0
-    assert video.std() > 1e-4  # not a flat clip
-
-    generator = torch.Generator("cpu").manual_seed(0)
-    kwargs = dict(case.call, image=_picture()) if case.image_to_video else dict(case.call)
-    again = pipe(prompt=PROMPT, generator=generator, output_type="np", **kwargs).frames
-    np.testing.assert_array_equal(again, video)  # same seed, same clip
-    assert not np.allclose(clips(name, seed=1), video)  # another seed, another clip
-
+    video = assert_runs_reproducibly(outputs, name, case.clip_shape)
     if not case.image_to_video:  # the i2v pipelines encode prompts with the same code
-        other = clips(name, prompt=NON_ASCII_PROMPT)
+        other = outputs(name, prompt=NON_ASCII_PROMPT).frames
         assert other.shape == video.shape and np.isfinite(other).all()
         assert not np.allclose(other, video)  # the prompt steers the clip
-        assert not np.allclose(clips(name, negative="blurry, static"), video)  # so does the negative prompt (CFG)
+        negative = outputs(name, negative_prompt="blurry, static").frames
+        assert not np.allclose(negative, video)  # so does the negative prompt (CFG)
 
 
 @pytest.mark.parametrize("name", [name for name, case in CASES.items() if case.image_to_video])
-def test_image_to_video_follows_the_image(clips, name):
-    assert not np.allclose(clips(name, color=(10, 200, 90)), clips(name))
+def test_image_to_video_follows_the_image(outputs, name):
+    assert not np.allclose(outputs(name, color=(10, 200, 90)).frames, outputs(name).frames)
 
 
 def test_kandinsky5_callback_sees_channels_last_latents_each_step(pipelines):

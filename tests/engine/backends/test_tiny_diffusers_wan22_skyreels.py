@@ -1,13 +1,19 @@
 """The tiny Wan 2.2 (TI2V 5B, A14B) and SkyReels-V2 diffusion-forcing pipelines: built offline, saved, reloaded, run."""
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from PIL import Image
+from tiny_diffusers import pipeline_checks
+from tiny_diffusers.pipeline_checks import (
+    assert_runs_reproducibly,
+    folders_fixture,
+    load_pipeline,
+    outputs_fixture,
+    pipelines_fixture,
+    run,
+    saved_models,
+)
 from tiny_diffusers.skyreels_v2 import (
     SKYREELS_V2_DF_CALL,
     SKYREELS_V2_DF_I2V_CALL,
@@ -26,136 +32,64 @@ from tiny_diffusers.wan22 import (
     save_tiny_wan22_ti2v,
 )
 
-PROMPT = "a red fox runs through the snow"
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".msgpack", ".h5", ".onnx", ".gguf")
-
 
 @dataclass(frozen=True)
-class Case:
-    build: object  # folder -> folder
-    pipeline_class: str  # what model_index.json records and DiffusionPipeline.from_pretrained gives back
-    call: dict
-    latent_shape: tuple  # (c, f, h, w) of the latents callback_on_step_end sees, for the call's 9 frames, 32x32
-    image_to_video: bool = False
-    load_as: str | None = None  # load with this pipeline class instead of DiffusionPipeline
+class Case(pipeline_checks.Case):
+    latent_shape: tuple = ()  # (c, f, h, w) of the latents callback_on_step_end sees, for the call's 9 frames, 32x32
 
 
 CASES = {
-    "wan22-ti2v-t2v": Case(save_tiny_wan22_ti2v, "WanPipeline", WAN22_TI2V_CALL, (48, 3, 2, 2)),
+    "wan22-ti2v-t2v": Case(save_tiny_wan22_ti2v, "WanPipeline", WAN22_TI2V_CALL, latent_shape=(48, 3, 2, 2)),
     "wan22-ti2v-i2v": Case(
-        save_tiny_wan22_ti2v, "WanPipeline", WAN22_TI2V_I2V_CALL, (48, 3, 2, 2), True, "WanImageToVideoPipeline"
+        save_tiny_wan22_ti2v,
+        "WanPipeline",
+        WAN22_TI2V_I2V_CALL,
+        True,
+        load_as="WanImageToVideoPipeline",
+        latent_shape=(48, 3, 2, 2),
     ),
-    "wan22-a14b-t2v": Case(save_tiny_wan22_a14b_t2v, "WanPipeline", WAN22_A14B_CALL, (16, 3, 4, 4)),
+    "wan22-a14b-t2v": Case(save_tiny_wan22_a14b_t2v, "WanPipeline", WAN22_A14B_CALL, latent_shape=(16, 3, 4, 4)),
     "wan22-a14b-i2v": Case(
-        save_tiny_wan22_a14b_i2v, "WanImageToVideoPipeline", WAN22_A14B_I2V_CALL, (16, 3, 4, 4), True
+        save_tiny_wan22_a14b_i2v, "WanImageToVideoPipeline", WAN22_A14B_I2V_CALL, True, latent_shape=(16, 3, 4, 4)
     ),
     "skyreels-df-t2v": Case(
-        save_tiny_skyreels_v2_df_t2v, "SkyReelsV2DiffusionForcingPipeline", SKYREELS_V2_DF_CALL, (16, 3, 4, 4)
+        save_tiny_skyreels_v2_df_t2v,
+        "SkyReelsV2DiffusionForcingPipeline",
+        SKYREELS_V2_DF_CALL,
+        latent_shape=(16, 3, 4, 4),
     ),
     "skyreels-df-i2v": Case(
         save_tiny_skyreels_v2_df_i2v,
         "SkyReelsV2DiffusionForcingImageToVideoPipeline",
         SKYREELS_V2_DF_I2V_CALL,
-        (16, 3, 4, 4),
         True,
+        latent_shape=(16, 3, 4, 4),
     ),
 }
 OWN_FOLDER_CASES = sorted(name for name, case in CASES.items() if case.load_as is None)
-
-
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    built = {}
-
-    def get(name):
-        build = CASES[name].build
-        if build not in built:
-            built[build] = build(tmp_path_factory.mktemp(name) / "pipe")
-        return built[build]
-
-    return get
-
-
-def _load(folder, class_name="DiffusionPipeline"):
-    import diffusers
-
-    pipe = getattr(diffusers, class_name).from_pretrained(folder, use_safetensors=True)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-@pytest.fixture(scope="module")
-def pipelines(folders):
-    loaded = {}
-
-    def get(name):
-        if name not in loaded:
-            loaded[name] = _load(folders(name), CASES[name].load_as or "DiffusionPipeline")
-        return loaded[name]
-
-    return get
-
-
-def _picture(color=(200, 60, 30), size=(40, 24)):
-    image = Image.new("RGB", size, color)
-    image.paste((20, 40, 220), (0, 0, size[0] // 2, size[1] // 2))
-    return image
-
-
-def _run(pipe, case, *, seed=0, image=None, **overrides):
-    kwargs = dict(case.call, **overrides)
-    if case.image_to_video:
-        kwargs["image"] = image if image is not None else _picture()
-    return pipe(prompt=PROMPT, generator=torch.Generator("cpu").manual_seed(seed), output_type="np", **kwargs).frames
-
-
-@pytest.fixture(scope="module")
-def first_clips(pipelines):
-    """The seed-0 clip of each case, run once and shared by the tests that compare against it."""
-    clips = {}
-
-    def get(name):
-        if name not in clips:
-            clips[name] = _run(pipelines(name), CASES[name])
-        return clips[name]
-
-    return get
+folders = folders_fixture(CASES)
+pipelines = pipelines_fixture(CASES)
+outputs = outputs_fixture(CASES)
 
 
 @pytest.mark.parametrize("name", OWN_FOLDER_CASES)
 def test_saved_folder_holds_only_safetensors_weights(folders, name):
-    folder = folders(name)
-    index = json.loads((folder / "model_index.json").read_text())
-    assert index["_class_name"] == CASES[name].pipeline_class
-    weights = [p for p in Path(folder).rglob("*") if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES)]
-    assert weights and all(p.suffix == ".safetensors" for p in weights), weights
-    models = {c for c, entry in index.items() if isinstance(entry, list) and (folder / c / "config.json").is_file()}
+    models = saved_models(folders(name), CASES[name].pipeline_class)
     expected = {"transformer", "vae", "text_encoder"} | ({"transformer_2"} if "a14b" in name else set())
     assert models == expected
-    for component in models:
-        assert list((folder / component).glob("*.safetensors")), component  # every model saved its weights
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_reloads_as_the_right_class_and_runs(pipelines, first_clips, name):
+def test_reloads_as_the_right_class_and_runs(pipelines, outputs, name):
     case = CASES[name]
     pipe = pipelines(name)
     assert type(pipe).__name__ == (case.load_as or case.pipeline_class)
-
-    video = first_clips(name)
-    assert isinstance(video, np.ndarray) and video.dtype == np.float32
-    assert video.shape == (1, case.call["num_frames"], case.call["height"], case.call["width"], 3)
-    assert np.isfinite(video).all() and video.min() >= 0.0 and video.max() <= 1.0
-    assert video.std() > 1e-4  # not a flat clip
-
-    np.testing.assert_array_equal(_run(pipe, case), video)  # same seed, same clip
-    assert not np.allclose(_run(pipe, case, seed=1), video)  # another seed, another clip
+    assert_runs_reproducibly(outputs, name, case.clip_shape)
 
 
 @pytest.mark.parametrize("name", [name for name, case in CASES.items() if case.image_to_video])
-def test_image_to_video_follows_the_image(pipelines, first_clips, name):
-    case = CASES[name]
-    assert not np.allclose(_run(pipelines(name), case, image=_picture((10, 200, 90))), first_clips(name))
+def test_image_to_video_follows_the_image(outputs, name):
+    assert not np.allclose(outputs(name, color=(10, 200, 90)).frames, outputs(name).frames)
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -167,7 +101,7 @@ def test_callback_sees_latents_once_per_step(pipelines, name):
         seen.append((step, tuple(tensors["latents"].shape)))
         return tensors
 
-    _run(pipelines(name), case, callback_on_step_end=callback, callback_on_step_end_tensor_inputs=["latents"])
+    run(pipelines(name), case, callback_on_step_end=callback, callback_on_step_end_tensor_inputs=["latents"])
     steps = case.call["num_inference_steps"]
     assert seen == [(i, (1, *case.latent_shape)) for i in range(steps)]  # "b c f h w"
 
@@ -189,8 +123,8 @@ def test_ti2v_size_rules(pipelines):
     case = CASES["wan22-ti2v-t2v"]
     pipe = pipelines("wan22-ti2v-t2v")
     with pytest.raises(ValueError, match="divisible by 16"):
-        _run(pipe, case, height=40)
-    video = _run(pipe, case, height=48, num_frames=8)  # 48 is 16k but not 32k: silently 32; 8 frames -> 9
+        run(pipe, case, height=40)
+    video = run(pipe, case, height=48, num_frames=8).frames  # 48 is 16k but not 32k: silently 32; 8 frames -> 9
     assert video.shape == (1, 9, 32, 32, 3)
 
 
@@ -210,11 +144,11 @@ def _record_expert_timesteps(pipe):
 )
 def test_a14b_runs_each_expert_on_its_side_of_the_boundary(folders, name, boundary):
     case = CASES[name]
-    pipe = _load(folders(name))  # a private copy: the hooks stay on it
+    pipe = load_pipeline(folders(name))  # a private copy: the hooks stay on it
     assert pipe.config.boundary_ratio == boundary
     boundary_timestep = boundary * pipe.scheduler.config.num_train_timesteps
     calls = _record_expert_timesteps(pipe)
-    _run(pipe, case)
+    run(pipe, case)
 
     timesteps = [float(t) for t in pipe.scheduler.timesteps]
     assert timesteps == [999.0, 750.0]  # 2 steps, flow_shift 3: one high-noise, one low-noise step
@@ -222,8 +156,8 @@ def test_a14b_runs_each_expert_on_its_side_of_the_boundary(folders, name, bounda
     assert calls == expected  # cond + uncond (guidance_scale > 1) per step, each on its expert
 
     calls.clear()
-    other = _run(pipe, case, guidance_scale_2=1.0)  # low-noise steps: cond only, yet uncond still runs
-    assert len(calls) == 4 and not np.allclose(other, _run(pipe, case))
+    other = run(pipe, case, guidance_scale_2=1.0).frames  # low-noise steps: cond only, yet uncond still runs
+    assert len(calls) == 4 and not np.allclose(other, run(pipe, case).frames)
 
 
 @pytest.mark.parametrize("name", ["skyreels-df-t2v", "skyreels-df-i2v"])
@@ -233,14 +167,14 @@ def test_skyreels_folders_load_as_every_diffusion_forcing_pipeline(folders, name
         "SkyReelsV2DiffusionForcingImageToVideoPipeline",
         "SkyReelsV2DiffusionForcingVideoToVideoPipeline",
     ):
-        assert type(_load(folders(name), class_name)).__name__ == class_name
+        assert type(load_pipeline(folders(name), class_name)).__name__ == class_name
 
 
 def _callback_steps(pipe, case, **overrides):
     """(step index, per-latent-frame timesteps) at each callback, and the clip."""
     steps = []
-    video = _run(pipe, case, callback_on_step_end=lambda p, i, t, kw: steps.append((i, t.tolist())) or kw, **overrides)
-    return steps, video
+    video = run(pipe, case, callback_on_step_end=lambda p, i, t, kw: steps.append((i, t.tolist())) or kw, **overrides)
+    return steps, video.frames
 
 
 def test_skyreels_asynchronous_and_long_video_callbacks(pipelines):
@@ -259,20 +193,20 @@ def test_skyreels_asynchronous_and_long_video_callbacks(pipelines):
     assert [i for i, _ in steps] == [0, 1, 0, 1, 0, 1] and steps[2][1] == [0, 0, 999]
     assert video.shape == (1, 17, 32, 32, 3)
     with pytest.raises(ValueError, match="overlap_history"):
-        _run(pipe, case, num_frames=17, base_num_frames=9)
+        run(pipe, case, num_frames=17, base_num_frames=9)
 
 
-def test_skyreels_i2v_keeps_the_image_frame_and_fps_matters(pipelines, first_clips):
+def test_skyreels_i2v_keeps_the_image_frame_and_fps_matters(pipelines, outputs):
     case = CASES["skyreels-df-i2v"]
     pipe = pipelines("skyreels-df-i2v")
     steps, video = _callback_steps(pipe, case, fps=16)
     assert [t[0] for _, t in steps] == [0, 0]  # the image's latent frame is pre-ready: never denoised
-    assert not np.allclose(video, first_clips("skyreels-df-i2v"))  # fps=16 and any other fps: 2 embeddings
+    assert not np.allclose(video, outputs("skyreels-df-i2v").frames)  # fps=16 and any other fps: 2 embeddings
 
 
 def test_skyreels_causal_block_size_sticks_to_the_transformer(folders):
     case = CASES["skyreels-df-t2v"]
-    pipe = _load(folders("skyreels-df-t2v"))  # a private copy: the call below changes its transformer config
+    pipe = load_pipeline(folders("skyreels-df-t2v"))  # a private copy: the call below changes its transformer config
     assert pipe.transformer.config.num_frame_per_block == 1
     steps, _ = _callback_steps(pipe, case, causal_block_size=3)
     assert pipe.transformer.config.num_frame_per_block == 3 and len(steps) == 2

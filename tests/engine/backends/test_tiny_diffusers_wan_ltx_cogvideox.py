@@ -1,13 +1,7 @@
 """The tiny Wan / LTX-Video / CogVideoX pipelines from tests/tiny_diffusers: built offline, saved, reloaded, run."""
 
-import json
-from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 import pytest
-import torch
-from PIL import Image
 from tiny_diffusers.cogvideox import (
     COGVIDEOX_CALL,
     COGVIDEOX_I2V_CALL,
@@ -15,6 +9,15 @@ from tiny_diffusers.cogvideox import (
     save_tiny_cogvideox_t2v,
 )
 from tiny_diffusers.ltx import LTX_CALL, LTX_I2V_CALL, save_tiny_ltx
+from tiny_diffusers.pipeline_checks import (
+    NON_ASCII_PROMPT,
+    Case,
+    assert_runs_reproducibly,
+    folders_fixture,
+    outputs_fixture,
+    pipelines_fixture,
+    saved_models,
+)
 from tiny_diffusers.t5_tokenizers import (
     T5_EOS_ID,
     T5_PAD_ID,
@@ -29,20 +32,6 @@ from tiny_diffusers.wan import (
     save_tiny_wan_t2v,
 )
 
-PROMPT = "a red fox runs through the snow"
-NON_ASCII_PROMPT = "ein Fuchs läuft 🦊 über den Schnee, 狐狸"
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".msgpack", ".h5", ".onnx", ".gguf")
-
-
-@dataclass(frozen=True)
-class Case:
-    build: object  # folder -> folder
-    pipeline_class: str  # what model_index.json records and DiffusionPipeline.from_pretrained gives back
-    call: dict
-    image_to_video: bool = False
-    load_as: str | None = None  # load with this pipeline class instead of DiffusionPipeline
-
-
 CASES = {
     "wan-t2v": Case(save_tiny_wan_t2v, "WanPipeline", WAN_CALL),
     "wan-i2v": Case(save_tiny_wan_i2v, "WanImageToVideoPipeline", WAN_I2V_CALL, image_to_video=True),
@@ -53,50 +42,9 @@ CASES = {
         save_tiny_cogvideox_i2v, "CogVideoXImageToVideoPipeline", COGVIDEOX_I2V_CALL, image_to_video=True
     ),
 }
-
-
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    built = {}
-
-    def get(name):
-        build = CASES[name].build
-        if build not in built:
-            built[build] = build(tmp_path_factory.mktemp(name) / "pipe")
-        return built[build]
-
-    return get
-
-
-@pytest.fixture(scope="module")
-def pipelines(folders):
-    import diffusers
-
-    loaded = {}
-
-    def get(name):
-        if name not in loaded:
-            case = CASES[name]
-            loader = getattr(diffusers, case.load_as or "DiffusionPipeline")
-            pipe = loader.from_pretrained(folders(name), use_safetensors=True)
-            pipe.set_progress_bar_config(disable=True)
-            loaded[name] = pipe
-        return loaded[name]
-
-    return get
-
-
-def _picture(color=(200, 60, 30), size=(40, 24)):
-    image = Image.new("RGB", size, color)
-    image.paste((20, 40, 220), (0, 0, size[0] // 2, size[1] // 2))
-    return image
-
-
-def _run(pipe, case, *, seed=0, prompt=PROMPT, image=None):
-    kwargs = dict(case.call)
-    if case.image_to_video:
-        kwargs["image"] = image if image is not None else _picture()
-    return pipe(prompt=prompt, generator=torch.Generator("cpu").manual_seed(seed), output_type="np", **kwargs).frames
+folders = folders_fixture(CASES)
+pipelines = pipelines_fixture(CASES)
+outputs = outputs_fixture(CASES)
 
 
 def test_t5_tokenizer_loads_with_auto_and_fast_classes(tmp_path):
@@ -120,42 +68,24 @@ def test_t5_tokenizer_loads_with_auto_and_fast_classes(tmp_path):
 
 @pytest.mark.parametrize("name", sorted({name for name, case in CASES.items() if case.load_as is None}))
 def test_saved_folder_holds_only_safetensors_weights(folders, name):
-    folder = folders(name)
-    index = json.loads((folder / "model_index.json").read_text())
-    assert index["_class_name"] == CASES[name].pipeline_class
-    weights = [p for p in Path(folder).rglob("*") if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES)]
-    assert weights and all(p.suffix == ".safetensors" for p in weights), weights
-    models = [c for c, entry in index.items() if isinstance(entry, list) and (folder / c / "config.json").is_file()]
-    assert {"transformer", "vae", "text_encoder"} <= set(models)
-    for component in models:
-        assert list((folder / component).glob("*.safetensors")), component  # every model saved its weights
+    assert {"transformer", "vae", "text_encoder"} <= saved_models(folders(name), CASES[name].pipeline_class)
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_reloads_as_the_right_class_and_runs(pipelines, name):
+def test_reloads_as_the_right_class_and_runs(pipelines, outputs, name):
     case = CASES[name]
     pipe = pipelines(name)
     assert type(pipe).__name__ == (case.load_as or case.pipeline_class)
     assert pipe.text_encoder.config.vocab_size == len(pipe.tokenizer) == T5_VOCAB_SIZE
 
-    video = _run(pipe, case)
-    assert isinstance(video, np.ndarray) and video.dtype == np.float32
-    assert video.shape == (1, case.call["num_frames"], case.call["height"], case.call["width"], 3)
-    assert np.isfinite(video).all() and video.min() >= 0.0 and video.max() <= 1.0
-    assert video.std() > 1e-4  # not a flat clip
-
-    np.testing.assert_array_equal(_run(pipe, case), video)  # same seed, same clip
-    assert not np.allclose(_run(pipe, case, seed=1), video)  # another seed, another clip
-
-    other = _run(pipe, case, prompt=NON_ASCII_PROMPT)
+    video = assert_runs_reproducibly(outputs, name, case.clip_shape)
+    other = outputs(name, prompt=NON_ASCII_PROMPT).frames
     assert other.shape == video.shape and np.isfinite(other).all()
 
 
 @pytest.mark.parametrize("name", [name for name, case in CASES.items() if case.image_to_video])
-def test_image_to_video_follows_the_image(pipelines, name):
-    case = CASES[name]
-    pipe = pipelines(name)
-    assert not np.allclose(_run(pipe, case, image=_picture((10, 200, 90))), _run(pipe, case))
+def test_image_to_video_follows_the_image(outputs, name):
+    assert not np.allclose(outputs(name, color=(10, 200, 90)).frames, outputs(name).frames)
 
 
 def test_ltx_folder_loads_as_both_ltx_pipelines(folders, pipelines):
