@@ -138,9 +138,11 @@ class PlayerWidget(QWidget):
         if not live:
             self.frames = np.asarray(frames)
             self.clip_fps = int(fps or self.clip_fps)
-        if live or self.sound.path != sound:
-            self.sound.set(None if live else sound)
-            self._index = 0
+        wanted = None if live else sound  # a running estimate plays silent
+        new_sound = wanted != self.sound.path
+        if new_sound:  # another clip's sound: it starts with frame 0
+            self.sound.set(wanted)
+            self._index = 0 if wanted is not None else self._index
             self._show_sound_state()
         if fps:
             self.fps_spin.setValue(int(fps))
@@ -152,6 +154,8 @@ class PlayerWidget(QWidget):
         self.slider.blockSignals(False)
         self._show(self._index)
         self._update_controls()
+        if new_sound:
+            self._sync_sound()
 
     def clear(self) -> None:
         self._images, self.frames, self.live, self._index = [], None, False, 0

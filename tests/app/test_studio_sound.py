@@ -57,7 +57,8 @@ def test_the_sound_is_kept_played_and_exported(qtbot, studio, tmp_path):
         assert player.sound_label.text() == "sound: silent here" and player.sound_label.toolTip()
     else:
         assert player.sound_label.text() == "sound" and player.sound_in_step
-        qtbot.waitUntil(lambda: player.sound.playing, timeout=CHECK_MS)
+        # the sound starts with the clip (Qt Multimedia opens the file first), not at its first loop (0.71 s)
+        qtbot.waitUntil(lambda: player.sound.playing, timeout=500)
         player.set_playing(False)
         qtbot.waitUntil(lambda: not player.sound.playing, timeout=CHECK_MS)
         player.set_playing(True)
