@@ -46,7 +46,6 @@ class Family:
     compression: tuple[int, int] = (4, 8)
     audio: bool = False  # it makes sound with the frames (the pipeline returns .audio)
     guider: bool = False  # guidance is set on the pipeline's guider component, not passed to the call
-    fp8: bool = True  # its denoiser names the layers fp8 storage keeps in full precision
     min_steps: int = 1  # fewer steps break its schedule (LTX-2's terminal shift gives NaN sigmas at one step)
     min_size: int = 16  # its VAE cannot decode smaller frames
     step_callback: bool = True  # the pipeline takes callback_on_step_end (else steps are seen from its denoiser)
@@ -224,7 +223,6 @@ FAMILIES = {
             # dec_fixed is the mean over all sizes measured, not the 168 of the two fit cases alone
             MemoryCalibration(den_fixed=17, den_k=12.0, dec_fixed=130, k_px=0.0),
             {"Kandinsky5T2VPipeline": ("t2v",), "Kandinsky5I2VPipeline": ("i2v",)},
-            fp8=False,
             cfg_sequential=True,
             min_frames_i2v=17,
         ),
