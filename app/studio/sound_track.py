@@ -63,9 +63,11 @@ class SoundTrack(QObject):
 
     @property
     def playing(self) -> bool:
+        if self._player is None:  # Qt Multimedia may not load here: never import it for nothing
+            return False
         from PySide6.QtMultimedia import QMediaPlayer
 
-        return self._player is not None and self._player.playbackState() == QMediaPlayer.PlaybackState.PlayingState
+        return self._player.playbackState() == QMediaPlayer.PlaybackState.PlayingState
 
     @property
     def seconds(self) -> float:

@@ -1,6 +1,8 @@
 """A model that makes sound (a tiny LTX-2) in the studio: the history keeps the sound, the player plays it with the
 frames (following pause, the loop and the preview rate), and an export carries it."""
 
+import sys
+
 import pytest
 from PySide6.QtCore import Qt
 from tiny_diffusers.cases import CASES
@@ -76,9 +78,10 @@ def test_the_sound_is_kept_played_and_exported(qtbot, studio, tmp_path):
 
 
 def test_without_qt_multimedia_the_clip_plays_silent_and_says_why(qtbot, studio, monkeypatch):
-    monkeypatch.setattr(sound_track, "_load_multimedia", lambda: (None, "sound cannot play here: no libpulse"))
+    monkeypatch.setitem(sys.modules, "PySide6.QtMultimedia", None)  # as where libpulse is missing: it cannot import
     studio.player.sound = sound_track.SoundTrack(studio.player)
     result = generate(qtbot, studio)
     assert result.entry.sound is not None  # the sound is kept all the same
     assert studio.player.sound_label.text() == "sound: silent here"
-    assert studio.player.sound_label.toolTip() == "sound cannot play here: no libpulse"
+    assert studio.player.sound_label.toolTip().startswith("sound cannot play here: Qt Multimedia did not load")
+    assert not studio.player.sound.playing and studio.player.sound.seconds == 0.0
