@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import asdict, dataclass, fields, replace
 
+from engine.api.controls import MAX_LORAS, MAX_PROMPT_CHANGES, LoraWeight, PromptChange, is_sha256
 from engine.api.errors import InvalidRequest
 
 DEFAULT_MODEL = "kinemo-starter"
@@ -44,6 +44,24 @@ class GenerationRequest:
     guidance: float = 1.0  # classifier-free guidance scale; 1 = none (measured best for the starter model)
     seed: int = 0
     eta: float = 0.0
+    last_image: str | None = None  # path of the last-frame picture: the clip ends on it (needs image)
+    last_image_sha256: str | None = None
+    video: str | None = None  # path of a clip to re-render (video-to-video), as much as strength says
+    video_sha256: str | None = None
+    strength: float = 0.8  # video-to-video: 1 re-renders from pure noise, near 0 keeps the clip as it is
+    extends: str | None = None  # path of a clip this request continues: the output is that clip, then frames more
+    extends_sha256: str | None = None
+    loras: tuple[LoraWeight, ...] = ()  # LoRA weights applied to the denoiser, in order
+    prompt_changes: tuple[PromptChange, ...] = ()  # from a frame on, another prompt
+
+    def __post_init__(self):
+        # JSON and the studio hand these over as lists of dicts; the request always holds typed tuples
+        if not isinstance(self.loras, tuple) or not all(isinstance(x, LoraWeight) for x in self.loras):
+            object.__setattr__(self, "loras", tuple(LoraWeight.from_value(x) for x in _as_list("loras", self.loras)))
+        changes = self.prompt_changes
+        if not isinstance(changes, tuple) or not all(isinstance(x, PromptChange) for x in changes):
+            changes = tuple(PromptChange.from_value(x) for x in _as_list("prompt_changes", changes))
+            object.__setattr__(self, "prompt_changes", changes)
 
     def validate(self) -> GenerationRequest:
         """Raise InvalidRequest naming the first bad field; return self when all is well."""
@@ -61,10 +79,7 @@ class GenerationRequest:
             raise InvalidRequest("the model name is empty")
         if self.image is not None and (not isinstance(self.image, str) or not self.image.strip()):
             raise InvalidRequest(f"image must be the path of a picture, got {str(self.image)[:60]!r}")
-        if self.image_sha256 is not None and not (
-            isinstance(self.image_sha256, str) and re.fullmatch(r"[0-9a-f]{64}", self.image_sha256)
-        ):
-            raise InvalidRequest("image_sha256 must be 64 hexadecimal digits (the picture's SHA-256)")
+        self._validate_inputs()
         for name, (low, high) in LIMITS.items():
             value = getattr(self, name)
             is_int_field = isinstance(low, int)
@@ -81,7 +96,40 @@ class GenerationRequest:
         for name in ("width", "height"):
             if getattr(self, name) % 2:
                 raise InvalidRequest(f"{name} must be even (video encoders need it), got {getattr(self, name)}")
+        self._validate_controls()
         return self
+
+    def _validate_inputs(self) -> None:
+        """The pictures and clips the request reads: paths with fingerprints, in combinations that make sense."""
+        for name, what in (("image", "picture"), ("last_image", "picture"), ("video", "video"), ("extends", "clip")):
+            path = getattr(self, name)
+            if path is not None and (not isinstance(path, str) or not path.strip()):
+                raise InvalidRequest(f"{name} must be the path of a {what}, got {str(path)[:60]!r}")
+            digest = getattr(self, f"{name}_sha256")
+            if digest is not None and not is_sha256(digest):
+                raise InvalidRequest(f"{name}_sha256 must be 64 hexadecimal digits (the {what}'s SHA-256)")
+        if self.last_image is not None and self.image is None:
+            raise InvalidRequest("a last frame needs a first one: add --image next to --last-image")
+        given = [
+            flag for flag, on in (("--image", self.image), ("--video", self.video), ("extend", self.extends)) if on
+        ]
+        if len(given) > 1:
+            raise InvalidRequest(f"{' and '.join(given)} do not combine: each one says what the clip starts from")
+        strength = self.strength
+        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 < strength <= 1:
+            raise InvalidRequest(f"strength must be above 0 and at most 1, got {strength!r}")
+
+    def _validate_controls(self) -> None:
+        if len(self.loras) > MAX_LORAS:
+            raise InvalidRequest(f"at most {MAX_LORAS} LoRAs at once, got {len(self.loras)}")
+        sources = [lora.validate().source for lora in self.loras]
+        if len(set(sources)) != len(sources):
+            raise InvalidRequest("the same LoRA is listed twice; give it once with the scale you want")
+        if len(self.prompt_changes) > MAX_PROMPT_CHANGES:
+            raise InvalidRequest(f"at most {MAX_PROMPT_CHANGES} prompt changes, got {len(self.prompt_changes)}")
+        frames = [change.validate(self.frames, MAX_PROMPT_CHARS).frame for change in self.prompt_changes]
+        if len(set(frames)) != len(frames):
+            raise InvalidRequest("two prompt changes at the same frame; give one prompt per frame")
 
     def with_changes(self, **changes) -> GenerationRequest:
         return replace(self, **changes)
@@ -115,3 +163,9 @@ class GenerationRequest:
         except json.JSONDecodeError as exc:
             raise InvalidRequest(f"the request is not valid JSON: {exc}") from exc
         return cls.from_dict(data)
+
+
+def _as_list(name: str, value) -> list:
+    if not isinstance(value, (list, tuple)):
+        raise InvalidRequest(f"{name} must be a list, got {type(value).__name__}")
+    return list(value)
