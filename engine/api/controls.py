@@ -36,8 +36,11 @@ class LoraWeight:
     @property
     def name(self) -> str:
         """A short name for menus and adapter names: the file's stem, or the hub repository's name."""
-        tail = self.source.replace("\\", "/").rstrip("/").split("/")[-1]
-        return tail.removesuffix(".safetensors") or self.source
+        parts = self.source.replace("\\", "/").rstrip("/").split("/")
+        stem = parts[-1].removesuffix(".safetensors")
+        if stem == "pytorch_lora_weights" and len(parts) > 1:  # diffusers' file name: its folder names it
+            stem = parts[-2]
+        return stem or self.source
 
     def validate(self) -> LoraWeight:
         if not isinstance(self.source, str) or not self.source.strip():

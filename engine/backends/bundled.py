@@ -133,6 +133,10 @@ class BundledBackend:
     def check(self, request: GenerationRequest) -> None:
         """Validate what this backend needs beyond the request's own ranges."""
         request.validate()
+        if request.loras:
+            raise InvalidRequest(
+                f"{self.model_id} takes no LoRA: LoRAs adapt the diffusers models (kinemo models list)"
+            )
         fixed = self.fixed_timesteps
         if fixed and request.steps != len(fixed):
             raise InvalidRequest(f"{self.model_id} is distilled for {len(fixed)} steps; use --steps {len(fixed)}")

@@ -113,6 +113,9 @@ class DiffusersBackend:
             entry = self.ref.entry
             multiple = folder.pixels_per_token if folder else (entry.size_multiple if entry else None)
             family.check(request, self.model_id, multiple)
+            from engine.backends.diffusers.loras import check_loras
+
+            check_loras(request, family.pipeline_class(task), self.model_id, self.options.quantize)
             if self.options.onnx_temporal and not family.onnx_motion:
                 raise InvalidRequest(
                     f"--onnx-temporal works with Kinemo models and AnimateDiff, not yet with "
@@ -316,7 +319,11 @@ class DiffusersBackend:
         return heavier
 
     def _run(self, family: Family, arguments: dict, request: GenerationRequest, should_stop):
-        """The pipeline call with Kinemo's caches attached: yields events, returns (frames, seconds)."""
+        """The pipeline call with the request's LoRAs and Kinemo's caches attached: yields events, returns
+        (frames, audio, seconds)."""
+        from engine.backends.diffusers.loras import apply_loras
+
+        apply_loras(self.pipe, request.loras, self.model_id, self.options.token)
         self._context_windows(family, request)
         within_context = family.context_frames is None or request.frames <= family.context_frames
         if self.onnx is not None and not within_context:
