@@ -1,4 +1,4 @@
-"""The `kinemo` command line: generate a clip, read a clip's record back.
+"""The `kinemo` command line: generate a clip, extend one, read a clip's record back.
 
 Bad input ends with one line on stderr and exit status 2, before anything is written.
 """
@@ -11,121 +11,12 @@ import sys
 import time
 from pathlib import Path
 
+from app.cli_args import UsageError, build_parser
 from app.cli_output import EventPrinter
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 EXIT_CANCELLED = 130
-
-
-class UsageError(Exception):
-    """Bad command-line input: reported in one line, exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, no usage block
-        raise UsageError(message)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="kinemo", description="Kinemo: text-to-video and image-to-video on your own machine.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    gen = sub.add_parser("generate", help="generate a clip from a prompt (and optionally a first-frame picture)")
-    _add_request_arguments(gen)
-    _add_run_arguments(gen)
-
-    info = sub.add_parser("info", help="print the generation record embedded in a Kinemo clip")
-    info.add_argument("clip", type=Path)
-
-    sub.add_parser("studio", help="open Kinemo Studio, the desktop app")
-    sub.add_parser("vocabulary", help="the words and sentences the bundled models know")
-
-    _add_models_parser(sub)
-    return parser
-
-
-def _add_request_arguments(gen: argparse.ArgumentParser) -> None:
-    """generate's arguments that go into the GenerationRequest."""
-    from engine.api.request import DEFAULT_MODEL, GenerationRequest
-
-    defaults = GenerationRequest(prompt="-")
-    gen.add_argument("prompt")
-    gen.add_argument("-o", "--output", required=True, type=Path, help="output file, or a new folder for --format png")
-    gen.add_argument("--image", type=Path, help="first-frame picture for image-to-video")
-    # sizes, steps and guidance default to the model's own (the catalog's, or the starter model's)
-    gen.add_argument("--frames", type=int, help=f"default: the model's ({defaults.frames} for {DEFAULT_MODEL})")
-    gen.add_argument("--fps", type=int, help=f"default: the model's ({defaults.fps} for {DEFAULT_MODEL})")
-    gen.add_argument("--width", type=int, help=f"default: the model's ({defaults.width} for {DEFAULT_MODEL})")
-    gen.add_argument("--height", type=int, help=f"default: the model's ({defaults.height} for {DEFAULT_MODEL})")
-    gen.add_argument("--steps", type=int, help=f"default: the model's ({defaults.steps} for {DEFAULT_MODEL})")
-    gen.add_argument("--guidance", type=float, help=f"default: the model's ({defaults.guidance:g} for {DEFAULT_MODEL})")
-    gen.add_argument("--seed", type=int, default=defaults.seed)
-    gen.add_argument("--eta", type=float, default=defaults.eta, help="DDIM stochasticity, 0 = deterministic")
-    gen.add_argument("--negative", default="", help="negative prompt")
-    gen.add_argument("--model", default=DEFAULT_MODEL, help="catalog id (kinemo models list), hub id or model folder")
-
-
-def _add_run_arguments(gen: argparse.ArgumentParser) -> None:
-    """generate's arguments about how the run goes and what it writes."""
-    from export.formats import FORMATS
-
-    gen.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU), cuda, cuda:N, mps or cpu")
-    gen.add_argument("--token", help="Hugging Face token for gated models (default: HF_TOKEN or a saved login)")
-    gen.add_argument(
-        "--no-kv-cache",
-        dest="kv_cache",
-        action="store_false",
-        help="recompute the conditioning's attention keys/values at every step (same output, slower)",
-    )
-    gen.add_argument(
-        "--quantize",
-        choices=["int8"],
-        help="keep the denoiser's weights in int8 (about 0.27x the memory; made once, then cached)",
-    )
-    gen.add_argument(
-        "--fast",
-        action="store_true",
-        help="use the model's distilled few-step version (kinemo-starter-fast, AnimateDiff-Lightning, LTX distilled)",
-    )
-    gen.add_argument(
-        "--onnx-temporal",
-        action="store_true",
-        help="run the temporal attention in onnxruntime: the bundled model's blocks, AnimateDiff's motion modules (exported once, then cached)",
-    )
-    gen.add_argument(
-        "--memory",
-        choices=("auto", "high", "low", "minimal"),
-        default="auto",
-        help="auto: the lightest way to run that fits the free memory (default); high: everything on the GPU; "
-        "low: model offload + VAE slicing/tiling; minimal: sequential offload + VAE slicing/tiling "
-        "+ fp8 weights where supported. The estimate and the choice are printed before the run",
-    )
-    gen.add_argument("--format", choices=FORMATS, help="default: from the output's extension, else mp4")
-    gen.add_argument(
-        "--no-audio",
-        dest="audio",
-        action="store_false",
-        help="leave out the sound of models that make one (LTX-2); it goes into MP4 as AAC, WebM as Opus, "
-        "beside PNG frames as audio.wav",
-    )
-    gen.add_argument("--quality", type=int, default=80, help="1 (smallest) .. 100 (best)")
-    gen.add_argument("--stats", type=Path, help="write timings and peak memory as JSON")
-
-
-def _add_models_parser(sub) -> None:
-    models = sub.add_parser("models", help="list, download, inspect or remove hub models")
-    models_sub = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
-    models_sub.add_parser("list", help="the catalog and whether each model is on disk")
-    for name, text in (
-        ("pull", "download a model (an interrupted download keeps the files that arrived whole)"),
-        ("info", "what a model is and where it is"),
-        ("remove", "delete a downloaded model from the hub cache"),
-    ):
-        cmd = models_sub.add_parser(name, help=text)
-        cmd.add_argument("model", help="catalog id or hub id")
-        if name == "pull":
-            cmd.add_argument("--token", help="Hugging Face token for gated models (default: HF_TOKEN or a saved login)")
 
 
 def choose_format(output: Path, requested: str | None) -> str:
@@ -181,6 +72,9 @@ def build_request(args: argparse.Namespace):
     defaults = backend.defaults()
     if args.image and args.width is None and args.height is None:  # the clip takes the picture's own aspect
         defaults.update(picture_size(args.image))
+    if args.video and args.width is None and args.height is None:  # a re-rendered clip keeps its aspect
+        defaults.update(video_size(args.video))
+    defaults.update(fast_settings(backend, args.fast))
     chosen = {**defaults, **{k: v for k, v in given.items() if v is not None}}
     image = str(args.image) if args.image else None
     request = GenerationRequest(
@@ -191,8 +85,52 @@ def build_request(args: argparse.Namespace):
         seed=args.seed,
         eta=args.eta,
         **chosen,
+        **control_fields(args),
     )
+    if args.fast:
+        request = request.with_changes(loras=fast_loras(backend) + request.loras)
     return backend, request.validate()
+
+
+def control_fields(args: argparse.Namespace) -> dict:
+    """The request fields of generate's creative controls (engine.api.controls)."""
+    from engine.api.controls import LoraWeight, PromptChange
+
+    fields: dict = {
+        "loras": tuple(LoraWeight.parse(text) for text in args.lora),
+        "prompt_changes": tuple(PromptChange.parse(text) for text in args.prompt_at),
+    }
+    for name in ("last_image", "video"):
+        if getattr(args, name):
+            fields[name] = str(getattr(args, name))
+    if args.strength is not None:
+        if not args.video:
+            raise UsageError("--strength says how much of --video to re-render; add --video PATH")
+        fields["strength"] = args.strength
+    return fields
+
+
+def fast_settings(backend, fast: bool) -> dict:
+    """Steps and guidance of a model whose fast version is a distillation LoRA (the catalog's fast_lora)."""
+    entry = getattr(getattr(backend, "ref", None), "entry", None)
+    if not fast or entry is None or entry.fast_lora is None:
+        return {}
+    return entry.fast_lora.settings()
+
+
+def fast_loras(backend) -> tuple:
+    entry = getattr(getattr(backend, "ref", None), "entry", None)
+    return (entry.fast_lora.weight(),) if entry is not None and entry.fast_lora is not None else ()
+
+
+def video_size(path) -> dict:
+    """{"width", "height"} with the video's aspect, sized as a picture would be."""
+    from engine.util.images import size_for_picture
+    from engine.util.videos import load_video
+
+    frames, _ = load_video(path)  # an unusable video is bad input, said here before any work
+    width, height = size_for_picture(frames.shape[2], frames.shape[1])
+    return {"width": width, "height": height}
 
 
 def picture_size(path) -> dict:
@@ -204,14 +142,13 @@ def picture_size(path) -> dict:
     return {"width": width, "height": height}
 
 
-def check_picture(args: argparse.Namespace, backend, request):
-    """The request with its picture's fingerprint; an unusable picture is bad input, said before any work."""
-    from engine.util.files import file_sha256
-    from engine.util.images import load_image
+def check_inputs(backend, request):
+    """The request with the fingerprints of its pictures, videos and LoRAs (engine.backends.inputs); an unusable
+    input is bad input, said before any work."""
+    from engine.backends.inputs import fingerprinted
 
-    if args.image:
-        load_image(args.image)
-        request = request.with_changes(image_sha256=file_sha256(args.image))
+    backend.check(request)  # the model's rules first: they say what it cannot do before any file is read
+    request = fingerprinted(request, getattr(backend.options, "token", None))
     backend.check(request)
     return request
 
@@ -278,15 +215,16 @@ def sound_to_write(sound, args: argparse.Namespace, fmt: str):
     return sound
 
 
-def run_generate(args: argparse.Namespace) -> int:
+def run_generate(args: argparse.Namespace, build=build_request) -> int:
+    """generate (and extend, with build=app.cli_extend.build_extend_request): build makes (backend, request)."""
     from engine.util.files import atomic_write_bytes
 
     started = time.perf_counter()
-    # 1. validate everything before any work: request, destinations, picture
+    # 1. validate everything before any work: request, destinations, inputs
     fmt = choose_format(args.output, args.format)
-    backend, request = build_request(args)
+    backend, request = build(args)
     settings = check_outputs(args, fmt, request)
-    request = check_picture(args, backend, request)
+    request = check_inputs(backend, request)
 
     # 2. generate, streaming finished frames into the encoder
     printer = EventPrinter()
@@ -358,6 +296,10 @@ def _main(argv: list[str] | None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "generate":
             return run_generate(args)
+        if args.command == "extend":
+            from app.cli_extend import build_extend_request
+
+            return run_generate(args, build_extend_request)
         if args.command == "models":
             from app.models_cli import run_models
 

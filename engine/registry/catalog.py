@@ -27,6 +27,24 @@ class Adapter:
 
 
 @dataclass(frozen=True)
+class FastLora:
+    """A distillation LoRA that makes a model a few-step one (--fast), with the steps and guidance it was made for."""
+
+    source: str  # hub id and file: "owner/name/file.safetensors"
+    steps: int
+    guidance: float = 1.0  # distilled with guidance folded in: one pass per step
+    scale: float = 1.0
+
+    def settings(self) -> dict:
+        return {"steps": self.steps, "guidance": self.guidance}
+
+    def weight(self):
+        from engine.api.controls import LoraWeight
+
+        return LoraWeight(self.source, self.scale)
+
+
+@dataclass(frozen=True)
 class CatalogEntry:
     id: str
     family: str
@@ -52,6 +70,7 @@ class CatalogEntry:
     vram_published: bool = False  # vram_gb is the model card's figure (else Kinemo's estimate from the weights)
     superseded_by: str | None = None  # id of the newer model of the same line
     size_multiple: int | None = None  # where this model's sizes go in larger steps than its family's
+    fast_lora: FastLora | None = None  # --fast applies this distillation LoRA to the model itself
 
     @property
     def repos(self) -> list[str]:
@@ -72,9 +91,11 @@ def _entry(data: dict) -> CatalogEntry:
         raise ModelLoadError(f"catalog entry {name!r}: tasks must be among {TASKS}, got {tasks}")
     adapter = data.pop("adapter", None)
     patterns = data.pop("allow_patterns", None)
+    fast_lora = data.pop("fast_lora", None)
     try:
         entry = CatalogEntry(
             tasks=tasks,
+            fast_lora=FastLora(**fast_lora) if fast_lora else None,
             adapter=Adapter(**adapter) if adapter else None,
             allow_patterns=tuple(patterns) if patterns else None,
             **data,

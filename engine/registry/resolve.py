@@ -98,11 +98,11 @@ def fast_model(model: str) -> str:
     if model in BUNDLED:
         return STARTER_FAST_ID
     entry = find_entry(model)
-    if entry is not None and entry.distilled:
+    if entry is not None and (entry.distilled or entry.fast_lora is not None):  # the LoRA is added to the request
         return entry.id
     if entry is not None and entry.fast:
         return entry.fast
-    known = ", ".join([STARTER_ID, *(e.id for e in catalog().values() if e.fast)])
+    known = ", ".join([STARTER_ID, *(e.id for e in catalog().values() if e.fast or e.fast_lora)])
     raise InvalidRequest(f"{model} has no distilled version for --fast; models that have one: {known}")
 
 
