@@ -1,5 +1,6 @@
-"""Opening a file dropped on the window: a Kinemo clip restores its settings, anything else is tried as the
-first-frame picture. The clip's embedded record is read on a worker thread (export.read_record).
+"""Opening a file dropped on the window: a Kinemo clip restores its settings, a clip without a Kinemo record
+becomes the video to re-render (video-to-video), anything else is tried as the first-frame picture. The clip's
+embedded record is read on a worker thread (export.read_record).
 """
 
 from __future__ import annotations
@@ -16,10 +17,22 @@ from engine.api.errors import InvalidRequest
 
 
 def read_clip_record(path: str) -> tuple[str, dict]:
-    """Worker thread: the Kinemo record embedded in a clip (export.read_record)."""
+    """Worker thread: the Kinemo record embedded in a clip (export.read_record); ExportError when it has none."""
     from export import read_record
 
     return path, read_record(path)
+
+
+def read_clip_or_video(path: str) -> tuple:
+    """Worker thread: ("record", path, record), or ("video", path, why) for a clip that carries no record."""
+    from export import ExportError
+
+    try:
+        return ("record", *read_clip_record(path))
+    except ExportError as exc:
+        if Path(path).is_file() or Path(path).is_dir():
+            return "video", path, str(exc)
+        raise
 
 
 class ClipOpener(QObject):
@@ -39,7 +52,7 @@ class ClipOpener(QObject):
     def restore_from_clip(self, path: str) -> None:
         """Read the record embedded in a clip (worker thread) and restore its settings."""
         self._window.statusBar().showMessage(f"Reading {Path(path).name}…")
-        worker = FunctionWorker(read_clip_record, path)
+        worker = FunctionWorker(read_clip_or_video, path)
         worker.returned.connect(self._on_record_read)
         worker.errored.connect(self._on_record_failed)
         self.worker = worker
@@ -48,8 +61,12 @@ class ClipOpener(QObject):
     @Slot(object)
     def _on_record_read(self, result) -> None:
         """Check the whole record first, then apply all of it or none of it, with one message."""
-        path, record = result
+        kind, path, record = result
         window, name = self._window, Path(path).name
+        if kind == "video":
+            window.form.controls.video.set_video(path)
+            window.show_message("info", f"{name} has no Kinemo settings: it is the video to re-render now")
+            return
         try:
             if not isinstance(record, dict):
                 raise InvalidRequest("the record is not a JSON object")

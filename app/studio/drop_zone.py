@@ -63,16 +63,17 @@ class ImageDropZone(QFrame):
     refused = Signal(str)  # one-line reason
     busyChanged = Signal(bool)
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, title: str = "Choose a first-frame picture", empty_caption: str = OPTIONAL_CAPTION):
         super().__init__(parent)
         self.setObjectName("imageDropZone")
+        self.title = title
         self.setAcceptDrops(True)
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setMinimumHeight(THUMB + 16)
         self.image_path: str | None = None
         self.image_sha256: str | None = None
         self.last_folder = ""
-        self.empty_caption = OPTIONAL_CAPTION
+        self.empty_caption = empty_caption
         self._token = 0
         self._checking: str | None = None
         self.picture_size: tuple[int, int] | None = None  # the accepted picture's width and height
@@ -212,7 +213,7 @@ class ImageDropZone(QFrame):
     # -- picking and dropping -----------------------------------------------------------------------
     @Slot()
     def choose(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose a first-frame picture", self.last_folder, IMAGE_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, self.title, self.last_folder, IMAGE_FILTER)
         if path:
             self.last_folder = str(Path(path).parent)
             self.set_image(path)

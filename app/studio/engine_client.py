@@ -197,6 +197,8 @@ class ProcessEngine:
                     continue  # a late answer to an abandoned job
                 if kind == "event":
                     yield payload
+                elif kind == "inputs":
+                    yield self._inputs_read(payload)
                 elif kind == "error":
                     settled = True
                     raise payload
@@ -206,6 +208,13 @@ class ProcessEngine:
         finally:
             if not settled and self._conn is conn:
                 self._abandon(conn, job)
+
+    @staticmethod
+    def _inputs_read(payload: dict):
+        from app.studio.engine_host import InputsRead
+        from engine.api.request import GenerationRequest
+
+        return InputsRead(GenerationRequest.from_dict(payload))
 
     def _abandon(self, conn, job: int) -> None:
         """The consumer stopped early: stop the job and wait until the engine is free again."""
@@ -237,11 +246,15 @@ class ThreadEngine:
         self._backends.clear()
 
     def generate(self, request, should_stop: Callable[[], bool] | None = None, options=None) -> Iterator:
+        from app.studio.engine_host import InputsRead
         from engine.api.events import Loaded
         from engine.api.run_options import RunOptions
         from engine.backends.base import open_backend
+        from engine.backends.inputs import fingerprinted
 
         options = (options or RunOptions()).validate()
+        request = fingerprinted(request, options.token)
+        yield InputsRead(request)
         key = (request.model, *options.backend_key)
         backend = self._backends.get(key) or open_backend(request.model, options)
         for event in backend.generate(request, should_stop=should_stop, memory=options.memory):

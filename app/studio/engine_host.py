@@ -12,7 +12,9 @@ Loaded backends stay cached here across jobs.
 Messages, parent -> child: ("generate", job, {"request": request_dict, "options": run_options_dict}),
 ("stop", job), ("warm", None), ("quit", None)
 Messages, child -> parent: ("ready", None, {"pid": pid}) first of all (the studio's start-up check),
-("event", job, engine event), ("error", job, engine exception), ("done", job, None);
+("inputs", job, request_dict) once the request's inputs are read and fingerprinted (pictures, videos, LoRAs:
+engine.backends.inputs.fingerprinted), ("event", job, engine event), ("error", job, engine exception),
+("done", job, None);
 events and exceptions travel as the engine's own classes (pickled), so the studio tells them apart by type.
 """
 
@@ -21,6 +23,15 @@ from __future__ import annotations
 import os
 import sys
 from collections import deque
+from dataclasses import dataclass
+
+
+@dataclass
+class InputsRead:
+    """Not an engine event: the job's request with the SHA-256 of every input it reads, as the engine read them
+    (a hub LoRA is downloaded for it); the history and exports record this one."""
+
+    request: object  # GenerationRequest
 
 
 class PipeConnection:
@@ -82,13 +93,15 @@ def _run_job(conn, inbox: _Inbox, backends: dict, job: int, payload: dict) -> No
     from engine.api.request import GenerationRequest
     from engine.api.run_options import RunOptions
     from engine.backends.base import open_backend
+    from engine.backends.inputs import fingerprinted
 
     def should_stop() -> bool:
         inbox.drain()
         return job in inbox.stopped
 
-    request = GenerationRequest.from_dict(payload["request"])
     options = RunOptions.from_dict(payload["options"])
+    request = fingerprinted(GenerationRequest.from_dict(payload["request"]), options.token)
+    conn.send(("inputs", job, request.to_dict()))
     key = (request.model, *options.backend_key)
     backend = backends.get(key) or open_backend(request.model, options)
     events = backend.generate(request, should_stop=should_stop, memory=options.memory)

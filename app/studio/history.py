@@ -37,6 +37,7 @@ class HistoryEntry:
     created: float  # seconds since the epoch
     seconds: float  # generation time
     folder: Path
+    frame_count: int | None = None  # frames in the clip: more than request["frames"] for an extended clip
 
     @property
     def clip_path(self) -> Path:
@@ -72,7 +73,15 @@ class HistoryEntry:
     def summary(self) -> str:
         r = self.request
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.created))
-        return f"{when} · seed {r.get('seed')} · {r.get('steps')} steps · {r.get('frames')} f @ {r.get('fps')} fps"
+        frames = f"{self.frames} f"
+        if r.get("extends"):
+            frames = f"{self.frames} f, {r.get('frames')} new"
+        return f"{when} · seed {r.get('seed')} · {r.get('steps')} steps · {frames} @ {r.get('fps')} fps"
+
+    @property
+    def frames(self) -> int:
+        """The clip's length in frames (an entry written before lengths were kept: the request's frames)."""
+        return self.frame_count if self.frame_count is not None else int(self.request.get("frames", 0))
 
     def load_frames(self) -> np.ndarray:
         """The native frames (slow for long clips: call off the UI thread); ValueError for a file that is not
@@ -80,7 +89,7 @@ class HistoryEntry:
         frames = np.load(self.frames_path, mmap_mode="r", allow_pickle=False)
         if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[3] != 3:
             raise ValueError(f"{self.frames_path.name} does not hold (frames, height, width, 3) uint8 frames")
-        frames_high, size_high = LIMITS["frames"][1], LIMITS["width"][1]
+        frames_high, size_high = 2 * LIMITS["frames"][1], LIMITS["width"][1]  # an extended clip: old and new
         if not (
             0 < frames.shape[0] <= frames_high and 0 < frames.shape[1] <= size_high and 0 < frames.shape[2] <= size_high
         ):
@@ -102,7 +111,10 @@ def read_entry(path: Path, folder: Path) -> HistoryEntry:
         raise ValueError(f"created must be a time after 1970, got {created!r}")
     if not is_number(seconds, 0.0, 1e9):
         raise ValueError(f"seconds must be a positive number, got {seconds!r}")
-    return HistoryEntry(path.stem, request.to_dict(), float(created), float(seconds), folder)
+    count = data.get("frame_count")
+    if count is not None and not (isinstance(count, int) and is_number(count, 1, 2 * LIMITS["frames"][1])):
+        raise ValueError(f"frame_count must be a whole number of frames, got {count!r}")
+    return HistoryEntry(path.stem, request.to_dict(), float(created), float(seconds), folder, count)
 
 
 def _atomic_save_npy(path: Path, frames: np.ndarray) -> None:
@@ -140,7 +152,7 @@ class HistoryStore:
 
         created = time.time()
         entry_id = time.strftime("%Y%m%d-%H%M%S", time.localtime(created)) + "-" + uuid.uuid4().hex[:6]
-        entry = HistoryEntry(entry_id, request.to_dict(), created, seconds, self.folder)
+        entry = HistoryEntry(entry_id, request.to_dict(), created, seconds, self.folder, len(frames))
         settings = ExportSettings("mp4", request.fps, request.width, request.height, HISTORY_QUALITY)
         record = make_record(request.to_dict(), {"format": "mp4", "quality": HISTORY_QUALITY})
         written: list[Path] = []
@@ -165,7 +177,7 @@ class HistoryStore:
             thumb.resize(size, Image.Resampling.BICUBIC).save(png, format="PNG")
             atomic_write_bytes(entry.thumbnail_path, png.getvalue())
             written.append(entry.thumbnail_path)
-            data = {"request": entry.request, "created": created, "seconds": seconds}
+            data = {"request": entry.request, "created": created, "seconds": seconds, "frame_count": len(frames)}
             atomic_write_text(entry.entry_path, json.dumps(data, indent=2, ensure_ascii=False))
         except BaseException:
             for path in written:

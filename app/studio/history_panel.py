@@ -1,7 +1,8 @@
 """The history panel: every generation, newest first; a click restores its settings and clip.
 
 The entries live on disk (app.studio.history.HistoryStore); this panel lists them, restores one into the
-window's form and player, and removes one from the list and the disk.
+window's form and player, queues the continuation of one (Extend, app.studio.extend), and removes one from the
+list and the disk.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from PySide6.QtCore import QObject, QSize, Qt, Slot
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QAbstractItemView, QGroupBox, QListWidget, QListWidgetItem, QMenu, QVBoxLayout
 
+from app.studio.extend import Extender
 from app.studio.history import HistoryEntry, HistoryStore
 from app.studio.messages import describe
 from app.studio.plain_text import plain_tooltip
@@ -60,6 +62,7 @@ class HistoryPanel(QObject):
         self.entries: dict[str, HistoryEntry] = {}
         self.loading: str | None = None  # the entry whose frames are being read
         self.worker: FunctionWorker | None = None
+        self.extender = Extender(window)
         self.list = QListWidget()
         self.list.setObjectName("historyList")
         self.list.setIconSize(QSize(56, 56))
@@ -147,12 +150,20 @@ class HistoryPanel(QObject):
             return
         menu = QMenu(self._window)
         restore = menu.addAction("Restore settings")
+        extend = menu.addAction("Extend…")
+        extend.setToolTip("Continue this clip with more frames (same prompt, model and seed)")
         remove = menu.addAction("Remove from history")
         chosen = menu.exec(self.list.mapToGlobal(point))
         if chosen is restore:
             self.restore(entry)
+        elif chosen is extend:
+            self.extend(entry)
         elif chosen is remove:
             self.remove(entry)
+
+    def extend(self, entry: HistoryEntry, frames: int | None = None):
+        """Queue the continuation of entry's clip (asks for the number of new frames unless given)."""
+        return self.extender.extend(entry, frames)
 
     def remove(self, entry: HistoryEntry) -> None:
         """Take an entry off the list and delete its files."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
+from app.studio.engine_host import InputsRead
 from app.studio.worker import GeneratorWorker, start_worker, wait_for
 from engine.api.errors import Cancelled
 from engine.api.events import Finished, Frames, Loaded, Notice, Preview, Progress, Sound
@@ -26,6 +27,7 @@ class Saved:
 
     entry: object  # HistoryEntry
     frames: np.ndarray
+    request: object = None  # the GenerationRequest as the engine read it (inputs fingerprinted)
 
 
 def run_generation(engine, history, request, should_stop, options=None):
@@ -43,13 +45,15 @@ def run_generation(engine, history, request, should_stop, options=None):
                 sound = event
             elif isinstance(event, Finished):
                 seconds = event.seconds
+            elif isinstance(event, InputsRead):
+                request = event.request  # the history and exports record what was read
             yield event
     if should_stop():
         raise Cancelled("generation cancelled")
     if not chunks:
         raise RuntimeError("the engine finished without frames")
     frames = np.concatenate(chunks)
-    return Saved(history.save(request, frames, seconds, sound), frames)
+    return Saved(history.save(request, frames, seconds, sound), frames, request)
 
 
 class GenerationWorker(GeneratorWorker):

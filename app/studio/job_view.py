@@ -90,7 +90,7 @@ class JobView(QObject):
     def on_saved(self, job, saved) -> None:
         window, entry = self._window, saved.entry
         window.history_panel.add(entry)
-        window.set_clip(saved.frames, job.request, entry.sound)
+        window.set_clip(saved.frames, saved.request or job.request, entry.sound)
         window.progress_bar.setRange(0, 1)
         window.progress_bar.setValue(1)
         window.progress_bar.setFormat(f"Done in {entry.seconds:.1f} s")

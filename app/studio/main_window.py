@@ -93,7 +93,7 @@ class MainWindow(QMainWindow):
         self.splitter.addWidget(self._build_middle())
         self.splitter.addWidget(self._build_right())
         self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([380, 600, 300])
+        self.splitter.setSizes([400, 580, 300])
         self.setCentralWidget(self.splitter)
         plain_labels(self)  # labels show prompts, paths and messages quoting them: never as HTML
         self.statusBar().showMessage("Ready")
@@ -121,6 +121,8 @@ class MainWindow(QMainWindow):
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.form)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # no horizontal bar: the viewport fits the form's narrowest layout beside the vertical bar
+        scroll.setMinimumWidth(self.form.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4)
         buttons = QHBoxLayout()
         buttons.addWidget(self.generate_button, 1)
         buttons.addWidget(self.cancel_button)

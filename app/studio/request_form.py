@@ -17,6 +17,7 @@ from pathlib import Path
 from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import QComboBox, QFormLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from app.studio.creative_controls import CreativeControls, refuse_while_checking
 from app.studio.downloads import DownloadPanel
 from app.studio.drop_zone import OPTIONAL_CAPTION, ImageDropZone
 from app.studio.engine_switches import EngineSwitches
@@ -80,6 +81,8 @@ class RequestForm(QWidget):
         self.image_hint.setObjectName("imageHint")
         self.image_hint.setWordWrap(True)
         self.image_hint.hide()
+        self.controls = CreativeControls(self.drop_zone, lambda: self.frames_spin.value(), self)
+        self.loras = self.controls.loras
 
     def _name_widgets(self) -> None:
         """The sections' widgets under the form's names (automation, tests and the window use them)."""
@@ -119,11 +122,15 @@ class RequestForm(QWidget):
         layout.addWidget(self.prompt_edit)
         layout.addWidget(self.prompt_hint)
         layout.addWidget(self.negative_edit)
+        layout.addWidget(self.controls.prompt_changes)
         layout.addWidget(_section("First frame"))
         layout.addWidget(self.image_hint)
         layout.addWidget(self.drop_zone)
+        layout.addWidget(self.controls.last_frame_box)
+        layout.addWidget(self.controls.clip_box)
         layout.addWidget(_section("Settings"))
         layout.addLayout(form)
+        layout.addWidget(self.controls.lora_box)
         layout.addStretch(1)
 
     def _connect(self) -> None:
@@ -139,6 +146,7 @@ class RequestForm(QWidget):
         self.prompts.cameraChosen.connect(self._on_camera_chosen)
         self.memory_combo.currentIndexChanged.connect(self.memory_plan.schedule)
         self.drop_zone.imageChanged.connect(self.memory_plan.schedule)
+        self.controls.message.connect(self.message)
         for switch in (self.switches.int8_check, self.switches.onnx_check):  # they change what the run imports
             switch.toggled.connect(self.memory_plan.schedule)
 
@@ -161,6 +169,7 @@ class RequestForm(QWidget):
         """The validated request the form describes; InvalidRequest if something is off."""
         if self.drop_zone.checking:
             raise InvalidRequest("the first-frame picture is still being checked; try again in a moment")
+        refuse_while_checking(self.controls)
         if self.downloads.downloading == self.model:
             raise InvalidRequest(f"{self.model} is still downloading; generate once it is on disk")
         options = self.options
@@ -177,6 +186,7 @@ class RequestForm(QWidget):
             image_sha256=image_sha256,
             **self.numbers.values(),
             eta=self._eta,
+            **self.controls.request_fields(image_used=bool(image)),
         ).validate()
 
     def set_request(self, request: GenerationRequest | dict) -> None:
@@ -195,6 +205,7 @@ class RequestForm(QWidget):
             zone.set_image(r.image)
         elif not r.image and (zone.image_path or zone.checking):
             zone.clear()
+        self.controls.set_request(r)
         self.numbers.defaults_due = None  # the request's own values win over the model's defaults
         self.numbers.size_by_hand = bool(r.image)  # its size goes with its picture; a later picture sets its own
 
@@ -285,6 +296,7 @@ class RequestForm(QWidget):
 
     def _show_picture_input(self, options: ModelOptions | None) -> None:
         self.drop_zone.setEnabled(options is None or not options.text_only)
+        self.controls.last_zone.setEnabled(self.drop_zone.isEnabled())
         if options is not None and options.requires_image:
             self._show_image_hint("warning", f"{options.name} animates a picture: add one below (required).")
             self.drop_zone.set_empty_caption("Image-to-video: the picture becomes the first frame (required).")
@@ -338,8 +350,8 @@ class RequestForm(QWidget):
             "image": self.drop_zone.image_path,
             **self.numbers.values(),
             "eta": self._eta,
-        }
-        state = {"request": request, "keep_seed": self.keep_seed}
+        } | self.controls.state()
+        state = {"request": request, "keep_seed": self.keep_seed, "lora_rows": self.loras.rows_state()}
         return state | self.switches.state() | {"model_folders": self.model_folders()}
 
     def shutdown(self) -> None:
@@ -363,3 +375,4 @@ class RequestForm(QWidget):
                 self.set_request(GenerationRequest(**merged).with_changes(prompt=str(merged["prompt"])))
             except (TypeError, ValueError):
                 pass  # a damaged settings file: keep the defaults
+        self.controls.restore_rows(state.get("lora_rows"))

@@ -12,6 +12,7 @@ import os
 import stat
 from pathlib import Path
 
+from engine.api.controls import MAX_LORAS, MAX_PROMPT_CHANGES, LoraWeight
 from engine.api.errors import InvalidRequest
 from engine.api.request import LIMITS, MAX_PROMPT_CHARS, GenerationRequest
 from export.formats import FORMATS
@@ -20,6 +21,7 @@ MAX_SAVED_FILE_BYTES = 1 << 20  # settings, history entries and the queue are a 
 MAX_PATH_CHARS = 4096
 LATEST_TIME = 253402300799.0  # 9999-12-31: later "created" times cannot be shown as a date
 MEMORY_SETTINGS = ("auto", "high", "low", "minimal")
+INPUT_PATHS = ("image", "last_image", "video", "extends")  # the files a request reads, each with its _sha256
 
 
 def read_small_text(path: Path) -> str:
@@ -57,13 +59,50 @@ def checked_request(data) -> GenerationRequest:
     """A GenerationRequest from a saved dict, every field checked (from_dict leaves the picture's fields to
     the caller); InvalidRequest naming the first bad field."""
     request = GenerationRequest.from_dict(data)
-    if not _optional_text(request.image):
-        raise InvalidRequest(f"image must be a file path, got {type(request.image).__name__}")
-    if not _is_sha256(request.image_sha256):
-        raise InvalidRequest("image_sha256 must be 64 hexadecimal digits")
+    for name in INPUT_PATHS:
+        if not _optional_text(getattr(request, name)):
+            raise InvalidRequest(f"{name} must be a file path of at most {MAX_PATH_CHARS} characters")
+        if not _is_sha256(getattr(request, f"{name}_sha256")):
+            raise InvalidRequest(f"{name}_sha256 must be 64 hexadecimal digits")
+    if any(len(lora.source) > MAX_PATH_CHARS for lora in request.loras):
+        raise InvalidRequest(f"a LoRA's source is longer than {MAX_PATH_CHARS} characters")
     if len(request.model) > MAX_PATH_CHARS:
         raise InvalidRequest(f"the model name is longer than {MAX_PATH_CHARS} characters")
     return request
+
+
+def lora_row_ok(row) -> bool:
+    """One row of the form's saved LoRA list: {"source", "scale", "enabled"}, a LoRA the request would take."""
+    if not isinstance(row, dict) or set(row) != {"source", "scale", "enabled"} or not isinstance(row["enabled"], bool):
+        return False
+    if not isinstance(row["source"], str) or len(row["source"]) > MAX_PATH_CHARS:
+        return False
+    try:
+        LoraWeight(row["source"], row["scale"]).validate()
+    except InvalidRequest:
+        return False
+    return True
+
+
+def _loras_ok(value) -> bool:
+    if not isinstance(value, list) or len(value) > MAX_LORAS:
+        return False
+    try:
+        return all(len(LoraWeight.from_value(v).source) <= MAX_PATH_CHARS for v in value)
+    except (InvalidRequest, TypeError):
+        return False
+
+
+def _prompt_change_ok(change) -> bool:
+    """A saved prompt change as the form writes it: its prompt may still be empty (the form need not be valid)."""
+    return (
+        isinstance(change, dict)
+        and set(change) == {"frame", "prompt"}
+        and isinstance(change["frame"], int)
+        and is_number(change["frame"], 1, LIMITS["frames"][1] - 1)
+        and isinstance(change["prompt"], str)
+        and len(change["prompt"]) <= MAX_PROMPT_CHARS
+    )
 
 
 def _request_field_ok(name: str, value) -> bool:
@@ -71,10 +110,16 @@ def _request_field_ok(name: str, value) -> bool:
         return isinstance(value, str) and len(value) <= MAX_PROMPT_CHARS
     if name == "model":
         return isinstance(value, str) and bool(value.strip()) and len(value) <= MAX_PATH_CHARS
-    if name == "image":
+    if name in INPUT_PATHS:
         return _optional_text(value)
-    if name == "image_sha256":
+    if name.endswith("_sha256"):
         return _is_sha256(value)
+    if name == "strength":
+        return is_number(value, 0.0, 1.0) and value > 0
+    if name == "loras":
+        return _loras_ok(value)
+    if name == "prompt_changes":
+        return isinstance(value, list) and len(value) <= MAX_PROMPT_CHANGES and all(map(_prompt_change_ok, value))
     if name in LIMITS:
         try:  # the request's own rules: whole numbers, ranges, even sizes
             GenerationRequest(prompt="-", width=64, height=64).with_changes(**{name: value}).validate()
@@ -133,6 +178,7 @@ FORM_CHECKS = {
     "int8": _is_bool,
     "onnx_temporal": _is_bool,
     "model_folders": _is_folder_list,
+    "lora_rows": lambda v: isinstance(v, list),  # then row by row (clean_lora_rows)
 }
 EXPORT_CHECKS = {
     "folder": lambda v: isinstance(v, str) and 0 < len(v) <= MAX_PATH_CHARS,
@@ -157,4 +203,20 @@ def clean_settings(data) -> tuple[dict, list[str]]:
     if request is not None:
         clean["form"]["request"], wrong = clean_request_fields(request, "form.request")
         bad += wrong
+    rows = clean.get("form", {}).get("lora_rows")
+    if rows is not None:
+        clean["form"]["lora_rows"], wrong = clean_lora_rows(rows, "form.lora_rows")
+        bad += wrong
     return clean, bad
+
+
+def clean_lora_rows(rows: list, where: str) -> tuple[list, list[str]]:
+    """The form's saved LoRA list: good rows kept in order (at most MAX_LORAS, each source once), bad ones named."""
+    kept: list[dict] = []
+    bad = []
+    for index, row in enumerate(rows):
+        if lora_row_ok(row) and len(kept) < MAX_LORAS and row["source"] not in {r["source"] for r in kept}:
+            kept.append(row)
+        else:
+            bad.append(f"{where}[{index}]")
+    return kept, bad

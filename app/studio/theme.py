@@ -24,7 +24,11 @@ QLabel#messageLabel[level="warning"] {{ background: #3a3322; color: {WARNING}; }
 QLabel#messageLabel[level="info"] {{ color: {TEXT}; }}
 QFrame#imageDropZone {{ border: 1px dashed #4a5060; border-radius: 6px; background: {BASE}; }}
 QFrame#imageDropZone[dragging="true"] {{ border-color: {ACCENT}; }}
-QLabel#imageThumbnail {{ color: {MUTED}; background: #101216; border-radius: 4px; }}
+QFrame#lastImageDropZone, QFrame#videoInput {{ border: 1px dashed #4a5060; border-radius: 6px; background: {BASE}; }}
+QFrame#lastImageDropZone[dragging="true"] {{ border-color: {ACCENT}; }}
+QLabel#imageThumbnail, QLabel#lastImageThumbnail, QLabel#videoThumbnail {{
+    color: {MUTED}; background: #101216; border-radius: 4px; }}
+QLabel#loraEmptyLabel, QLabel#extendsLabel {{ color: {MUTED}; }}
 QPushButton {{ padding: 5px 12px; border-radius: 4px; background: #323644; border: 1px solid #3d4252; }}
 QPushButton:hover {{ background: #3a3f50; }}
 QPushButton:disabled {{ color: #6b7080; background: #2a2d36; }}
