@@ -20,8 +20,9 @@ SAVER = {
 }
 
 
-def save_tiny_lora(pipeline_folder: Path, family: str, out: Path, *, seed: int = 0, rank: int = 4,
-                   motion_only: bool = False) -> Path:
+def save_tiny_lora(
+    pipeline_folder: Path, family: str, out: Path, *, seed: int = 0, rank: int = 4, motion_only: bool = False
+) -> Path:
     """A random LoRA for the tiny pipeline in pipeline_folder; returns the .safetensors file.
 
     motion_only: for AnimateDiff, a motion LoRA (only the motion modules' attention), as the published
@@ -56,5 +57,9 @@ def _load_denoiser(folder: Path, family: str):
     if family == "animatediff":  # the saved pipeline holds the base UNet and the motion adapter apart
         pipe = diffusers.AnimateDiffPipeline.from_pretrained(folder)
         return pipe.unet
-    cls = {"wan": "WanTransformer3DModel", "ltx": "LTXVideoTransformer3DModel", "cogvideox": "CogVideoXTransformer3DModel"}
+    cls = {
+        "wan": "WanTransformer3DModel",
+        "ltx": "LTXVideoTransformer3DModel",
+        "cogvideox": "CogVideoXTransformer3DModel",
+    }
     return getattr(diffusers, cls[family]).from_pretrained(folder, subfolder=DENOISER[family])
