@@ -5,7 +5,7 @@ import threading
 
 from app.studio import memory_plan
 from app.studio.engine_client import ProcessEngine
-from app.studio.engine_host import reported
+from app.studio.engine_host import InputsRead, reported
 from app.studio.job_queue import Job
 from engine.api.errors import OutOfMemory
 from engine.api.events import Loaded, MemoryNotice
@@ -61,6 +61,7 @@ def test_the_engine_process_announces_the_plan_of_the_setting(tiny_model):
     try:
         request = GenerationRequest("a red circle", model=tiny_model, steps=2, frames=4)
         events = list(engine.generate(request, options=RunOptions(memory="low")))
+        assert isinstance(events.pop(0), InputsRead), "the request as the engine read it comes first"
         assert isinstance(events[0], Loaded) and isinstance(events[1], MemoryNotice)
         assert events[1].message.startswith("memory: about") and "--memory low" in events[1].message
         assert events[1].plan is not None and events[1].plan.estimate.ram > 0

@@ -1,5 +1,6 @@
 """The studio's Qt-free parts: prompt helpers, export names, history and settings files, the engine pipe."""
 
+import itertools
 import json
 import pickle
 import time
@@ -9,7 +10,7 @@ import pytest
 from studio_helpers import PROMPT, clip_frames
 
 from app.studio.engine_client import ProcessEngine
-from app.studio.engine_host import reported
+from app.studio.engine_host import InputsRead, reported
 from app.studio.exporter import is_taken, next_free_path, suggested_name, with_extension
 from app.studio.history import HistoryStore
 from app.studio.prompt_tools import camera_move_in, camera_moves_for, unknown_words, with_camera_move
@@ -98,7 +99,7 @@ def test_engine_process_streams_events_and_stops_within_a_step(tiny_model):
     try:
         request = GenerationRequest(PROMPT, model=tiny_model, steps=3, frames=4)
         kinds = [type(e) for e in engine.generate(request)]
-        assert kinds[0] is Loaded and kinds.count(Progress) == 3 and kinds.count(Preview) == 3
+        assert kinds[:2] == [InputsRead, Loaded], "the request as the engine read it comes first" and kinds.count(Progress) == 3 and kinds.count(Preview) == 3
         assert kinds[-2:] == [Frames, Finished]
 
         # 16-frame previews nearly fill the pipe, so the engine runs at most one step ahead of this loop
@@ -114,7 +115,7 @@ def test_engine_process_streams_events_and_stops_within_a_step(tiny_model):
         # the step the engine was making when the stop arrived, and one whose events were already on their way
         assert len(after_stop) <= 2, f"steps after the request to stop: {after_stop}"
         # the same process, model cached, serves the next job
-        assert type(next(iter(engine.generate(request)))) is Loaded
+        assert [type(e) for e in itertools.islice(engine.generate(request), 2)] == [InputsRead, Loaded]
     finally:
         engine.shutdown()
     assert not engine.running
