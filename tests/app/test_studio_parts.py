@@ -99,7 +99,8 @@ def test_engine_process_streams_events_and_stops_within_a_step(tiny_model):
     try:
         request = GenerationRequest(PROMPT, model=tiny_model, steps=3, frames=4)
         kinds = [type(e) for e in engine.generate(request)]
-        assert kinds[:2] == [InputsRead, Loaded], "the request as the engine read it comes first" and kinds.count(Progress) == 3 and kinds.count(Preview) == 3
+        assert kinds[:2] == [InputsRead, Loaded], "the request as the engine read it comes first"
+        assert kinds.count(Progress) == 3 and kinds.count(Preview) == 3
         assert kinds[-2:] == [Frames, Finished]
 
         # 16-frame previews nearly fill the pipe, so the engine runs at most one step ahead of this loop
