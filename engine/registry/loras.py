@@ -63,7 +63,8 @@ def _hub_file(lora: LoraWeight, token: str | None) -> Path:
             if isinstance(cached, str):
                 return Path(cached)
             filename = str(_pick_file(lora, list_repo_files(repo, token=token)))
-        return Path(hf_hub_download(repo, filename, token=token))
+        cached = try_to_load_from_cache(repo, filename)  # a LoRA read once is not asked for again
+        return Path(cached) if isinstance(cached, str) else Path(hf_hub_download(repo, filename, token=token))
     except LoraError:
         raise
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError) as exc:

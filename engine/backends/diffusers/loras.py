@@ -40,6 +40,27 @@ def check_loras(request, pipeline_class: str, model_id: str, quantize: str | Non
         raise InvalidRequest(f"{model_id} takes no LoRA: its diffusers pipeline ({pipeline_class}) has no LoRA loader")
 
 
+def with_loras(components: dict, loras: tuple[LoraWeight, ...], token: str | None = None) -> dict:
+    """The pipeline's components (engine.planning.headers) with each LoRA's weights counted in its denoiser:
+    peft keeps them beside the layers they adapt, in the denoiser's precision."""
+    from dataclasses import replace
+
+    from engine.accel.quantize_diffusers import denoiser_names
+    from engine.planning.headers import read_component
+
+    name = denoiser_names(list(components))[0]
+    if not loras or name not in components:
+        return components
+    added = [read_component("lora", [lora_file(lora, token)]) for lora in loras]
+    denoiser = components[name]
+    grown = replace(
+        denoiser,
+        stored=denoiser.stored + sum(c.stored for c in added),
+        floats=denoiser.floats + sum(c.floats for c in added),
+    )
+    return {**components, name: grown}
+
+
 def loaded_adapters(pipe) -> set[str]:
     if not hasattr(pipe, "get_list_adapters"):
         return set()
