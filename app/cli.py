@@ -72,7 +72,7 @@ def build_request(args: argparse.Namespace):
     defaults = backend.defaults()
     if args.image and args.width is None and args.height is None:  # the clip takes the picture's own aspect
         defaults.update(picture_size(args.image))
-    if args.video and args.width is None and args.height is None:  # a re-rendered clip keeps its aspect
+    if args.video and not args.image and args.width is None and args.height is None:  # a re-rendered clip keeps its aspect
         defaults.update(video_size(args.video))
     defaults.update(fast_settings(backend, args.fast))
     chosen = {**defaults, **{k: v for k, v in given.items() if v is not None}}
