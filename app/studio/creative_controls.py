@@ -81,7 +81,21 @@ class CreativeControls(QObject):
         return "the video to re-render" if self.video.checking else None
 
     def request_fields(self, image_used: bool) -> dict:
-        """The controls' fields of the request; the last picture only goes with a first one that is used."""
+        """The controls' fields of the request; the last picture only goes with a first one that is used.
+        InvalidRequest in the studio's words when two things the clip could start from are set."""
+        starts = [
+            what
+            for what, on in (
+                ("a first-frame picture", image_used),
+                ("a video to re-render", self.video.video_path),
+                (f"the clip it continues ({self.extends.name})", self.extends.path),
+            )
+            if on
+        ]
+        if len(starts) > 1:
+            raise InvalidRequest(
+                f"{' and '.join(starts)} do not combine: each says what the clip starts from; clear one"
+            )
         last = self.last_zone.image_path if image_used else None
         return {
             "last_image": last,

@@ -84,6 +84,8 @@ class LoraRow(QWidget):
         layout.addWidget(self.enabled_check, 1)
         layout.addWidget(self.scale_spin)
         layout.addWidget(self.remove_button)
+        self.enabled_check.toggled.connect(self.scale_spin.setEnabled)  # a disabled row looks switched off
+        self.scale_spin.setEnabled(enabled)
         self.enabled_check.toggled.connect(self.changed)
         self.scale_spin.valueChanged.connect(self.changed)
         self.remove_button.clicked.connect(self._on_remove)

@@ -258,6 +258,10 @@ class ExtendsRow(QWidget):
         layout.addWidget(self.clear_button)
         self.hide()
 
+    @property
+    def name(self) -> str:
+        return Path(self.path).name if self.path else ""
+
     def set_clip(self, path: str | None, sha256: str | None = None) -> None:
         self.path, self.sha256 = (path, sha256) if path else (None, None)
         if path:

@@ -2,6 +2,7 @@
 and Extend, from the widgets to the request, back from a history entry or a clip, and kept across restarts."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -81,6 +82,7 @@ def test_the_lora_list_goes_into_the_request(qtbot, window, tmp_path):
     assert not panel.empty_label.isVisibleTo(window)
 
     panel.rows[0].enabled_check.click()  # disabled: left out
+    assert not panel.rows[0].scale_spin.isEnabled(), "a switched-off row looks switched off"
     assert [lora.source for lora in form.request().loras] == ["owner/motion-lora/pytorch_lora_weights.safetensors"]
     panel.rows[0].enabled_check.setChecked(True)
     assert len(form.request().loras) == 2
@@ -423,3 +425,34 @@ def test_a_lora_file_gone_since_fails_the_job_in_one_line_before_anything_loads(
         window.generate()
     assert window.message.startswith(f"Generation failed: LoRA {gone}: no such file")
     assert "\n" not in window.message and window.history_list.count() == 0
+
+
+def test_two_things_to_start_from_are_refused_in_the_studio_s_words(qtbot, window, tmp_path):
+    form = window.form
+    form.prompt_edit.setPlainText(PROMPT)
+    with qtbot.waitSignal(form.drop_zone.imageChanged):
+        form.drop_zone.set_image(picture(tmp_path, "first.png", "red"))
+    with qtbot.waitSignal(form.controls.video.videoChanged, timeout=30_000):
+        form.controls.video.set_video(plain_video(tmp_path / "holiday.mp4"))
+    window.generate()
+    assert not window.queue.busy
+    assert window.message.startswith("a first-frame picture and a video to re-render do not combine")
+
+
+BUNDLED = Path(__file__).resolve().parents[2] / "engine" / "backends" / "bundled.py"
+
+
+@pytest.mark.skipif(
+    "request.extends" not in BUNDLED.read_text(), reason="the bundled backend does not continue clips yet"
+)
+def test_extend_with_the_bundled_engine_makes_a_longer_history_clip(qtbot, window, tiny_model):
+    fill_request(window, tiny_model, steps=2, frames=4)
+    with qtbot.waitSignal(window.queue.jobSaved, timeout=JOB_TIMEOUT_MS) as first:
+        window.generate()
+    entry = first.args[1].entry
+    with qtbot.waitSignal(window.queue.jobSaved, timeout=JOB_TIMEOUT_MS) as extended:
+        window.history_panel.extend(entry, frames=4)
+    result = extended.args[1]
+    assert result.frames.shape[0] == 8 and result.entry.frame_count == 8
+    assert np.array_equal(result.frames[:4].shape, first.args[1].frames.shape)
+    assert result.request.extends_sha256 == file_sha256(entry.clip_path)

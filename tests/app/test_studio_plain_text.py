@@ -82,6 +82,6 @@ def test_a_dropped_clip_with_html_in_its_record_restores_as_text(qtbot, window, 
 @pytest.mark.parametrize("record", [["a list"], {"request": "text"}, {"no": "request"}])
 def test_a_record_of_the_wrong_shape_is_refused(qtbot, window, record):
     window.form.prompt_edit.setPlainText("my own prompt")
-    window.clip_opener._on_record_read(("odd.mp4", record))
+    window.clip_opener._on_record_read(("record", "odd.mp4", record))
     assert window.message_label.property("level") == "error" and "odd.mp4" in window.message
     assert window.form.prompt_edit.toPlainText() == "my own prompt"

@@ -189,7 +189,7 @@ def test_dropping_a_kinemo_clip_restores_its_settings(qtbot, window, tmp_path):
     assert window.findChild(QWidget, "cameraCombo").currentData() == "zooms in"
 
 
-def test_dropping_a_clip_without_a_record_is_refused(qtbot, window, tmp_path):
+def test_a_clip_without_a_record_becomes_the_video_to_re_render(qtbot, window, tmp_path):
     plain = tmp_path / "plain.mp4"
     writer = imageio_ffmpeg.write_frames(str(plain), (64, 64), fps=8, macro_block_size=1, ffmpeg_log_level="error")
     writer.send(None)
@@ -197,10 +197,12 @@ def test_dropping_a_clip_without_a_record_is_refused(qtbot, window, tmp_path):
         writer.send(frame)
     writer.close()
     window.form.prompt_edit.setPlainText("my own prompt")
-    with qtbot.waitSignal(window.messageShown, timeout=30_000) as shown:
+    video = window.form.controls.video
+    with qtbot.waitSignal(video.videoChanged, timeout=30_000):
         drop(window, [plain])
-    assert shown.args[0] == "error" and "no Kinemo generation record" in shown.args[1]
-    assert window.form.prompt_edit.toPlainText() == "my own prompt"
+    assert window.message == "plain.mp4 has no Kinemo settings: it is the video to re-render now"
+    assert window.form.prompt_edit.toPlainText() == "my own prompt", "the settings are the artist's"
+    assert (window.form.request().video, window.form.request().strength) == (str(plain), 0.8)
 
 
 def test_settings_persist_across_restarts(make_window, data_dir, tiny_model):
