@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 from engine.planning.headers import Component
 from engine.planning.policies import Policy
-from engine.registry.families import FAMILIES
+from engine.registry.families import EXTEND_CONTEXT_FRAMES, FAMILIES, request_task
 
 GB = 2**30
 MB = 2**20
@@ -102,19 +102,18 @@ class Shape:
     height: int
     guidance: float = 1.0
     steps: int = 25
-    task: str = "t2v"
+    task: str = "t2v"  # engine.registry.families.TASKS
+    input_frames: int = 0  # frames of a video the run reads and holds (video-to-video, the clip an extension continues)
 
     @classmethod
     def of(cls, family: str, request) -> Shape:
-        return cls(
-            family,
-            request.frames,
-            request.width,
-            request.height,
-            request.guidance,
-            request.steps,
-            "i2v" if request.image else "t2v",
-        )
+        """The shape of a request's run; an extension's pipeline also re-makes up to EXTEND_CONTEXT_FRAMES of the
+        clip's last frames, and is counted with them."""
+        task = request_task(request)
+        context = EXTEND_CONTEXT_FRAMES if task == "extend" else 0
+        inputs = request.frames if task == "v2v" else context
+        frames = request.frames + context
+        return cls(family, frames, request.width, request.height, request.guidance, request.steps, task, inputs)
 
 
 def _config_int(config: dict, key: str, default: int) -> int:
@@ -300,7 +299,8 @@ def estimate_diffusers(
     k_live = K_LIVE.get(vae.class_name if vae else "", K_LIVE_DEFAULT)
     decode = (k_live * vae_channels(vae) + cal.k_px) * size * decode_pixels(shape, vae, tiled)
     decode += vae_mask_bytes(shape, vae, tiled, size)
-    output = OUTPUT_COPIES * shape.frames * shape.height * shape.width * 3 * 4  # float32 on the host
+    # float32 on the host: the clip made, and the video read (the pipeline's preprocessed copy of it)
+    output = (OUTPUT_COPIES * shape.frames + shape.input_frames) * shape.height * shape.width * 3 * 4
     parts = {"baseline": baseline, "load": LOAD_OVERHEAD, "weights": total_weights}
 
     if not accelerator:  # everything in RAM, fitted constants included

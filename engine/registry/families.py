@@ -11,6 +11,27 @@ from dataclasses import dataclass, field
 from engine.api.errors import InvalidRequest
 from engine.api.request import GenerationRequest
 
+# what a request asks a pipeline to do -> the words messages use for it
+TASKS = {
+    "t2v": "text-to-video",
+    "i2v": "image-to-video",
+    "first_last": "first-and-last-frame",
+    "v2v": "video-to-video",
+    "extend": "clip extension",
+}
+EXTEND_CONTEXT_FRAMES = 17  # frames of a clip that condition its continuation where a family takes video (4-8k+1)
+
+
+def request_task(request: GenerationRequest) -> str:
+    """The task a request asks for: a clip to extend, a video to re-render, two pictures, one, or text alone."""
+    if request.extends:
+        return "extend"
+    if request.video:
+        return "v2v"
+    if request.last_image:
+        return "first_last"
+    return "i2v" if request.image else "t2v"
+
 
 @dataclass(frozen=True)
 class MemoryCalibration:
@@ -50,11 +71,24 @@ class Family:
     min_size: int = 16  # its VAE cannot decode smaller frames
     step_callback: bool = True  # the pipeline takes callback_on_step_end (else steps are seen from its denoiser)
     min_frames_i2v: int = 1  # fewer frames from a picture break it (Kandinsky 5's image-to-video gives NaN)
+    # the creative controls (engine.backends.diffusers.conditioning): the pipeline class that ends a clip on a
+    # picture, re-renders a video, continues a clip from its last frames (None: from its last frame, image-to-video)
+    first_last_class: str | None = None
+    v2v_class: str | None = None
+    extend_class: str | None = None
+    prompt_changes: bool = False  # its pipeline takes prompts that change along the clip
 
     def pipeline_class(self, task: str) -> str:
-        name = self.t2v_class if task == "t2v" else self.i2v_class
+        """The diffusers class for a task (TASKS); InvalidRequest naming what this family lacks."""
+        name = {
+            "t2v": self.t2v_class,
+            "i2v": self.i2v_class,
+            "first_last": self.first_last_class,
+            "v2v": self.v2v_class,
+            "extend": self.extend_class or self.i2v_class,
+        }.get(task)
         if name is None:
-            raise InvalidRequest(f"{self.label} has no {'text' if task == 't2v' else 'image'}-to-video pipeline")
+            raise InvalidRequest(f"{self.label} has no {TASKS.get(task, task)} pipeline")
         return name
 
     def check(self, request: GenerationRequest, model: str, size_multiple: int | None = None) -> None:
@@ -101,6 +135,8 @@ FAMILIES = {
             unet=True,
             onnx_motion=True,
             context_frames=16,
+            v2v_class="AnimateDiffVideoToVideoPipeline",
+            prompt_changes=True,
         ),
         Family(
             "svd",
@@ -128,6 +164,8 @@ FAMILIES = {
             MemoryCalibration(den_fixed=33, den_k=12.0, dec_fixed=55, k_px=170.0),
             {"WanPipeline": ("t2v",), "WanImageToVideoPipeline": ("i2v",)},
             cfg_sequential=True,
+            first_last_class="WanImageToVideoPipeline",
+            v2v_class="WanVideoToVideoPipeline",
         ),
         Family(
             "ltx",
@@ -140,6 +178,9 @@ FAMILIES = {
             MemoryCalibration(den_fixed=11, den_k=12.0, dec_fixed=25, k_px=6.0),
             {name: ("t2v", "i2v") for name in ("LTXPipeline", "LTXImageToVideoPipeline", "LTXConditionPipeline")},
             compression=(8, 32),
+            first_last_class="LTXConditionPipeline",
+            v2v_class="LTXConditionPipeline",
+            extend_class="LTXConditionPipeline",
         ),
         Family(
             "cogvideox",
@@ -151,6 +192,7 @@ FAMILIES = {
             16,
             MemoryCalibration(den_fixed=14, den_k=12.0, dec_fixed=10, k_px=388.0),
             {"CogVideoXPipeline": ("t2v",), "CogVideoXImageToVideoPipeline": ("i2v",)},
+            v2v_class="CogVideoXVideoToVideoPipeline",
         ),
         Family(
             "ltx2",
@@ -166,6 +208,9 @@ FAMILIES = {
             audio=True,
             min_steps=2,
             min_size=64,  # its VAE pads by reflection, which needs a few latent pixels
+            first_last_class="LTX2ConditionPipeline",
+            v2v_class="LTX2ConditionPipeline",
+            extend_class="LTX2ConditionPipeline",
         ),
         Family(
             "hunyuan15",
@@ -209,6 +254,8 @@ FAMILIES = {
                 "SkyReelsV2DiffusionForcingImageToVideoPipeline": ("t2v", "i2v"),
             },
             cfg_sequential=True,
+            first_last_class="SkyReelsV2DiffusionForcingImageToVideoPipeline",
+            extend_class="SkyReelsV2DiffusionForcingVideoToVideoPipeline",
         ),
         Family(
             "kandinsky5",

@@ -62,7 +62,10 @@ def _family_arguments(family: str, request: GenerationRequest, args: dict) -> di
 
 
 def denoising_calls(family: str, request: GenerationRequest) -> int:
-    """How many times the pipeline's step callback runs: steps x windows for SkyReels-V2's long clips, else steps."""
+    """How many times the pipeline's step callback runs: steps x windows for SkyReels-V2's long clips, the last
+    strength x steps where a video-to-video pipeline starts from the video part-noised, else steps."""
+    if request.video and family in ("wan", "animatediff", "cogvideox"):
+        return int(request.steps * request.strength)
     if family != "skyreels_v2" or request.frames <= SKYREELS_WINDOW:
         return request.steps
     latent, base, overlap = ((n - 1) // 4 + 1 for n in (request.frames, SKYREELS_WINDOW, SKYREELS_OVERLAP))

@@ -18,7 +18,7 @@ from engine.api.run_options import RunOptions
 from engine.backends.diffusers.loading import PipelineSource, host_bytes, load_pipeline
 from engine.backends.diffusers.runner import PipelineOutOfMemory, first_line, run_pipeline
 from engine.registry.catalog import family_defaults
-from engine.registry.families import FAMILIES, Family
+from engine.registry.families import FAMILIES, Family, request_task
 from engine.registry.layout import DiffusersFolder, inspect_folder
 from engine.registry.resolve import ModelRef
 
@@ -100,6 +100,12 @@ class DiffusersBackend:
     def check(self, request: GenerationRequest) -> None:
         """Validate the request against this model; never downloads."""
         request.validate()
+        from engine.backends.diffusers.conditioning import check_controls
+
+        folder = self.local_folder()
+        family = FAMILIES[self.family] if self.family is not None else None
+        # the request as the pipeline makes it: an extension's frames and size, its clip's last frame as a picture
+        request = check_controls(family, self.tasks, folder.path if folder else None, request, self.model_id)
         task = "i2v" if request.image else "t2v"
         if task not in self.tasks:
             if task == "t2v":
@@ -107,9 +113,7 @@ class DiffusersBackend:
             raise InvalidRequest(
                 f"{self.model_id} is text-to-video only: remove --image, or pick an image-to-video model"
             )
-        if self.family is not None:
-            family = FAMILIES[self.family]
-            folder = self.local_folder()
+        if family is not None:
             entry = self.ref.entry
             multiple = folder.pixels_per_token if folder else (entry.size_multiple if entry else None)
             family.check(request, self.model_id, multiple)
@@ -124,9 +128,14 @@ class DiffusersBackend:
 
     def notices(self, request: GenerationRequest) -> list[Notice]:
         family = FAMILIES.get(self.family or "")
+        notices = []
         if family and request.negative_prompt and not family.negative_prompt:
-            return [Notice(f"{family.label} takes no negative prompt; it is ignored")]
-        return []
+            notices.append(Notice(f"{family.label} takes no negative prompt; it is ignored"))
+        if family and family.audio and request.extends:
+            notices.append(
+                Notice(f"{family.label} makes sound, but an extension's is left out: the clip's own is not read")
+            )
+        return notices
 
     # -- loading ---------------------------------------------------------------------------------
     def fetch(self) -> Iterator[Event]:
@@ -220,11 +229,14 @@ class DiffusersBackend:
         from engine.planning.system import free_ram, free_vram, process_rss
 
         folder = self._on_disk()
-        task = "i2v" if request.image else "t2v"
+        task = request_task(request)
         getattr(diffusers, FAMILIES[folder.family].pipeline_class(task))  # the run imports it anyway: count it in
         device = pick_device(self.options.device)
         entry = self.ref.entry
+        from engine.backends.diffusers.loras import with_loras
+
         components = read_pipeline(folder.path, entry.variant if entry else None, self._adapter)
+        components = with_loras(components, request.loras, self.options.token)
         held = host_bytes(self.pipe)  # a pipeline kept loaded from an earlier run is part of the plan
         baseline = max(process_rss() - held, 0)
         ram = free_ram()
@@ -249,6 +261,7 @@ class DiffusersBackend:
         from PIL import Image
 
         from engine.backends.diffusers.arguments import pipeline_arguments
+        from engine.backends.diffusers.conditioning import control_arguments, prepare
         from engine.util.images import load_image
 
         # 1. check inputs; make sure the weights are on disk; plan the memory
@@ -256,23 +269,27 @@ class DiffusersBackend:
         image = Image.fromarray(load_image(request.image)) if request.image else None
         yield from self.fetch()
         self.check(request)  # a bare hub id's family is known only now
+        folder = self._on_disk()
+        family = FAMILIES[folder.family]
+        controls = prepare(family, self.tasks, folder.path, request, self.model_id)  # the videos read, once
         plan = self.last_plan = self.plan(request, memory)
-        family = FAMILIES[self._on_disk().family]
-        arguments = pipeline_arguments(family.name, request, image, self.ref.entry.call if self.ref.entry else {})
+        extra = self.ref.entry.call if self.ref.entry else {}
+        arguments = pipeline_arguments(family.name, controls.call, controls.image or image, extra)
+        arguments = control_arguments(controls, arguments)
 
         # 2. load and run; out of memory, once more with the next heavier policy
         announce = [MemoryNotice(plan.text(), plan)]  # right after Loaded, or before a retry's notice
         policy, loaded, result = plan.policy, False, None
         for attempt in (1, 2):
             try:
-                seconds = self.load("i2v" if image is not None else "t2v", policy)
+                seconds = self.load(controls.load_task, policy)
                 if not loaded:
                     yield Loaded(self.model_id, seconds)
                     yield from announce
                     announce.clear()
                     yield from self.notices(request)
                     loaded = True
-                result = yield from self._run(family, arguments, request, should_stop)
+                result = yield from self._run(family, arguments, controls.call, should_stop)
                 break
             except PipelineOutOfMemory as oom:
                 heavier = self._after_out_of_memory(plan, policy, attempt)
@@ -283,7 +300,11 @@ class DiffusersBackend:
 
         # 3. finished sound (before the frames, so a writer opens knowing it), then the frames
         frames, audio, seconds = result
-        if frames.shape[1:3] != (request.height, request.width):  # HunyuanVideo 1.5 sizes a picture's clip itself
+        start = 0
+        if controls.original is not None:  # an extension: the clip, then its new frames at the clip's size
+            frames, audio, start = controls.continuation(frames), None, len(controls.original)
+            yield Frames(0, controls.original)
+        elif frames.shape[1:3] != (request.height, request.width):  # HunyuanVideo 1.5 sizes a picture's clip itself
             yield Notice(
                 f"{self.model_id} made {frames.shape[2]}x{frames.shape[1]} frames (its size for this picture); they "
                 f"are exported at the asked {request.width}x{request.height}"
@@ -292,9 +313,9 @@ class DiffusersBackend:
             from engine.backends.diffusers.sound import pipeline_sound
 
             yield pipeline_sound(self.pipe, audio)
-        yield Frames(0, frames)
+        yield Frames(start, frames)
         stats = {"seconds_per_step": seconds / max(1, request.steps), "memory_policy": policy.name}
-        yield Finished(len(frames), seconds, stats)
+        yield Finished(start + len(frames), seconds, stats)
 
     def _after_out_of_memory(self, plan, policy, attempt: int):
         """The policy to retry with, its way cleared; OutOfMemory when none is left or this was the retry."""
@@ -362,8 +383,8 @@ class DiffusersBackend:
         clips in overlapping context windows (FreeNoise, as diffusers provides it), so any length works."""
         if family.context_frames is None:
             return
-        if request.frames > family.context_frames:
-            self.pipe.enable_free_noise(context_length=family.context_frames, context_stride=4)
+        if request.frames > family.context_frames or request.prompt_changes:  # FreeNoise carries prompt changes
+            self.pipe.enable_free_noise(context_length=min(family.context_frames, request.frames), context_stride=4)
         elif getattr(self.pipe, "free_noise_enabled", False):
             self.pipe.disable_free_noise()
 

@@ -68,6 +68,9 @@ class _PipelineCall:
         import torch
 
         try:
+            # SkyReels-V2 noises the frames it continues with torch.randn_like, from torch's global generator: seeded
+            # too, so one seed gives one clip
+            torch.manual_seed(seed)
             result = self.call(torch.Generator("cpu").manual_seed(seed))
             self.events.put(("done", result.frames, getattr(result, "audio", None)))
         except (ValueError, TypeError) as exc:  # the pipeline's own input checks
