@@ -11,6 +11,7 @@ import itertools
 import time
 from contextlib import closing
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal, Slot
@@ -103,7 +104,8 @@ class Job:
         r = self.request
         prompt = " ".join(r.prompt.split())
         prompt = prompt if len(prompt) <= 48 else prompt[:47] + "…"
-        return f"{prompt}  ·  seed {r.seed} · {r.steps} steps"
+        extends = f" · +{r.frames} frames to {Path(r.extends).name}" if r.extends else ""
+        return f"{prompt}  ·  seed {r.seed} · {r.steps} steps{extends}"
 
 
 class JobQueue(QObject):

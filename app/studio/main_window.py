@@ -33,6 +33,7 @@ from app.studio.history import HistoryEntry
 from app.studio.history_panel import HistoryPanel
 from app.studio.job_queue import JobQueue
 from app.studio.job_view import JobView
+from app.studio.main_thread_gc import MainThreadCollector
 from app.studio.messages import describe
 from app.studio.plain_text import plain_labels
 from app.studio.preview import PlayerWidget
@@ -58,6 +59,7 @@ class MainWindow(QMainWindow):
         self.setObjectName("mainWindow")
         self.setWindowTitle("Kinemo Studio")
         self.setAcceptDrops(True)
+        self.collector = MainThreadCollector(self)  # worker threads never free Qt wrappers
         self.storage = open_storage()
         self.settings_store = self.storage.settings
         self._settings = self.settings_store.load()
@@ -374,4 +376,5 @@ class MainWindow(QMainWindow):
         self.clip_opener.shutdown()
         self.history_panel.shutdown()
         self.storage.close()
+        self.collector.stop()
         super().closeEvent(event)

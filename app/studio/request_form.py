@@ -147,6 +147,7 @@ class RequestForm(QWidget):
         self.memory_combo.currentIndexChanged.connect(self.memory_plan.schedule)
         self.drop_zone.imageChanged.connect(self.memory_plan.schedule)
         self.controls.message.connect(self.message)
+        self.controls.video.videoChanged.connect(self._on_video_changed)
         for switch in (self.switches.int8_check, self.switches.onnx_check):  # they change what the run imports
             switch.toggled.connect(self.memory_plan.schedule)
 
@@ -330,6 +331,11 @@ class RequestForm(QWidget):
             )
         elif path and self.drop_zone.picture_size is not None:
             self.numbers.take_picture_size(*self.drop_zone.picture_size)
+
+    @Slot(str)
+    def _on_video_changed(self, path: str) -> None:
+        if path and self.controls.video.video_size is not None:  # a re-rendered clip keeps its aspect
+            self.numbers.take_picture_size(*self.controls.video.video_size)
 
     @Slot()
     def _show_framing(self) -> None:

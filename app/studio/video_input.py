@@ -82,6 +82,7 @@ class VideoInput(QFrame):
         self._token = 0
         self._checking: str | None = None
         self._pending_sha: str | None = None
+        self.video_size: tuple[int, int] | None = None  # the accepted video's width and height
         self.thumbnail = QLabel("No video")
         self.thumbnail.setObjectName("videoThumbnail")
         self.thumbnail.setFixedSize(THUMB, THUMB)
@@ -175,7 +176,7 @@ class VideoInput(QFrame):
         self._token += 1
         self._checking = None
         changed = self.video_path is not None
-        self.video_path = self.video_sha256 = None
+        self.video_path = self.video_sha256 = self.video_size = None
         self.thumbnail.setPixmap(QPixmap())
         self.thumbnail.setText("No video")
         self.caption.setText(EMPTY_CAPTION)
@@ -193,7 +194,7 @@ class VideoInput(QFrame):
             self._refuse(result[2])
             return
         _, _, path, first, (width, height), count, fps = result
-        self.video_path, self.video_sha256 = path, self._pending_sha
+        self.video_path, self.video_sha256, self.video_size = path, self._pending_sha, (width, height)
         pixmap = QPixmap.fromImage(to_qimage(np.ascontiguousarray(first))).scaled(
             THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
         )

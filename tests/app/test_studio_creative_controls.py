@@ -227,6 +227,7 @@ def test_a_video_dropped_on_the_window_is_re_rendered_with_its_strength(qtbot, w
         window.open_path(path)  # no Kinemo record: the video to re-render
     assert "holiday.mp4 has no Kinemo settings" in window.message
     assert "6 frames" in video.caption.text()
+    assert (form.width_spin.value(), form.height_spin.value()) == (64, 64), "the clip takes the video's size"
     video.strength_slider.setValue(35)
     assert video.strength_spin.value() == pytest.approx(0.35)
     request = form.request()
@@ -352,6 +353,7 @@ def test_extend_queues_the_continuation_and_the_history_holds_the_whole_clip(qtb
         64,
     )
     assert extension.prompt == "a blue square moves left" and extension.prompt_changes == ()
+    assert job.label.endswith(f"+6 frames to {entry.clip_path.name}")
     assert extension.loras == base.loras and f"Queued: {entry.clip_path.name} extended by 6 frames" in messages
 
     result = saved.args[1]
@@ -456,3 +458,19 @@ def test_extend_with_the_bundled_engine_makes_a_longer_history_clip(qtbot, windo
     assert result.frames.shape[0] == 8 and result.entry.frame_count == 8
     assert np.array_equal(result.frames[:4].shape, first.args[1].frames.shape)
     assert result.request.extends_sha256 == file_sha256(entry.clip_path)
+
+
+def test_garbage_is_collected_on_the_ui_thread_while_a_window_is_open(qtbot, make_window):
+    """Worker threads never run the cyclic collector while a window is open (a Qt wrapper freed there can crash
+    Shiboken 6.12); the window's timer collects instead, and closing it hands collection back."""
+    import gc
+
+    window = make_window()
+    assert not gc.isenabled()
+    garbage = [[]]
+    garbage[0].append(garbage)  # a cycle only the collector frees
+    del garbage
+    window.collector.check()
+    qtbot.waitUntil(lambda: gc.get_count()[0] < gc.get_threshold()[0], timeout=5_000)
+    window.close()
+    assert gc.isenabled()
