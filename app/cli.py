@@ -72,8 +72,9 @@ def build_request(args: argparse.Namespace):
     defaults = backend.defaults()
     if args.image and args.width is None and args.height is None:  # the clip takes the picture's own aspect
         defaults.update(picture_size(args.image))
-    if args.video and not args.image and args.width is None and args.height is None:  # a re-rendered clip keeps its aspect
-        defaults.update(video_size(args.video))
+    controls = control_fields(args)  # the flags' own rules first, before any file is read
+    if args.video and not args.image:  # a re-rendered clip keeps its aspect and, at most, its length
+        defaults.update(video_defaults(args.video, backend, defaults, sized=args.width or args.height))
     defaults.update(fast_settings(backend, args.fast))
     chosen = {**defaults, **{k: v for k, v in given.items() if v is not None}}
     image = str(args.image) if args.image else None
@@ -85,7 +86,7 @@ def build_request(args: argparse.Namespace):
         seed=args.seed,
         eta=args.eta,
         **chosen,
-        **control_fields(args),
+        **controls,
     )
     if args.fast:
         request = request.with_changes(loras=fast_loras(backend) + request.loras)
@@ -106,6 +107,8 @@ def control_fields(args: argparse.Namespace) -> dict:
     if args.strength is not None:
         if not args.video:
             raise UsageError("--strength says how much of --video to re-render; add --video PATH")
+        if not 0 < args.strength <= 1:
+            raise UsageError(f"--strength must be above 0 and at most 1, got {args.strength:g}")
         fields["strength"] = args.strength
     return fields
 
@@ -123,14 +126,21 @@ def fast_loras(backend) -> tuple:
     return (entry.fast_lora.weight(),) if entry is not None and entry.fast_lora is not None else ()
 
 
-def video_size(path) -> dict:
-    """{"width", "height"} with the video's aspect, sized as a picture would be."""
+def video_defaults(path, backend, defaults: dict, sized) -> dict:
+    """The video's aspect (unless the size is given) and a frame count it holds: the model's default or the
+    video's length, whichever is shorter, down to the family's frame rule."""
+    from engine.registry.families import FAMILIES
     from engine.util.images import size_for_picture
     from engine.util.videos import load_video
 
     frames, _ = load_video(path)  # an unusable video is bad input, said here before any work
-    width, height = size_for_picture(frames.shape[2], frames.shape[1])
-    return {"width": width, "height": height}
+    chosen: dict = {}
+    if not sized:
+        chosen["width"], chosen["height"] = size_for_picture(frames.shape[2], frames.shape[1])
+    step = FAMILIES[backend.family].frame_step if getattr(backend, "family", None) in FAMILIES else 1
+    count = min(defaults.get("frames", len(frames)), len(frames))
+    chosen["frames"] = max((count - 1) // step * step + 1, 1)
+    return chosen
 
 
 def picture_size(path) -> dict:

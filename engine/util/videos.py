@@ -45,7 +45,7 @@ def _video_file(path: Path, max_frames: int) -> tuple[np.ndarray, float | None]:
         width, height = meta["size"]
         if width * height > MAX_VIDEO_PIXELS:
             raise VideoError(f"{path} is {width}x{height}; Kinemo reads videos up to 4096x4096")
-        frames = []
+        frames: list[np.ndarray] = []
         for data in reader:
             if len(frames) == max_frames:
                 raise VideoError(f"{path} is longer than {max_frames} frames; cut it shorter first")

@@ -60,3 +60,25 @@ def test_extend_refuses_what_it_cannot_continue(tmp_path, capsys):
         writer.send(np.full((32, 32, 3), value, np.uint8).tobytes())
     writer.close()
     fails_cleanly(["extend", str(foreign), "-o", str(out)], "carries no Kinemo record", capsys, out)
+
+
+def test_a_video_sets_the_size_and_a_frame_count_the_model_can_make(build, tmp_path):
+    """Wan makes 4k+1 frames: a 7-frame video is re-rendered as its first 5, at the video's aspect."""
+    import imageio_ffmpeg
+    from tiny_diffusers.cases import CASES
+
+    from app.cli import build_request
+    from app.cli_args import build_parser
+
+    video = tmp_path / "seven.mp4"
+    writer = imageio_ffmpeg.write_frames(str(video), (64, 48), fps=8)
+    writer.send(None)
+    for value in range(7):
+        writer.send(np.full((48, 64, 3), value * 30, np.uint8).tobytes())
+    writer.close()
+    folder = build(next(case for case in CASES if case.name == "wan-t2v"))
+    argv = ["generate", "a fox", "-o", str(tmp_path / "x.mp4"), "--model", str(folder), "--video", str(video)]
+    _, request = build_request(build_parser().parse_args(argv))
+    assert request.frames == 5 and request.width / request.height == pytest.approx(64 / 48, rel=0.1)
+    _, request = build_request(build_parser().parse_args([*argv, "--frames", "3", "--width", "32", "--height", "32"]))
+    assert (request.frames, request.width, request.height) == (3, 32, 32)
