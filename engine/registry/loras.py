@@ -53,7 +53,6 @@ def _pick_file(lora: LoraWeight, names: list[str], folder: Path | None = None) -
 
 def _hub_file(lora: LoraWeight, token: str | None) -> Path:
     from huggingface_hub import hf_hub_download, list_repo_files, try_to_load_from_cache
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     parts = lora.source.split("/", 2)
     repo, filename = "/".join(parts[:2]), (parts[2] if len(parts) == 3 else None)
@@ -67,7 +66,7 @@ def _hub_file(lora: LoraWeight, token: str | None) -> Path:
         return Path(cached) if isinstance(cached, str) else Path(hf_hub_download(repo, filename, token=token))
     except LoraError:
         raise
-    except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - huggingface-hub and its HTTP client raise many kinds; one line each
         raise ModelLoadError(
             f"LoRA {lora.source}: cannot get it from the hub ({type(exc).__name__}); download it when online, "
             "or give the path of its .safetensors file"

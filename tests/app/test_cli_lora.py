@@ -203,3 +203,12 @@ def _misshapen_copy(source, target):
             tensors[key] = torch.cat([value, value[:, :1]], dim=1)
     save_file(tensors, str(target))
     return target
+
+
+def test_a_hub_lora_that_cannot_be_fetched_is_one_line(build, hub_cache, tmp_path, capsys):
+    out = tmp_path / "clip.mp4"
+    code = generate(build(BY_NAME["wan-t2v"]), out, BY_NAME["wan-t2v"], "--lora", "someone/absent-lora")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1, err
+    assert "LoRA someone/absent-lora: cannot get it from the hub" in err[0]
+    assert not out.exists()
