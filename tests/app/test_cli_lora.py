@@ -207,6 +207,8 @@ def _misshapen_copy(source, target):
 
 def test_a_hub_lora_that_cannot_be_fetched_is_one_line(build, hub_cache, tmp_path, capsys):
     out = tmp_path / "clip.mp4"
+    build(BY_NAME["wan-t2v"])
+    capsys.readouterr()  # what building the tiny pipeline printed
     code = generate(build(BY_NAME["wan-t2v"]), out, BY_NAME["wan-t2v"], "--lora", "someone/absent-lora")
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1, err
