@@ -6,7 +6,7 @@ it swaps the selected model for its distilled version and back.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout
 
 from engine.api.errors import InvalidRequest
@@ -20,12 +20,23 @@ MEMORY_CHOICES = (
 )
 
 
+def fast_lora_of(model: str):
+    """The catalog's distillation LoRA that makes model a few-step one (engine.registry.catalog.FastLora), or None."""
+    from engine.registry.catalog import find_entry
+
+    entry = find_entry(model)
+    return entry.fast_lora if entry is not None else None
+
+
 class EngineSwitches(QObject):
     """The switches and their rules; picker is the form's ModelPicker (the selected model and its options)."""
+
+    fastLoraToggled = Signal(object, bool)  # (FastLora, on): Fast on a model whose fast version is a LoRA
 
     def __init__(self, picker, parent=None):
         super().__init__(parent)
         self._picker = picker
+        self.has_lora = lambda source: False  # whether the form's LoRA list holds source (set by the form)
         self._slow_model: str | None = None  # the model to go back to when Fast is switched off
         self.fast_check = QCheckBox("Fast")
         self.fast_check.setObjectName("fastCheck")
@@ -61,6 +72,16 @@ class EngineSwitches(QObject):
         """Fast is on for a distilled model, available where one exists, greyed out elsewhere."""
         from engine.registry.resolve import fast_model
 
+        lora = fast_lora_of(model)
+        if lora is not None:  # Fast adds the LoRA to the list, and the list says whether it is on
+            self.fast_check.blockSignals(True)
+            self.fast_check.setChecked(self.has_lora(lora.source))
+            self.fast_check.blockSignals(False)
+            self.fast_check.setEnabled(True)
+            self.fast_check.setToolTip(
+                f"Add the distillation LoRA {lora.weight().name}: {lora.steps} steps, guidance {lora.guidance:g}"
+            )
+            return
         try:
             fast = fast_model(model)
         except InvalidRequest:
@@ -81,6 +102,10 @@ class EngineSwitches(QObject):
     def _on_fast_toggled(self, on: bool) -> None:
         from engine.registry.resolve import fast_model
 
+        lora = fast_lora_of(self._picker.model)
+        if lora is not None:
+            self.fastLoraToggled.emit(lora, on)
+            return
         if on:
             self._slow_model = self._picker.model
             self._picker.select_model(fast_model(self._picker.model))

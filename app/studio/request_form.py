@@ -21,6 +21,7 @@ from app.studio.creative_controls import CreativeControls, refuse_while_checking
 from app.studio.downloads import DownloadPanel
 from app.studio.drop_zone import OPTIONAL_CAPTION, ImageDropZone
 from app.studio.engine_switches import EngineSwitches
+from app.studio.fast_lora import FastLoraSwitch
 from app.studio.memory_plan import MemoryPlan
 from app.studio.model_picker import ModelPicker
 from app.studio.numbers_panel import NumbersPanel
@@ -55,6 +56,8 @@ class RequestForm(QWidget):
         self.memory_plan = MemoryPlan(self._memory_question, self)
         self._build_picture()
         self.numbers = NumbersPanel(lambda: self.options, self)
+        defaults = lambda: self.options.defaults if self.options is not None else {}  # noqa: E731
+        self.fast_lora = FastLoraSwitch(self.switches, self.loras, self.numbers, defaults, self)
         self._name_widgets()
         self.set_request(GenerationRequest(prompt="-").with_changes(prompt=""))
         self._lay_out()

@@ -87,3 +87,22 @@ def test_each_combination_of_switches_gets_its_own_backend(tiny_model, cache_dir
 def test_bad_run_options_are_refused(options):
     with pytest.raises(InvalidRequest):
         RunOptions.from_dict(options)
+
+
+def test_fast_on_a_model_whose_fast_version_is_a_lora_adds_it_to_the_list(qtbot, window):
+    """wan2.1-t2v-14b's fast version is lightx2v's 4-step LoRA: Fast adds it (4 steps, guidance 1) and takes it
+    out again; removing it from the list by hand switches Fast off."""
+    form = window.form
+    form.select_model("wan2.1-t2v-14b")
+    assert form.fast_check.isEnabled() and not form.fast_check.isChecked()
+    steps = form.steps_spin.value()
+    form.fast_check.setChecked(True)
+    sources = [lora.source for lora in form.loras.loras()]
+    assert sources == ["lightx2v/Wan2.1-Distill-Loras/wan2.1_t2v_14b_lora_rank64_lightx2v_4step.safetensors"]
+    assert (form.steps_spin.value(), form.guidance_spin.value()) == (4, 1.0)
+    assert form.model == "wan2.1-t2v-14b"  # the model stays: the LoRA makes it fast
+    form.fast_check.setChecked(False)
+    assert form.loras.loras() == () and form.steps_spin.value() == steps
+    form.fast_check.setChecked(True)
+    form.loras.remove(form.loras.rows[0])
+    assert not form.fast_check.isChecked()
