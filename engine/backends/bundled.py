@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 
 from engine.api.errors import InvalidRequest
-from engine.api.events import Event, Finished, Loaded, MemoryNotice, Notice
+from engine.api.events import Event, Finished, Frames, Loaded, MemoryNotice, Notice
 from engine.api.request import GenerationRequest
 from engine.api.run_options import RunOptions
 from engine.kinemo.vocabulary import mentions_camera, picture_move, tokenize
@@ -143,6 +143,24 @@ class BundledBackend:
         low, high = 1, MAX_FRAMES  # beyond the model's window, clips are made window by window
         if not low <= request.frames <= high:
             raise InvalidRequest(f"frames must be between {low} and {high} for {self.model_id}, got {request.frames}")
+        self._check_controls(request)
+
+    def _check_controls(self, request: GenerationRequest) -> None:
+        """What the bundled models make of a request's creative controls, said in one line before any work."""
+        if request.last_image:
+            raise InvalidRequest(
+                f"{self.model_id} cannot end a clip on a picture: it takes one picture, always as the first frame "
+                "(pick a model that takes a last frame, e.g. Wan 2.1 FLF2V)"
+            )
+        camera = picture_move(request.prompt) is not None and self.camera_folder is not None
+        if request.prompt_changes and (self.animates(request) or (request.extends and camera)):
+            raise InvalidRequest(
+                "the camera model makes one move per clip from its caption; prompt changes apply to object prompts"
+            )
+        if request.extends:
+            from engine.backends.bundled_extend import clip_frames
+
+            clip_frames(request, MAX_FRAMES)  # a clip that cannot be read is one line here, before any work
 
     def notices(self, request: GenerationRequest) -> list[Notice]:
         found = [
@@ -154,7 +172,7 @@ class BundledBackend:
     def _picture_notice(self, request: GenerationRequest) -> Notice | None:
         """What happens to a picture or a camera move the request may not get as the user thinks."""
         move = picture_move(request.prompt)
-        if move and not request.image:
+        if move and not request.image and not request.extends:
             return Notice(
                 "a camera move needs a picture to move over (an --image, or one dropped on the studio's window); "
                 "without one the pixel model draws a picture of its own and moves over it (pans left or right, "
@@ -218,13 +236,16 @@ class BundledBackend:
         memory: str | None = None,
     ) -> Iterator[Event]:
         """Yield Loaded, MemoryNotice, Notice*, (Progress, Preview)*, Frames+, Finished; raise Cancelled if stopped."""
+        from engine.backends.bundled_prompts import window_frame_to_request
         from engine.backends.bundled_windows import WindowRun, keep_proportions, sample_windows
         from engine.caches.conditioning_kv import conditioning_kv_cache
-        from engine.kinemo.ddim import ddim_timesteps
 
         # 1. check inputs, plan the memory, load the model
         self.check(request)
         plan = self.plan(request, memory)
+        if request.extends:
+            yield from self._extend(request, plan, should_stop)
+            return
         image = load_image(request.image) if request.image else None
         if self.animates(request):
             yield from self._animate(request, image, plan, should_stop)
@@ -233,14 +254,13 @@ class BundledBackend:
         yield MemoryNotice(plan.text(), plan)
         yield from self.notices(request)
 
-        # 2. encode the conditioning once: prompt, negative prompt, first frame
+        # 2. encode the conditioning once: prompt (each prompt of a clip whose prompt changes), negative, first frame
         cond = self._encode(request, image)
+        long_clip = request.frames > self.max_frames
+        prompts = self.prompt_plan(request, image, window_frame_to_request(request.frames, self.max_frames, long_clip))
 
         # 3. timesteps, then the windows: one for a clip the model's window holds, else rolling windows
-        timesteps = self.fixed_timesteps or ddim_timesteps(
-            request.steps, self.sampler.num_train_timesteps, TIMESTEP_SPACING
-        )
-        run = WindowRun(self.model, self.sampler, cond, request, timesteps, self.device)
+        run = WindowRun(self.model, self.sampler, cond, request, self.timesteps(request), self.device, prompts)
         if self.onnx is not None and run.long_clip:
             yield Notice(
                 "ONNX temporal attention covers one window; this longer clip runs its temporal attention in torch"
@@ -264,6 +284,47 @@ class BundledBackend:
                 events = keep_proportions(events, request.width, request.height)
             seconds = yield from events
         yield Finished(request.frames, seconds, stats)
+
+    def timesteps(self, request: GenerationRequest) -> list[int]:
+        from engine.kinemo.ddim import ddim_timesteps
+
+        return self.fixed_timesteps or ddim_timesteps(request.steps, self.sampler.num_train_timesteps, TIMESTEP_SPACING)
+
+    def prompt_plan(self, request: GenerationRequest, image, frame_of):
+        """Each segment's prompt encoded (engine.backends.bundled_prompts), or None when the prompt never changes."""
+        from engine.backends.bundled_prompts import PromptPlan, segment_prompts
+
+        if not request.prompt_changes:
+            return None
+        segments = segment_prompts(request)
+        conds = [self._encode(request.with_changes(prompt=text), image) for _, text in segments]
+        return PromptPlan(conds, [first for first, _ in segments], frame_of)
+
+    def _extend(self, request: GenerationRequest, plan, should_stop) -> Iterator[Event]:
+        """The clip, then its continuation (engine.backends.bundled_extend): the camera model's move for a camera
+        caption, else the pixel model's."""
+        from engine.backends import bundled_extend as extend
+
+        original = extend.clip_frames(request, MAX_FRAMES)
+        stats: dict = {"extended_from": len(original)}
+        camera = picture_move(request.prompt) is not None and self.camera_folder is not None
+        started = time.perf_counter()
+        if camera and self.animator is None:
+            from engine.backends.picture_animation import PictureAnimator
+            from engine.backends.threads import apply_thread_policy
+
+            apply_thread_policy()
+            self.animator = PictureAnimator(self.camera_folder)
+        yield Loaded(self.model_id, time.perf_counter() - started if camera else self.load())
+        yield MemoryNotice(plan.text(), plan)
+        yield from self.notices(request)
+        yield Frames(0, original)
+        started = time.perf_counter()
+        if camera:
+            yield from extend.camera_continuation(self.animator, request, original, should_stop, stats)
+        else:
+            yield from extend.pixel_continuation(extend.Extension(self, request, original), should_stop, stats)
+        yield Finished(len(original) + request.frames, time.perf_counter() - started, stats)
 
     def upscale_side(self, request: GenerationRequest) -> int | None:
         """The side the upscaler draws this request's square frames at (the output's shorter side, which the

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -103,6 +103,18 @@ def large_blocks_out_of_the_heap(threshold: int = 1 << 20):
 
 
 @dataclass
+class Layout:
+    """Windows laid out by the caller (an extension, engine.backends.bundled_extend): the frame ids each window
+    makes, every frame's place in the model's window, and frames known before sampling whose keys and values
+    prefill the rolling cache, so the new windows read them as a long clip's windows read earlier ones."""
+
+    windows: list[list[int]]
+    places: dict[int, float]
+    known: object | None = None  # (1, 3, k, h, w) tensor in [-1, 1]: the frames of known_ids
+    known_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
 class WindowRun:
     """One request's sampling: the model, its conditioning, the timesteps and the windows to make."""
 
@@ -112,6 +124,8 @@ class WindowRun:
     request: GenerationRequest
     timesteps: list[int]
     device: str
+    prompts: object | None = None  # engine.backends.bundled_prompts.PromptPlan when the prompt changes
+    layout: Layout | None = None
 
     @property
     def native_frames(self) -> int:
@@ -119,32 +133,54 @@ class WindowRun:
 
     @property
     def long_clip(self) -> bool:
-        return self.request.frames > self.native_frames
+        """Whether the windows read the rolling cache (a laid-out run always does: it may start from known frames)."""
+        return self.layout is not None or self.request.frames > self.native_frames
 
     def windows(self) -> list[list[int]]:
         from engine.caches.temporal_kv import plan_windows
 
+        if self.layout is not None:
+            return self.layout.windows
         if not self.long_clip:
             return [list(range(self.native_frames))]
         return plan_windows(self.request.frames, self.native_frames, ANCHORS, RECENT)
 
+    def places(self, last: int) -> dict[int, float]:
+        """Every frame's place in the model's window, up to frame id last."""
+        from engine.caches.temporal_kv import window_position
+
+        if self.layout is not None:
+            return self.layout.places
+        return {g: window_position(g, self.request.frames, self.native_frames) for g in range(last + 1)}
+
     def denoiser(self, rolling) -> Callable:
-        """x_t, t, frame positions -> the model's output, with classifier-free guidance when the request has it."""
+        """x_t, t, frame positions, frame ids -> the model's output, with classifier-free guidance when the request
+        has it, each frame following its own prompt when the prompt changes (engine.backends.bundled_prompts)."""
         import torch
 
-        model, cond, request, device = self.model, self.cond, self.request, self.device
+        model, request, device = self.model, self.request, self.device
         step_of = {t: i for i, t in enumerate(self.timesteps)}
         guided = request.guidance != 1.0
 
-        def denoise(x: torch.Tensor, t: int, frame_indices) -> torch.Tensor:
-            if rolling is not None:
-                rolling.step = step_of[t]
+        def one_prompt(x: torch.Tensor, t: int, frame_indices, cond) -> torch.Tensor:
             batch = x.expand(len(cond.image_mask), -1, -1, -1, -1)
             out = model(batch, torch.tensor([t], device=device), cond, frame_indices)
             if not guided:
                 return out
             positive, negative = out.chunk(2)
             return negative + request.guidance * (positive - negative)
+
+        def denoise(x: torch.Tensor, t: int, frame_indices, ids: list[int]) -> torch.Tensor:
+            if rolling is not None:
+                rolling.step = step_of[t]
+            if self.prompts is None:
+                return one_prompt(x, t, frame_indices, self.cond)
+            mixed = None
+            for cond, weights in self.prompts.for_frames(ids):
+                w = torch.tensor(weights, dtype=x.dtype, device=x.device)[None, None, :, None, None]
+                part = one_prompt(x, t, frame_indices, cond) * w
+                mixed = part if mixed is None else mixed + part
+            return mixed
 
         return denoise
 
@@ -158,7 +194,7 @@ def sample_windows(
     contexts holds what the caller attached to the model (K/V caches, ONNX); the rolling cache joins it."""
     import torch
 
-    from engine.caches.temporal_kv import RollingTemporalKV, window_position
+    from engine.caches.temporal_kv import RollingTemporalKV
 
     request, timesteps, size = run.request, run.timesteps, run.model.config.size
     rolling = RollingTemporalKV(ANCHORS, RECENT, store_dtype=torch.float16) if run.long_clip else None
@@ -169,17 +205,19 @@ def sample_windows(
     denoise = run.denoiser(rolling)
     generator = torch.Generator("cpu").manual_seed(request.seed)  # on the CPU: a seed means one clip everywhere
     total, started = len(windows) * len(timesteps), time.perf_counter()
+    if run.layout is not None and run.layout.known is not None:
+        prefill(run, rolling, denoise, generator, should_stop)
     for number, ids in enumerate(windows):
         # (1, 3, f, h, w) noise for this window's new frames
         noise = torch.randn((1, 3, len(ids), size, size), generator=generator).to(run.device)
         frame_indices = None
         if rolling is not None:
-            places = {g: window_position(g, request.frames, run.native_frames) for g in range(ids[-1] + 1)}
+            places = run.places(ids[-1])
             rolling.begin_window(ids, places)
             frame_indices = torch.tensor([places[g] for g in ids], dtype=torch.float32, device=run.device)
         estimate = noise
         steps = run.sampler.sample(
-            lambda x, t, places=frame_indices: denoise(x, t, places),
+            lambda x, t, places=frame_indices, ids=ids: denoise(x, t, places, ids),
             noise,
             timesteps,
             eta=request.eta,
@@ -204,3 +242,24 @@ def sample_windows(
     if rolling is not None:
         stats["temporal_kv_cache_mb"] = rolling.peak_bytes / 2**20
     return seconds
+
+
+def prefill(run: WindowRun, rolling, denoise: Callable, generator, should_stop: Callable[[], bool] | None) -> None:
+    """Run the known frames through the model at every step, noised to that step's timestep as the frames of a
+    window are (one noise per frame, as DDIM carries it from step to step), so the rolling cache holds their keys
+    and values as a long clip's cache holds those of the frames it made."""
+    import torch
+
+    layout = run.layout
+    places = layout.places
+    rolling.begin_window(layout.known_ids, places)
+    frame_indices = torch.tensor([places[g] for g in layout.known_ids], dtype=torch.float32, device=run.device)
+    known = layout.known.to(run.device)
+    noise = torch.randn(known.shape, generator=generator).to(run.device)
+    for t in run.timesteps:
+        signal = run.sampler.alphas_cumprod[t].to(run.device)
+        with torch.inference_mode():
+            denoise(signal.sqrt() * known + (1 - signal).sqrt() * noise, t, frame_indices, layout.known_ids)
+        if should_stop is not None and should_stop():
+            raise Cancelled("generation cancelled")
+    rolling.end_window()
