@@ -150,7 +150,11 @@ class BundledBackend:
         if request.last_image:
             raise InvalidRequest(
                 f"{self.model_id} cannot end a clip on a picture: it takes one picture, always as the first frame "
-                "(pick a model that takes a last frame, e.g. Wan 2.1 FLF2V)"
+                "(pick a model that takes a last frame, e.g. wan2.2-i2v-a14b or ltx-2.3)"
+            )
+        if request.video:
+            raise InvalidRequest(
+                f"{self.model_id} cannot re-render a video; video-to-video needs e.g. wan2.1-t2v-1.3b or ltx-2.3"
             )
         camera = picture_move(request.prompt) is not None and self.camera_folder is not None
         if request.prompt_changes and (self.animates(request) or (request.extends and camera)):

@@ -110,6 +110,8 @@ def test_a_tiny_model_extends_a_png_clip_at_its_size(tiny_model_dir, tmp_path):
     [
         ({"last_image": "PICTURE"}, "cannot end a clip on a picture"),
         ({"extends": "NOT_A_VIDEO"}, "is not a video"),
+        ({"video": "NOT_A_VIDEO"}, "cannot re-render a video"),
+        ({"loras": ({"source": "style.safetensors"},)}, "takes no LoRA"),
         ({"prompt_changes": (PromptChange(16, "a blue square"),)}, "outside the clip"),
         ({"prompt_changes": (PromptChange(4, "the camera pans up"),), "image": "PICTURE", "prompt": "the camera pans left"},
          "one move per clip"),
