@@ -228,9 +228,17 @@ class BundledBackend:
             render = picture_render_bytes(request.frames, request.width, request.height)
         elif self.upscale_side(request):  # every frame held at the output's size, a chunk of 8 upscaled at a time
             render = picture_render_bytes(request.frames, request.width, request.height, chunk=8)
+        if request.extends:  # the clip being continued, as read and as handed on to the writer
+            render += 2 * (request.frames + self._clip_length(request)) * request.width * request.height * 3
         return plan_bundled(
             self.folder, shape, mode, self.device, baseline, ram=ram, libraries=libraries, render=render
         )
+
+    @staticmethod
+    def _clip_length(request: GenerationRequest) -> int:
+        from engine.util.videos import load_video
+
+        return len(load_video(request.extends)[0])
 
     # -- generation ------------------------------------------------------------------------------
     def generate(
