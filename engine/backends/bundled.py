@@ -215,7 +215,9 @@ class BundledBackend:
         if self.model is not None:  # loaded by an earlier run: its weights are in the plan
             held = sum(t.numel() * t.element_size() for t in self.model.state_dict().values())
         free = free_ram()
-        shape = Shape("kinemo", request.frames, request.width, request.height, request.guidance, request.steps)
+        # an extension's windows also read the clip's last frames through the rolling cache: a longer clip's work
+        frames = request.frames + (self.max_frames if request.extends else 0)
+        shape = Shape("kinemo", frames, request.width, request.height, request.guidance, request.steps)
         baseline = max(process_rss() - held, 0)
         ram = None if free is None else free + held
         animates = self.animates(request)  # the camera model: int8 and ONNX do not apply, nothing more loads
