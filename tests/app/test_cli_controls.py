@@ -33,7 +33,7 @@ def test_control_flags_refuse_bad_values(tmp_path, picture, capsys):
         (["--video", str(tmp_path / "missing.mp4")], "video not found"),
         (["--video", str(not_a_video), "--strength", "1.5", "--width", "32", "--height", "32"], "at most 1"),
         (["--last-image", str(picture)], "a last frame needs a first one"),
-        (["--image", str(picture), "--last-image", str(tmp_path / "nope.png")], "nope.png"),
+        (["--image", str(picture), "--last-image", str(picture)], "kinemo-starter cannot end a clip on a picture"),
         (["--prompt-at", "twelve:a blue square"], "--prompt-at takes FRAME:TEXT"),
         (["--prompt-at", "8:a blue square"], "outside the clip"),
         (["--prompt-at", "3:"], "is empty"),
@@ -82,3 +82,14 @@ def test_a_video_sets_the_size_and_a_frame_count_the_model_can_make(build, tmp_p
     assert request.frames == 5 and request.width / request.height == pytest.approx(64 / 48, rel=0.1)
     _, request = build_request(build_parser().parse_args([*argv, "--frames", "3", "--width", "32", "--height", "32"]))
     assert (request.frames, request.width, request.height) == (3, 32, 32)
+
+
+def test_a_missing_last_picture_is_one_line(build, tmp_path, picture, capsys):
+    from tiny_diffusers.cases import CASES
+
+    folder = build(next(case for case in CASES if case.name == "wan22-a14b-i2v"))  # a model that can end on one
+    capsys.readouterr()
+    out = tmp_path / "clip.mp4"
+    argv = ["generate", "a fox", "-o", str(out), "--model", str(folder), "--frames", "9", "--width", "32"]
+    argv += ["--height", "32", "--image", str(picture), "--last-image", str(tmp_path / "nope.png")]
+    fails_cleanly(argv, "nope.png", capsys, out)
