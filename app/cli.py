@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from app.cli_args import UsageError, build_parser
+from app.cli_args import UsageError, build_parser, run_options
 from app.cli_output import EventPrinter
 
 EXIT_BAD_INPUT = 2
@@ -53,19 +53,10 @@ def peak_memory_mb() -> float:
 def build_request(args: argparse.Namespace):
     """(backend, request) from the flags, validated: nothing is loaded yet."""
     from engine.api.request import GenerationRequest
-    from engine.api.run_options import RunOptions
     from engine.backends.base import open_backend
-    from engine.registry.hub import token_from
     from engine.registry.resolve import fast_model
 
-    options = RunOptions(
-        device=args.device,
-        memory=args.memory,
-        quantize=args.quantize,
-        onnx_temporal=args.onnx_temporal,
-        kv_cache=args.kv_cache,
-        token=token_from(args.token),
-    )
+    options = run_options(args)
     model = fast_model(args.model) if args.fast else args.model
     backend = open_backend(model, options)
     given = {k: getattr(args, k) for k in ("frames", "fps", "width", "height", "steps", "guidance")}

@@ -99,6 +99,21 @@ def _add_extend_arguments(ext: argparse.ArgumentParser) -> None:
     ext.add_argument("--lora", action="append", default=[], metavar="PATH_OR_HUB_ID[:SCALE]", help="as for generate")
 
 
+def run_options(args: argparse.Namespace):
+    """The RunOptions of generate's and extend's run flags (the hub token from --token, HF_TOKEN or a login)."""
+    from engine.api.run_options import RunOptions
+    from engine.registry.hub import token_from
+
+    return RunOptions(
+        device=args.device,
+        memory=args.memory,
+        quantize=args.quantize,
+        onnx_temporal=args.onnx_temporal,
+        kv_cache=args.kv_cache,
+        token=token_from(args.token),
+    )
+
+
 def _add_run_arguments(gen: argparse.ArgumentParser) -> None:
     """generate's arguments about how the run goes and what it writes."""
     from export.formats import FORMATS

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from app.cli_args import UsageError
+from app.cli_args import UsageError, run_options
 
 DEFAULT_NEW_FRAMES = 64  # at most this many new frames unless --frames says otherwise
 
@@ -17,48 +17,31 @@ DEFAULT_NEW_FRAMES = 64  # at most this many new frames unless --frames says oth
 def build_extend_request(args: argparse.Namespace):
     """(backend, request) that continue args.clip; nothing is loaded yet."""
     from engine.api.controls import LoraWeight
-    from engine.api.run_options import RunOptions
     from engine.backends.base import open_backend
-    from engine.registry.hub import token_from
     from engine.registry.resolve import fast_model
     from engine.util.videos import load_video
 
     frames, fps = load_video(args.clip)  # an unusable clip is bad input, said here before any work
     base = clip_request(args, fps)
     model = args.model or base.model
-    options = RunOptions(
-        device=args.device,
-        memory=args.memory,
-        quantize=args.quantize,
-        onnx_temporal=args.onnx_temporal,
-        kv_cache=args.kv_cache,
-        token=token_from(args.token),
-    )
+    options = run_options(args)
     model = fast_model(model) if args.fast else model
     backend = open_backend(model, options)
     chosen = {k: v for k, v in backend.defaults().items() if k in ("steps", "guidance")} if args.model else {}
     if args.steps is not None:
         chosen["steps"] = args.steps
     height, width = frames.shape[1:3]
-    request = base.with_changes(
+    new_frames = args.frames or min(len(frames), DEFAULT_NEW_FRAMES)
+    request = base.continuation(str(args.clip), new_frames).with_changes(
         model=model,
-        prompt=args.prompt or base.prompt,
-        frames=args.frames or min(len(frames), DEFAULT_NEW_FRAMES),
         width=width - width % 2,
         height=height - height % 2,
         seed=base.seed if args.seed is None else args.seed,
-        **chosen,
-        image=None,
-        image_sha256=None,
-        last_image=None,
-        last_image_sha256=None,
-        video=None,
-        video_sha256=None,
-        prompt_changes=(),
         loras=base.loras + tuple(LoraWeight.parse(text) for text in args.lora),
-        extends=str(args.clip),
-        extends_sha256=None,
+        **chosen,
     )
+    if args.prompt:
+        request = request.with_changes(prompt=args.prompt)
     return backend, request.validate()
 
 

@@ -18,21 +18,7 @@ from engine.api.request import LIMITS, GenerationRequest
 
 def extension_request(entry, frames: int) -> GenerationRequest:
     """The request that continues entry's clip by frames new frames; InvalidRequest when it cannot."""
-    r = GenerationRequest.from_dict(entry.request)
-    last_prompt = max(r.prompt_changes, key=lambda c: c.frame).prompt if r.prompt_changes else r.prompt
-    return r.with_changes(
-        prompt=last_prompt,
-        prompt_changes=(),
-        image=None,
-        image_sha256=None,
-        last_image=None,
-        last_image_sha256=None,
-        video=None,
-        video_sha256=None,
-        extends=str(entry.clip_path),
-        extends_sha256=None,  # the engine fingerprints the clip when it reads it
-        frames=frames,
-    ).validate()
+    return GenerationRequest.from_dict(entry.request).continuation(str(entry.clip_path), frames).validate()
 
 
 def ask_frames(parent, entry) -> int | None:

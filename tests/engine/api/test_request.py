@@ -55,3 +55,22 @@ def test_an_image_that_is_not_a_path_is_bad_input(image):
 def test_a_picture_fingerprint_must_be_a_sha256(digest):
     with pytest.raises(InvalidRequest, match="image_sha256"):
         GenerationRequest.from_dict({"prompt": "a red circle", "image": "p.png", "image_sha256": digest})
+
+
+def test_a_continuation_starts_from_the_clip_alone_with_the_prompt_at_its_end():
+    from engine.api.controls import LoraWeight, PromptChange
+
+    made = GenerationRequest(
+        "a red circle",
+        image="first.png",
+        image_sha256="a" * 64,
+        last_image="last.png",
+        frames=32,
+        seed=7,
+        loras=(LoraWeight("style.safetensors", 0.5),),
+        prompt_changes=(PromptChange(8, "a blue square"), PromptChange(20, "a green triangle")),
+    ).validate()
+    more = made.continuation("clip.mp4", 12).validate()
+    assert (more.prompt, more.prompt_changes, more.frames, more.seed) == ("a green triangle", (), 12, 7)
+    assert (more.image, more.image_sha256, more.last_image, more.video) == (None, None, None, None)
+    assert (more.extends, more.extends_sha256, more.loras) == ("clip.mp4", None, made.loras)
