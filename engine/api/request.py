@@ -138,9 +138,19 @@ class GenerationRequest:
         """The request that continues clip (made by this request) by frames new frames: the prompt in effect at
         the clip's end, the same model, seed, size and LoRAs, and nothing else to start from (the clip is it)."""
         ending = max(self.prompt_changes, key=lambda c: c.frame).prompt if self.prompt_changes else self.prompt
-        cleared = dict.fromkeys(("image", "last_image", "video", "image_sha256", "last_image_sha256", "video_sha256"))
         return replace(
-            self, **cleared, prompt=ending, prompt_changes=(), extends=clip, extends_sha256=None, frames=frames
+            self,
+            prompt=ending,
+            prompt_changes=(),
+            image=None,
+            image_sha256=None,
+            last_image=None,
+            last_image_sha256=None,
+            video=None,
+            video_sha256=None,
+            extends=clip,
+            extends_sha256=None,
+            frames=frames,
         )
 
     def to_dict(self) -> dict:
