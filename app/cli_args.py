@@ -134,7 +134,8 @@ def _add_run_arguments(gen: argparse.ArgumentParser) -> None:
     gen.add_argument(
         "--fast",
         action="store_true",
-        help="use the model's distilled few-step version (kinemo-starter-fast, AnimateDiff-Lightning, LTX distilled)",
+        help="use the model's distilled few-step version (kinemo-starter-fast, AnimateDiff-Lightning, LTX distilled), "
+        "or add its distillation LoRA (lightx2v 4-step for Wan 2.1 14B)",
     )
     gen.add_argument(
         "--onnx-temporal",
