@@ -7,6 +7,15 @@ import pytest
 from engine.util.signals import signals_held
 
 
+@pytest.fixture(autouse=True)
+def python_handles_sigint():
+    """Python's own SIGINT handler, as a terminal gives it: a shell starts background jobs with SIGINT ignored,
+    and Python then leaves it ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def test_a_signal_waits_for_the_block_then_acts():
     steps = []
     with pytest.raises(KeyboardInterrupt):
