@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Signal, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QDoubleSpinBox,
@@ -54,6 +54,9 @@ def refusal(source: str) -> str | None:
     return None
 
 
+NAME_WIDTH = 200  # pixels a LoRA's name takes in its row at most
+
+
 class LoraRow(QWidget):
     """One LoRA: on/off, its name (the full source in the tooltip), its strength, a remove button."""
 
@@ -64,8 +67,14 @@ class LoraRow(QWidget):
         super().__init__(parent)
         self.setObjectName("loraRow")
         self.source = source
-        self.enabled_check = QCheckBox(LoraWeight(source).name)
+        self.enabled_check = QCheckBox()
         self.enabled_check.setObjectName("loraEnabledCheck")
+        # a long file name (lightx2v's LoRAs run to 50 characters) is shortened in its middle, so the row never
+        # widens the form past its panel; the tooltip holds the whole source
+        name = LoraWeight(source).name
+        self.enabled_check.setText(
+            self.enabled_check.fontMetrics().elidedText(name, Qt.TextElideMode.ElideMiddle, NAME_WIDTH)
+        )
         self.enabled_check.setChecked(enabled)
         self.enabled_check.setToolTip(plain_tooltip(f"{source}\nUntick to leave this LoRA out of the next clip"))
         self.scale_spin = QDoubleSpinBox()

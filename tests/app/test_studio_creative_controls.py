@@ -475,3 +475,14 @@ def test_garbage_is_collected_on_the_ui_thread_while_a_window_is_open(qtbot, mak
     qtbot.waitUntil(lambda: gc.get_count()[0] < gc.get_threshold()[0], timeout=5_000)
     window.close()
     assert gc.isenabled()
+
+
+def test_a_long_lora_name_does_not_widen_the_form(qtbot, window):
+    """lightx2v's LoRA names run to 50 characters: the row shortens them in the middle (whole in the tooltip)."""
+    form = window.form
+    before = form.minimumSizeHint().width()
+    source = "lightx2v/Wan2.1-Distill-Loras/wan2.1_t2v_14b_lora_rank64_lightx2v_4step_with_a_longer_name.safetensors"
+    assert form.loras.add(source)
+    row = form.loras.rows[-1]
+    assert "…" in row.enabled_check.text() and source in row.enabled_check.toolTip()
+    assert form.minimumSizeHint().width() <= before
