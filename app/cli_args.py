@@ -111,11 +111,15 @@ def run_options(args: argparse.Namespace):
         onnx_temporal=args.onnx_temporal,
         kv_cache=args.kv_cache,
         token=token_from(args.token),
+        cache=args.cache,
+        attention=args.attention,
+        compile=args.compile,
     )
 
 
 def _add_run_arguments(gen: argparse.ArgumentParser) -> None:
     """generate's arguments about how the run goes and what it writes."""
+    from engine.api.run_options import ATTENTION_CHOICES, CACHE_CHOICES
     from export.formats import FORMATS
 
     gen.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU), cuda, cuda:N, mps or cpu")
@@ -150,6 +154,17 @@ def _add_run_arguments(gen: argparse.ArgumentParser) -> None:
         "low: model offload + VAE slicing/tiling; minimal: sequential offload + VAE slicing/tiling "
         "+ fp8 weights where supported. The estimate and the choice are printed before the run",
     )
+    gen.add_argument(
+        "--cache",
+        choices=CACHE_CHOICES,
+        default="off",
+        help="a step cache that skips denoiser work barely changing between steps (faster, slightly different "
+        "frames); auto: the family's measured default",
+    )
+    gen.add_argument(
+        "--attention", choices=ATTENTION_CHOICES, default="auto", help="attention backend on CUDA (auto: SDPA)"
+    )
+    gen.add_argument("--compile", action="store_true", help="compile the denoiser's repeated blocks (CUDA)")
     gen.add_argument("--format", choices=FORMATS, help="default: from the output's extension, else mp4")
     gen.add_argument(
         "--no-audio",

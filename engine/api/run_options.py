@@ -14,6 +14,9 @@ from engine.api.errors import InvalidRequest
 
 MEMORY_MODES = ("auto", "high", "low", "minimal")  # engine.planning.policies maps each to a policy
 QUANTIZE_CHOICES = ("int8",)  # engine.accel.quantize: the denoiser's weights in int8
+# step caches: skip denoiser work that barely changes between steps (diffusers' cache hooks; the bundled model's own)
+CACHE_CHOICES = ("off", "auto", "first-block", "mag", "taylorseer", "faster", "pab")
+ATTENTION_CHOICES = ("auto", "sdpa", "flash", "sage", "native")  # diffusers' attention backends (auto: SDPA)
 DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
@@ -25,6 +28,9 @@ class RunOptions:
     onnx_temporal: bool = False  # temporal attention in onnxruntime (engine.accel.onnx_temporal)
     kv_cache: bool = True  # reuse the conditioning's attention keys/values across steps and frames (exact)
     token: str | None = None  # Hugging Face token for gated models; never written into a clip
+    cache: str = "off"  # a step cache (CACHE_CHOICES); "auto" takes each family's measured default
+    attention: str = "auto"  # the attention backend on CUDA (ATTENTION_CHOICES)
+    compile: bool = False  # regional torch.compile of the denoiser's repeated blocks
 
     def validate(self) -> RunOptions:
         if not isinstance(self.device, str) or not DEVICE.match(self.device.lower()):
@@ -33,7 +39,13 @@ class RunOptions:
             raise InvalidRequest(f"unknown memory setting {self.memory!r}; choose one of {', '.join(MEMORY_MODES)}")
         if self.quantize is not None and self.quantize not in QUANTIZE_CHOICES:
             raise InvalidRequest(f"unknown quantisation {self.quantize!r}; choose one of {', '.join(QUANTIZE_CHOICES)}")
-        for name in ("onnx_temporal", "kv_cache"):
+        if self.cache not in CACHE_CHOICES:
+            raise InvalidRequest(f"unknown step cache {self.cache!r}; choose one of {', '.join(CACHE_CHOICES)}")
+        if self.attention not in ATTENTION_CHOICES:
+            raise InvalidRequest(
+                f"unknown attention backend {self.attention!r}; choose one of {', '.join(ATTENTION_CHOICES)}"
+            )
+        for name in ("onnx_temporal", "kv_cache", "compile"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidRequest(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.token is not None and not isinstance(self.token, str):
@@ -43,7 +55,7 @@ class RunOptions:
     @property
     def backend_key(self) -> tuple:
         """What a loaded backend depends on besides the model (the memory policy is chosen per run)."""
-        return (self.device, self.quantize, self.onnx_temporal, self.kv_cache, self.token)
+        return (self.device, self.quantize, self.onnx_temporal, self.kv_cache, self.token, self.compile)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -84,3 +84,12 @@ def test_vocabulary_lists_what_the_bundled_models_know(capsys):
     assert main(["vocabulary"]) == 0
     out = capsys.readouterr().out
     assert all(word in out for word in (*SHAPES, *PICTURE_MOVES))
+
+
+def test_speed_switches_not_built_yet_are_refused_in_one_line(tmp_path, capsys):
+    out = tmp_path / "clip.mp4"
+    for flag in (["--cache", "mag"], ["--attention", "flash"], ["--compile"]):
+        assert main(["generate", "a red circle", "-o", str(out), *flag]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "not available in this version of Kinemo yet" in err[0], err
+        assert not out.exists()
