@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
-from engine.api.errors import InvalidRequest
 from engine.api.events import Event
 from engine.api.request import GenerationRequest
 from engine.api.run_options import RunOptions
@@ -56,10 +55,6 @@ def open_backend(model: str, options: RunOptions | None = None, progress_class=N
 
     idle_threads_sleep()  # before anything imports torch
     options = (options or RunOptions()).validate()
-    unbuilt = [flag for flag, on in (("--cache", options.cache != "off"), ("--attention", options.attention != "auto"),
-                                     ("--compile", options.compile)) if on]  # fmt: skip
-    if unbuilt:  # the switches exist; each backend takes them over as it learns to apply them
-        raise InvalidRequest(f"{', '.join(unbuilt)}: not available in this version of Kinemo yet")
     ref = resolve_model(model)
     if ref.is_kinemo:
         from engine.backends.bundled import BundledBackend

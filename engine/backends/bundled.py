@@ -14,6 +14,7 @@ from engine.api.errors import InvalidRequest
 from engine.api.events import Event, Finished, Frames, Loaded, MemoryNotice, Notice
 from engine.api.request import GenerationRequest
 from engine.api.run_options import RunOptions
+from engine.backends import run_checks
 from engine.kinemo.vocabulary import mentions_camera, picture_move, tokenize
 from engine.registry.assets import CAMERA_DIR, FAST_DIR, STARTER_DIR, UPSCALER_DIR, read_config, read_sampling
 from engine.registry.resolve import STARTER_ID
@@ -58,6 +59,8 @@ class BundledBackend:
         upscaler_folder: Path | None | str = "paired",
     ):
         self.options = (options or RunOptions()).validate()
+        run_checks.bundled_cache(self.options)
+        run_checks.bundled_speed(self.options)
         # the camera model animates a given picture; without one, camera prompts go to the pixel model
         self.camera_folder = (
             camera_folder if camera_folder and (Path(camera_folder) / "config.json").is_file() else None

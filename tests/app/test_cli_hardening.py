@@ -91,5 +91,5 @@ def test_speed_switches_not_built_yet_are_refused_in_one_line(tmp_path, capsys):
     for flag in (["--cache", "mag"], ["--attention", "flash"], ["--compile"]):
         assert main(["generate", "a red circle", "-o", str(out), *flag]) == 2
         err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and "not available in this version of Kinemo yet" in err[0], err
+        assert len(err) == 1 and "not available for the bundled model in this version of Kinemo yet" in err[0], err
         assert not out.exists()

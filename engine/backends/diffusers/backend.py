@@ -15,6 +15,7 @@ from engine.api.errors import InvalidRequest, KinemoError, ModelLoadError, OutOf
 from engine.api.events import Event, Finished, Frames, Loaded, MemoryNotice, Notice
 from engine.api.request import GenerationRequest
 from engine.api.run_options import RunOptions
+from engine.backends import run_checks
 from engine.backends.diffusers.loading import PipelineSource, host_bytes, load_pipeline
 from engine.backends.diffusers.runner import PipelineOutOfMemory, first_line, run_pipeline
 from engine.registry.catalog import family_defaults
@@ -30,6 +31,8 @@ class DiffusersBackend:
 
     def __init__(self, ref: ModelRef, options: RunOptions | None = None, progress_class=None):
         self.options = (options or RunOptions()).validate()
+        run_checks.diffusers_cache(self.options)
+        run_checks.diffusers_speed(self.options)
         if self.options.quantize and self.options.onnx_temporal:
             raise InvalidRequest(
                 "--onnx-temporal and --quantize int8 do not combine for diffusers models yet; pick one"
