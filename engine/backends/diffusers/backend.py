@@ -16,10 +16,10 @@ from engine.api.events import Event, Finished, Frames, Loaded, MemoryNotice, Not
 from engine.api.request import GenerationRequest
 from engine.api.run_options import RunOptions
 from engine.backends import run_checks
-from engine.backends.diffusers.loading import PipelineSource, host_bytes, load_pipeline
+from engine.backends.diffusers.loading import PipelineSource, load_pipeline
 from engine.backends.diffusers.runner import PipelineOutOfMemory, first_line, run_pipeline
 from engine.registry.catalog import family_defaults
-from engine.registry.families import FAMILIES, Family, request_task
+from engine.registry.families import FAMILIES, Family
 from engine.registry.layout import DiffusersFolder, inspect_folder
 from engine.registry.resolve import ModelRef
 
@@ -223,32 +223,9 @@ class DiffusersBackend:
     # -- memory ----------------------------------------------------------------------------------
     def plan(self, request: GenerationRequest, memory: str | None = None):
         """The memory plan for a request (engine.planning.plan.MemoryPlan): reads weight headers, never loads."""
-        import diffusers
+        from engine.backends.diffusers.memory_plan import plan_request
 
-        from engine.backends.devices import pick_device, pick_dtype
-        from engine.planning.estimate import Shape
-        from engine.planning.headers import read_pipeline
-        from engine.planning.plan import plan_diffusers
-        from engine.planning.system import free_ram, free_vram, process_rss
-
-        folder = self._on_disk()
-        task = request_task(request)
-        getattr(diffusers, FAMILIES[folder.family].pipeline_class(task))  # the run imports it anyway: count it in
-        device = pick_device(self.options.device)
-        entry = self.ref.entry
-        from engine.backends.diffusers.loras import with_loras
-
-        components = read_pipeline(folder.path, entry.variant if entry else None, self._adapter)
-        components = with_loras(components, request.loras, self.options.token)
-        held = host_bytes(self.pipe)  # a pipeline kept loaded from an earlier run is part of the plan
-        baseline = max(process_rss() - held, 0)
-        ram = free_ram()
-        vram = free_vram(device) if device.startswith("cuda") else None
-        shape = Shape.of(folder.family, request)
-        mode = memory or self.options.memory
-        size = pick_dtype(device).itemsize
-        ram = None if ram is None else ram + held
-        return plan_diffusers(components, shape, mode, device, baseline, vram=vram, ram=ram, dtype_bytes=size)
+        return plan_request(self, request, memory)
 
     # -- generation ------------------------------------------------------------------------------
     def generate(
