@@ -18,7 +18,7 @@ from engine.backends import run_checks
 from engine.kinemo.vocabulary import mentions_camera, picture_move, tokenize
 from engine.registry.assets import CAMERA_DIR, FAST_DIR, STARTER_DIR, UPSCALER_DIR, read_config, read_sampling
 from engine.registry.resolve import STARTER_ID
-from engine.util.images import fit_to_frame, load_image
+from engine.util.images import load_image
 
 log = logging.getLogger("kinemo.engine")
 
@@ -146,6 +146,7 @@ class BundledBackend:
         low, high = 1, MAX_FRAMES  # beyond the model's window, clips are made window by window
         if not low <= request.frames <= high:
             raise InvalidRequest(f"frames must be between {low} and {high} for {self.model_id}, got {request.frames}")
+        run_checks.bundled_cache(self.options, request.frames > self.max_frames or bool(request.extends))
         self._check_controls(request)
 
     def _check_controls(self, request: GenerationRequest) -> None:
@@ -255,6 +256,7 @@ class BundledBackend:
         """Yield Loaded, MemoryNotice, Notice*, (Progress, Preview)*, Frames+, Finished; raise Cancelled if stopped."""
         from engine.backends.bundled_prompts import window_frame_to_request
         from engine.backends.bundled_windows import WindowRun, keep_proportions, sample_windows
+        from engine.caches.bundled_step_cache import step_cache_for
         from engine.caches.conditioning_kv import conditioning_kv_cache
 
         # 1. check inputs, plan the memory, load the model
@@ -289,6 +291,9 @@ class BundledBackend:
             contexts.enter_context(conditioning_kv_cache(self.model, self.options.kv_cache))
             if self.onnx is not None and not run.long_clip:
                 contexts.enter_context(self.onnx.attached(self.model))
+            step_cache = step_cache_for(self.options.cache)  # refused for long clips in check()
+            if step_cache is not None:
+                contexts.enter_context(step_cache.attached(self.model))
             events = sample_windows(run, contexts, should_stop, stats)
             side = self.upscale_side(request)
             if side is not None:
@@ -300,7 +305,7 @@ class BundledBackend:
                 )
                 events = keep_proportions(events, request.width, request.height)
             seconds = yield from events
-        yield Finished(request.frames, seconds, stats)
+        yield Finished(request.frames, seconds, stats | (step_cache.stats() if step_cache else {}))
 
     def timesteps(self, request: GenerationRequest) -> list[int]:
         from engine.kinemo.ddim import ddim_timesteps
@@ -380,20 +385,7 @@ class BundledBackend:
         yield Finished(request.frames, time.perf_counter() - started, stats)
 
     def _encode(self, request: GenerationRequest, image):
-        """The conditioning (engine.kinemo.model.Conditioning): the prompt alone when guidance is 1, else the
-        prompt and the negative prompt batched; the first frame, fit to the output's aspect, when given."""
-        import torch
+        """The conditioning of a request (engine.backends.bundled_encode)."""
+        from engine.backends.bundled_encode import encode_request
 
-        from engine.kinemo.text_encoder import token_batch
-
-        model, device = self.model, self.device
-        guided = request.guidance != 1.0
-        prompts = [request.prompt, request.negative_prompt] if guided else [request.prompt]
-        with torch.inference_mode():  # never around a yield: the caller's thread would stay in it
-            ids = token_batch([tokenize(p).ids for p in prompts]).to(device)
-            first = None
-            if image is not None:
-                fitted = fit_to_frame(image, request.width / request.height, model.config.size)  # (h, w, 3) uint8
-                first = torch.from_numpy(fitted).permute(2, 0, 1).float().div(127.5).sub(1)[None].to(device)
-                first = first.expand(len(prompts), -1, -1, -1)
-            return model.encode(ids, first)
+        return encode_request(self.model, self.device, request, image)

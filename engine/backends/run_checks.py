@@ -28,10 +28,23 @@ def diffusers_speed(options: RunOptions) -> None:
     check_speed_options(options)
 
 
-def bundled_cache(options: RunOptions) -> None:
-    """The bundled model's own step cache."""
-    if options.cache != "off":
-        raise _not_yet("--cache", "the bundled model")
+BUNDLED_CACHES = ("off", "auto", "first-block")  # engine.caches.bundled_step_cache
+
+
+def bundled_cache(options: RunOptions, rolling: bool = False) -> None:
+    """The bundled model's own step cache (engine.caches.bundled_step_cache). rolling: the request runs rolling
+    windows (a clip longer than the model's window, an extension), whose temporal K/V cache a skipped block would
+    leave without its keys and values."""
+    if options.cache not in BUNDLED_CACHES:
+        raise InvalidRequest(
+            f"{_not_yet('--cache ' + options.cache, 'the bundled model')}: it takes {', '.join(BUNDLED_CACHES)} "
+            "(its own first-block cache); the others apply to diffusers models"
+        )
+    if rolling and options.cache != "off":
+        raise InvalidRequest(
+            f"--cache {options.cache}: the bundled model's step cache covers clips its window holds "
+            "(16 frames or fewer), not longer clips or extensions; use --cache off for them"
+        )
 
 
 def bundled_speed(options: RunOptions) -> None:
