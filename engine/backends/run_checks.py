@@ -14,10 +14,19 @@ def _not_yet(flag: str, where: str) -> InvalidRequest:
     return InvalidRequest(f"{flag}: not available for {where} in this version of Kinemo yet")
 
 
-def diffusers_cache(options: RunOptions) -> None:
-    """Step caches on diffusers denoisers."""
-    if options.cache != "off":
-        raise _not_yet("--cache", "diffusers models")
+def diffusers_cache(options: RunOptions, family=None) -> None:
+    """Step caches on diffusers denoisers: those the family's denoiser takes (Family.step_caches; "auto" takes its
+    measured default, off where it has none). family None: not known yet (a bare hub id before its download)."""
+    if options.cache in ("off", "auto") or family is None:
+        return
+    if options.cache == "mag":
+        raise InvalidRequest(
+            f"--cache mag: MagCache needs magnitude ratios calibrated for each model and Kinemo has none for "
+            f"{family.label} yet; use {' or '.join(family.step_caches) or '--cache off'}"
+        )
+    if options.cache not in family.step_caches:
+        takes = f"takes {', '.join(family.step_caches)}" if family.step_caches else "takes no step cache"
+        raise InvalidRequest(f"--cache {options.cache}: {family.label}'s denoiser {takes} (or off, auto)")
 
 
 def diffusers_speed(options: RunOptions) -> None:

@@ -77,6 +77,10 @@ class Family:
     v2v_class: str | None = None
     extend_class: str | None = None
     prompt_changes: bool = False  # its pipeline takes prompts that change along the clip
+    # the step caches its denoiser takes through diffusers' hooks (engine.backends.diffusers.step_caches), found by
+    # running each on the tiny pipelines; auto_cache: what --cache auto uses ("off" where none is known to help)
+    step_caches: tuple[str, ...] = ()
+    auto_cache: str = "off"
 
     def pipeline_class(self, task: str) -> str:
         """The diffusers class for a task (TASKS); InvalidRequest naming what this family lacks."""
@@ -166,6 +170,8 @@ FAMILIES = {
             cfg_sequential=True,
             first_last_class="WanImageToVideoPipeline",
             v2v_class="WanVideoToVideoPipeline",
+            step_caches=("first-block", "taylorseer", "pab"),
+            auto_cache="first-block",
         ),
         Family(
             "ltx",
@@ -181,6 +187,8 @@ FAMILIES = {
             first_last_class="LTXConditionPipeline",
             v2v_class="LTXConditionPipeline",
             extend_class="LTXConditionPipeline",
+            step_caches=("first-block", "taylorseer", "pab"),
+            auto_cache="first-block",
         ),
         Family(
             "cogvideox",
@@ -193,6 +201,8 @@ FAMILIES = {
             MemoryCalibration(den_fixed=14, den_k=12.0, dec_fixed=10, k_px=388.0),
             {"CogVideoXPipeline": ("t2v",), "CogVideoXImageToVideoPipeline": ("i2v",)},
             v2v_class="CogVideoXVideoToVideoPipeline",
+            step_caches=("first-block", "taylorseer", "faster", "pab"),
+            auto_cache="first-block",
         ),
         Family(
             "ltx2",
@@ -211,6 +221,7 @@ FAMILIES = {
             first_last_class="LTX2ConditionPipeline",
             v2v_class="LTX2ConditionPipeline",
             extend_class="LTX2ConditionPipeline",
+            step_caches=("taylorseer",),
         ),
         Family(
             "hunyuan15",
@@ -228,6 +239,7 @@ FAMILIES = {
             guider=True,
             step_callback=False,
             cfg_sequential=True,
+            step_caches=("taylorseer", "pab"),
         ),
         Family(
             "sana_video",
@@ -256,6 +268,7 @@ FAMILIES = {
             cfg_sequential=True,
             first_last_class="SkyReelsV2DiffusionForcingImageToVideoPipeline",
             extend_class="SkyReelsV2DiffusionForcingVideoToVideoPipeline",
+            step_caches=("taylorseer",),
         ),
         Family(
             "kandinsky5",

@@ -31,7 +31,6 @@ class DiffusersBackend:
 
     def __init__(self, ref: ModelRef, options: RunOptions | None = None, progress_class=None):
         self.options = (options or RunOptions()).validate()
-        run_checks.diffusers_cache(self.options)
         run_checks.diffusers_speed(self.options)
         if self.options.quantize and self.options.onnx_temporal:
             raise InvalidRequest(
@@ -48,6 +47,7 @@ class DiffusersBackend:
         self.device: str | None = None
         self._folder: DiffusersFolder | None = None
         self._adapter: Path | None = None
+        self.cache_stats: dict = {}  # the last run's step-cache counts (its Finished.stats)
         self.int8_from_cache: bool | None = None  # after an int8 load: whether the weights came from the cache
 
     # -- what the model is -----------------------------------------------------------------------
@@ -117,6 +117,7 @@ class DiffusersBackend:
                 f"{self.model_id} is text-to-video only: remove --image, or pick an image-to-video model"
             )
         if family is not None:
+            run_checks.diffusers_cache(self.options, family)
             entry = self.ref.entry
             multiple = folder.pixels_per_token if folder else (entry.size_multiple if entry else None)
             family.check(request, self.model_id, multiple)
@@ -294,7 +295,7 @@ class DiffusersBackend:
 
             yield pipeline_sound(self.pipe, audio)
         yield Frames(start, frames)
-        stats = {"seconds_per_step": seconds / max(1, request.steps), "memory_policy": policy.name}
+        stats = {"seconds_per_step": seconds / max(1, request.steps), "memory_policy": policy.name, **self.cache_stats}
         yield Finished(start + len(frames), seconds, stats)
 
     def _after_out_of_memory(self, plan, policy, attempt: int):
@@ -337,7 +338,11 @@ class DiffusersBackend:
         grid = self._latent_grid(request) if family.latent_layout == "packed" else None
         if family.guider:  # guidance is set on the guider component, the way diffusers documents it
             self.pipe.guider = self.pipe.guider.new(guidance_scale=request.guidance)
+        from engine.backends.diffusers.step_caches import step_cache
+
+        self.cache_stats = {}
         with ExitStack() as attached:
+            attached.enter_context(step_cache(self.pipe, family, self.options.cache, self.cache_stats, self.model_id))
             if self.options.kv_cache and family.unet:  # transformer families attend from all frames at once already
                 from engine.caches.diffusers_kv import attach_conditioning_kv
 
