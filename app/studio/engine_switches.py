@@ -1,4 +1,5 @@
-"""The request form's engine switches: Fast (the distilled model), int8 weights, ONNX temporal attention, memory.
+"""The request form's engine switches: Fast (the distilled model), int8 weights, ONNX temporal attention, the step
+cache, memory.
 
 They shape how the run goes (engine.api.run_options.RunOptions), not what it makes; Fast is the exception,
 it swaps the selected model for its distilled version and back.
@@ -10,7 +11,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout
 
 from engine.api.errors import InvalidRequest
-from engine.api.run_options import RunOptions
+from engine.api.run_options import CACHE_CHOICES, RunOptions
 
 MEMORY_CHOICES = (
     ("auto", "Auto: the lightest that fits"),
@@ -18,6 +19,15 @@ MEMORY_CHOICES = (
     ("low", "Low: model offload + VAE tiling"),
     ("minimal", "Minimal: sequential offload (slowest)"),
 )
+CACHE_LABELS = {  # kinemo generate --cache (engine.api.run_options.CACHE_CHOICES)
+    "off": "No step cache",
+    "auto": "Step cache: auto",
+    "first-block": "First block cache",
+    "mag": "MagCache",
+    "taylorseer": "TaylorSeer",
+    "faster": "FasterCache",
+    "pab": "Pyramid attention broadcast",
+}
 
 
 def fast_lora_of(model: str):
@@ -44,6 +54,12 @@ class EngineSwitches(QObject):
         self.int8_check.setObjectName("int8Check")
         self.onnx_check = QCheckBox("ONNX temporal attention")
         self.onnx_check.setObjectName("onnxCheck")
+        self.cache_combo = QComboBox()
+        self.cache_combo.setObjectName("cacheCombo")
+        self.cache_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.cache_combo.setMinimumContentsLength(10)
+        for value in CACHE_CHOICES:
+            self.cache_combo.addItem(CACHE_LABELS[value], value)
         self.memory_combo = QComboBox()
         self.memory_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.memory_combo.setMinimumContentsLength(12)
@@ -64,6 +80,7 @@ class EngineSwitches(QObject):
         row = QHBoxLayout()
         row.addWidget(self.int8_check)
         row.addWidget(self.onnx_check)
+        row.addWidget(self.cache_combo)
         row.addStretch(1)
         return row
 
@@ -137,6 +154,31 @@ class EngineSwitches(QObject):
             if options is not None and options.onnx_temporal
             else "Works with Kinemo models and AnimateDiff only"
         )
+        self._update_cache(options)
+
+    def _update_cache(self, options) -> None:
+        """The step caches the model takes (ModelOptions.step_caches) are offered, the others greyed out; the
+        whole combo is greyed out for a model that takes none."""
+        takes = set(options.step_caches) if options is not None else set()
+        items = self.cache_combo.model()
+        for row, value in enumerate(CACHE_CHOICES):
+            items.item(row).setEnabled(value in ("off", "auto") or value in takes)  # type: ignore[attr-defined]
+        self.cache_combo.setEnabled(bool(takes))
+        self.cache_combo.setToolTip(
+            f"Skip denoiser work that barely changes between steps (kinemo generate --cache): faster, slightly "
+            f"different frames; this model takes {', '.join(sorted(takes))}; auto is its measured default"
+            if takes
+            else "This model takes no step cache"
+            if options is not None
+            else "Wait until the model is checked"
+        )
+
+    @property
+    def cache(self) -> str:
+        """The run's step cache: the chosen one where the model takes it, else off."""
+        row = self.cache_combo.currentIndex()
+        usable = self.cache_combo.isEnabled() and self.cache_combo.model().item(row).isEnabled()  # type: ignore[attr-defined]
+        return self.cache_combo.currentData() if usable else "off"
 
     # -- memory and the run's options ------------------------------------------------------------
     @property
@@ -150,11 +192,12 @@ class EngineSwitches(QObject):
 
     @property
     def run_options(self) -> RunOptions:
-        """How the run goes (memory, int8, ONNX): sent with the request, not part of it."""
+        """How the run goes (memory, int8, ONNX, step cache): sent with the request, not part of it."""
         return RunOptions(
             memory=self.memory,
             quantize="int8" if self.int8_check.isEnabled() and self.int8_check.isChecked() else None,
             onnx_temporal=self.onnx_check.isEnabled() and self.onnx_check.isChecked(),
+            cache=self.cache,
         )
 
     def state(self) -> dict:
@@ -162,9 +205,11 @@ class EngineSwitches(QObject):
             "memory": self.memory,
             "int8": self.int8_check.isChecked(),
             "onnx_temporal": self.onnx_check.isChecked(),
+            "cache": self.cache_combo.currentData(),
         }
 
     def restore_state(self, state: dict) -> None:
         self.set_memory(state.get("memory", "auto"))
         self.int8_check.setChecked(state.get("int8") is True)
         self.onnx_check.setChecked(state.get("onnx_temporal") is True)
+        self.cache_combo.setCurrentIndex(max(self.cache_combo.findData(state.get("cache", "off")), 0))

@@ -46,6 +46,8 @@ class ModelOptions:
     audio: bool = False  # it makes sound with the frames
     vram_published: bool = False  # vram_gb is the model card's figure, not Kinemo's estimate
     superseded_by: str | None = None  # the catalog id of the newer model of the same line
+    # the step caches (--cache) it takes besides off and auto: Family.step_caches; the bundled model its own
+    step_caches: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -100,6 +102,7 @@ def _kinemo_options(model: str, label: str, kind: str, max_frames: int) -> Model
         license="Apache-2.0",
         onnx_temporal=True,
         int8_with_onnx=True,
+        step_caches=("first-block",),  # engine.caches.bundled_step_cache (run_checks.BUNDLED_CACHES)
     )
 
 
@@ -117,6 +120,7 @@ def _family_options(model: str, label: str, kind: str, family: str, tasks, defau
         negative_prompt=traits.negative_prompt,
         onnx_temporal=traits.onnx_motion,
         audio=traits.audio,
+        step_caches=traits.step_caches,
     )
 
 
