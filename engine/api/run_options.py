@@ -55,7 +55,7 @@ class RunOptions:
     @property
     def backend_key(self) -> tuple:
         """What a loaded backend depends on besides the model (the memory policy is chosen per run)."""
-        return (self.device, self.quantize, self.onnx_temporal, self.kv_cache, self.token, self.compile)
+        return (self.device, self.quantize, self.onnx_temporal, self.kv_cache, self.token, self.attention, self.compile)
 
     def to_dict(self) -> dict:
         return asdict(self)

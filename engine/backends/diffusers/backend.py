@@ -194,6 +194,9 @@ class DiffusersBackend:
             )
             pipe.set_progress_bar_config(disable=True)
             apply_policy(pipe, policy, device, dtype)
+            from engine.backends.diffusers.attention import apply_speed_options
+
+            apply_speed_options(pipe, self.options, device)  # after placement: compilation sees the offload hooks
             if self.options.onnx_temporal:
                 from engine.accel.onnx_motion import OnnxMotion
 

@@ -190,3 +190,26 @@ def test_a_backend_diffusers_cannot_load_is_one_line(monkeypatch):
         str(caught.value)
         == "--attention flash: Flash Attention backend 'flash' is not usable because the version is too old."
     )
+
+
+def test_a_run_applies_the_chosen_attention_to_the_loaded_model(build):
+    """--attention native pins Wan's attention to torch's math kernel on the loaded pipeline, and the clip equals
+    the default one (SDPA) within 1 level, through the backend's whole generate path."""
+    import numpy as np
+    from diffusers.models.attention_dispatch import AttentionBackendName
+    from tiny_diffusers.cases import CASES
+
+    from engine.api.events import Frames
+    from engine.api.request import GenerationRequest
+    from engine.backends.base import open_backend
+
+    folder = build(next(case for case in CASES if case.name == "wan-t2v"))
+    request = GenerationRequest("a fox", model=str(folder), steps=2, frames=9, width=32, height=32, guidance=2.0)
+    clips = {}
+    for choice in ("auto", "native"):
+        backend = open_backend(str(folder), RunOptions(attention=choice))
+        clips[choice] = next(e.frames for e in backend.generate(request) if isinstance(e, Frames)).astype(int)
+        pinned = {m.processor._attention_backend for m in backend.pipe.transformer.modules() if hasattr(m, "processor")}
+        assert pinned == ({None} if choice == "auto" else {AttentionBackendName._NATIVE_MATH}), pinned
+    assert clips["auto"].std() > 1
+    assert np.abs(clips["auto"] - clips["native"]).max() <= 1
