@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 from tiny_diffusers.cases import CASES
-from tiny_diffusers.direct import CLASSES, direct_frames
+from tiny_diffusers.direct import CLASSES, direct_frames, gradient_picture
 
 from engine.api.errors import Cancelled, InvalidRequest
 from engine.api.events import Finished, Frames, Preview, Progress
@@ -34,6 +34,7 @@ RUNS = [
     )
     for cache in FAMILIES[BY_NAME[name].family].step_caches
 ]
+RUNS += [("wan-i2v", "first-block"), ("cogvideox-i2v", "faster")]  # a picture's pipelines use the same hooks
 
 
 @pytest.fixture(autouse=True)
@@ -79,7 +80,7 @@ def request_for(case, **changes):
     return GenerationRequest(**{**fields, **changes})
 
 
-def direct_with_cache(case, folder, cache: str, monkeypatch) -> np.ndarray:
+def direct_with_cache(case, folder, cache: str, monkeypatch, image=None) -> np.ndarray:
     """The documented diffusers call (tiny_diffusers.direct) with the same cache config enabled on the denoiser(s)."""
     import diffusers
 
@@ -93,15 +94,16 @@ def direct_with_cache(case, folder, cache: str, monkeypatch) -> np.ndarray:
         return pipe
 
     monkeypatch.setattr(pipeline_class, "from_pretrained", with_cache)
-    return direct_frames(case, folder, PROMPT, None, seed=3, steps=STEPS)
+    return direct_frames(case, folder, PROMPT, image, seed=3, steps=STEPS)
 
 
 @pytest.mark.parametrize(("name", "cache"), RUNS, ids=[f"{n}-{c}" for n, c in RUNS])
-def test_a_cache_skips_work_and_draws_what_diffusers_draws(name, cache, two_blocks, monkeypatch):
+def test_a_cache_skips_work_and_draws_what_diffusers_draws(name, cache, two_blocks, monkeypatch, tmp_path):
     case = BY_NAME[name]
+    image = str(gradient_picture(tmp_path / "first.png")) if case.image_to_video else None
     folder = two_blocks(case)
     backend = open_backend(str(folder), RunOptions(device="cpu", cache=cache))
-    events = list(backend.generate(request_for(case)))
+    events = list(backend.generate(request_for(case, image=image)))
 
     assert [e.step for e in events if isinstance(e, Progress)] == list(range(1, STEPS + 1))
     assert len([e for e in events if isinstance(e, Preview)]) == STEPS
@@ -111,7 +113,7 @@ def test_a_cache_skips_work_and_draws_what_diffusers_draws(name, cache, two_bloc
     assert not any(d.is_cache_enabled for d in step_caches.denoisers(backend.pipe))  # removed after the run
 
     frames = next(e for e in events if isinstance(e, Frames)).frames
-    expected = direct_with_cache(case, folder, cache, monkeypatch)
+    expected = direct_with_cache(case, folder, cache, monkeypatch, image)
     assert frames.shape == expected.shape and expected.std() > 1
     assert np.abs(frames.astype(int) - expected.astype(int)).max() <= 1
 
