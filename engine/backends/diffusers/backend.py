@@ -345,7 +345,10 @@ class DiffusersBackend:
 
         self.cache_stats = {}
         with ExitStack() as attached:
-            attached.enter_context(step_cache(self.pipe, family, self.options.cache, self.cache_stats, self.model_id))
+            cache = step_cache(
+                self.pipe, family, self.options.cache, self.cache_stats, self.model_id, request.guidance > 1
+            )
+            attached.enter_context(cache)
             if self.options.kv_cache and family.unet:  # transformer families attend from all frames at once already
                 from engine.caches.diffusers_kv import attach_conditioning_kv
 

@@ -63,8 +63,9 @@ def chosen_cache(choice: str, family) -> str:
     return family.auto_cache if choice == "auto" else choice
 
 
-def cache_config(name: str, pipe, denoiser):
-    """A fresh diffusers config for one denoiser (each keeps its own state)."""
+def cache_config(name: str, pipe, denoiser, guided: bool = True):
+    """A fresh diffusers config for one denoiser (each keeps its own state). guided: the run batches a guided and
+    an unguided pass (classifier-free guidance above 1), whose split FasterCache needs told."""
     import diffusers
 
     settings = dict(SETTINGS[name])
@@ -77,7 +78,9 @@ def cache_config(name: str, pipe, denoiser):
         return pipe.current_timestep
 
     if name == "faster":
-        return diffusers.FasterCacheConfig(current_timestep_callback=timestep, **settings)
+        return diffusers.FasterCacheConfig(
+            current_timestep_callback=timestep, is_guidance_distilled=not guided, **settings
+        )
     return diffusers.PyramidAttentionBroadcastConfig(current_timestep_callback=timestep, **settings)
 
 
@@ -142,7 +145,9 @@ def _check_blocks(name: str, denoiser, model_id: str) -> None:
 
 
 @contextmanager
-def step_cache(pipe, family, choice: str, stats: dict, model_id: str = "the model") -> Iterator[None]:
+def step_cache(
+    pipe, family, choice: str, stats: dict, model_id: str = "the model", guided: bool = True
+) -> Iterator[None]:
     """The chosen cache on the pipeline's denoiser(s) while the block runs; its counts go into stats after."""
     name = chosen_cache(choice, family)
     if name == "off":
@@ -152,7 +157,7 @@ def step_cache(pipe, family, choice: str, stats: dict, model_id: str = "the mode
     try:
         for denoiser in denoisers(pipe):
             _check_blocks(name, denoiser, model_id)
-            denoiser.enable_cache(cache_config(name, pipe, denoiser))
+            denoiser.enable_cache(cache_config(name, pipe, denoiser, guided))
             enabled.append(denoiser)
             counter.watch_denoiser(denoiser)
             for module in _hooked(denoiser, HOOK_NAMES[name]):

@@ -155,3 +155,11 @@ def test_a_cache_the_family_does_not_take_is_refused_before_loading(name, cache,
     with pytest.raises(InvalidRequest, match=message) as refused:
         next(backend.generate(request_for(case)))
     assert "\n" not in str(refused.value) and backend.pipe is None
+
+
+def test_faster_cache_runs_without_guidance(build):
+    """FasterCache splits a guided batch in two; a run at guidance 1 has one pass, and is told so."""
+    step_caches.SETTINGS["faster"]["spatial_attention_timestep_skip_range"] = (-1, 681)  # the default: not step 1
+    case = BY_NAME["cogvideox-t2v"]
+    backend = open_backend(str(build(case)), RunOptions(device="cpu", cache="faster"))
+    assert list(backend.generate(request_for(case, guidance=1.0)))[-1].stats["cache_skipped"] > 0
