@@ -249,14 +249,14 @@ class ThreadEngine:
         from app.studio.engine_host import InputsRead
         from engine.api.events import Loaded
         from engine.api.run_options import RunOptions
-        from engine.backends.base import open_backend
+        from engine.backends.base import for_run, open_backend
         from engine.backends.inputs import fingerprinted
 
         options = (options or RunOptions()).validate()
         request = fingerprinted(request, options.token)
         yield InputsRead(request)
         key = (request.model, *options.backend_key)
-        backend = self._backends.get(key) or open_backend(request.model, options)
+        backend = for_run(self._backends.get(key) or open_backend(request.model, options), options)
         for event in backend.generate(request, should_stop=should_stop, memory=options.memory):
             if isinstance(event, Loaded):
                 self._backends[key] = backend

@@ -92,7 +92,7 @@ def _run_job(conn, inbox: _Inbox, backends: dict, job: int, payload: dict) -> No
     from engine.api.events import Loaded
     from engine.api.request import GenerationRequest
     from engine.api.run_options import RunOptions
-    from engine.backends.base import open_backend
+    from engine.backends.base import for_run, open_backend
     from engine.backends.inputs import fingerprinted
 
     def should_stop() -> bool:
@@ -103,7 +103,7 @@ def _run_job(conn, inbox: _Inbox, backends: dict, job: int, payload: dict) -> No
     request = fingerprinted(GenerationRequest.from_dict(payload["request"]), options.token)
     conn.send(("inputs", job, request.to_dict()))
     key = (request.model, *options.backend_key)
-    backend = backends.get(key) or open_backend(request.model, options)
+    backend = for_run(backends.get(key) or open_backend(request.model, options), options)
     events = backend.generate(request, should_stop=should_stop, memory=options.memory)
     try:
         for event in events:

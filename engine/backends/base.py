@@ -65,3 +65,12 @@ def open_backend(model: str, options: RunOptions | None = None, progress_class=N
 
     pick_device(options.device)  # an unusable --device is bad input: say so before any download
     return DiffusersBackend(ref, options, progress_class)
+
+
+def for_run(backend: Backend, options: RunOptions) -> Backend:
+    """A kept backend set to this run's per-run options: the step cache is chosen per run (backend_key leaves it
+    out, so changing it does not reload a model), and check() admits it again before the run."""
+    from dataclasses import replace
+
+    backend.options = replace(backend.options, cache=options.cache)
+    return backend

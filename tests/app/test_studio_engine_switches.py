@@ -106,3 +106,17 @@ def test_fast_on_a_model_whose_fast_version_is_a_lora_adds_it_to_the_list(qtbot,
     form.fast_check.setChecked(True)
     form.loras.remove(form.loras.rows[0])
     assert not form.fast_check.isChecked()
+
+
+def test_the_step_cache_is_chosen_per_run_on_a_kept_backend(tiny_model):
+    """The cache is not part of a backend's key (changing it must not reload a model), so a kept backend takes
+    each run's choice: a run with the cache counts skipped steps, the next one without counts none."""
+    engine = ThreadEngine()
+    request = GenerationRequest("a red circle", model=tiny_model, steps=4, frames=2, width=64, height=64)
+    stats = []
+    for cache in ("off", "first-block", "off"):
+        events = list(engine.generate(request, options=RunOptions(cache=cache)))
+        stats.append(next(e for e in events if type(e).__name__ == "Finished").stats)
+    assert len(engine._backends) == 1
+    assert "step_cache_steps_computed" not in stats[0] and "step_cache_steps_computed" not in stats[2]
+    assert stats[1]["step_cache_steps_computed"] + stats[1]["step_cache_steps_skipped"] == 4
