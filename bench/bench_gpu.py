@@ -14,8 +14,8 @@ Rows, in this order for every family before the next kind starts (so a short --b
   none, fp8, group_offload, sequential_offload
                   Kinemo's memory policies (engine.backends.diffusers.placement.apply_policy)
   int8            Kinemo's --quantize int8 (engine.accel.quantize.quantize_model: optimum-quanto weights)
-  cache <name>    Kinemo's --cache <name>, validated by engine.backends.run_checks.diffusers_cache and attached by
-                  CACHE_APPLY; a cache Kinemo refuses (or has not wired) is a row with a note, not an error
+  cache <name>    Kinemo's --cache <name>, validated by engine.backends.run_checks.diffusers_cache and configured by
+                  engine.backends.diffusers.step_caches; a cache Kinemo refuses is a row with its note, not an error
   compile         Kinemo's --compile (engine.backends.diffusers.attention.apply_speed_options); its first step,
                   which compiles, is reported apart
 Peak VRAM is torch.cuda.max_memory_allocated from after placement (weights included). ×time and ×VRAM divide by
@@ -30,7 +30,6 @@ configs (one layer), 64x64 pixels and 9 frames: it checks the script; nothing is
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 import time
@@ -47,7 +46,6 @@ from engine.api.errors import InvalidRequest  # noqa: E402
 from engine.api.run_options import CACHE_CHOICES, RunOptions  # noqa: E402
 
 NO_CUDA = "bench_gpu.py needs a CUDA GPU: torch sees none here, so nothing was measured (--cpu-smoke checks the script)"
-CACHE_APPLY = ("engine.backends.diffusers.step_cache", "apply_step_cache")  # (pipe, options) -> None, once wired
 CACHES = tuple(c for c in CACHE_CHOICES if c != "off")
 POLICIES = ("none", "fp8", "group_offload", "sequential_offload")
 KINDS = (
@@ -177,24 +175,23 @@ class Setup:
         return self.plan["run"]
 
 
-def cache_applier():
-    """Kinemo's function that attaches a step cache to a pipeline, or None while it is not there."""
-    module, name = CACHE_APPLY
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
+def family_of(setup: Setup):
+    from engine.registry.catalog import find_entry
+    from engine.registry.families import FAMILIES
+
+    return FAMILIES[find_entry(setup.run.bench.entry).family]
 
 
-def refusal(kind: str, device: str) -> str | None:
+def refusal(kind: str, device: str, family) -> str | None:
     """Why Kinemo would not run this row here (its own one-line message), or None."""
     try:
         if kind.startswith("cache "):
             from engine.backends import run_checks
+            from engine.backends.diffusers.step_caches import chosen_cache
 
-            run_checks.diffusers_cache(RunOptions(cache=kind.split()[1]))
-            if cache_applier() is None:
-                return f"skipped: {'.'.join(CACHE_APPLY)} is not in this checkout yet"
+            run_checks.diffusers_cache(RunOptions(cache=kind.split()[1]), family)
+            if chosen_cache(kind.split()[1], family) == "off":
+                return f"auto is off for {family.label}: no cache measured to pay on it"
         if kind == "compile":
             from engine.backends.diffusers.attention import check_speed_options
 
@@ -224,12 +221,18 @@ def place(setup: Setup, kind: str):
         from engine.backends.diffusers.attention import apply_speed_options
 
         apply_speed_options(pipe, RunOptions(compile=True, device=setup.device), setup.device)
-    elif kind.startswith("cache "):
-        cache_applier()(pipe, RunOptions(cache=kind.split()[1], device=setup.device))
+    elif kind.startswith("cache "):  # as the backend attaches it (engine.backends.diffusers.step_caches)
+        from engine.backends.diffusers.step_caches import cache_config, check_blocks, chosen_cache
+
+        name = chosen_cache(kind.split()[1], family_of(setup))
+        pipe.current_timestep = 999.0  # what PAB and FasterCache read; timed_steps moves it along
+        for model in models:
+            check_blocks(name, model, setup.run.bench.entry)
+            model.enable_cache(cache_config(name, pipe, model, guided=len(setup.run.passes) > 1))
     return pipe, models
 
 
-def timed_steps(setup: Setup, model, steps: int) -> list[float]:
+def timed_steps(setup: Setup, model, steps: int, pipe=None) -> list[float]:
     """Seconds of a warm-up step and then of each timed step: every forward pass the step runs, the timestep
     falling from 999, inside the denoiser's cache context where it has one (diffusers' cache hooks need it)."""
     import contextlib
@@ -243,6 +246,8 @@ def timed_steps(setup: Setup, model, steps: int) -> list[float]:
     seconds = []
     for i in range(steps + 1):
         t = 999.0 * (1 - i / (steps + 1))
+        if pipe is not None:
+            pipe.current_timestep = t
         sync()
         start = time.perf_counter()
         for n, batch in enumerate(run.passes):
@@ -264,7 +269,7 @@ def measure(setup: Setup, kind: str, steps: int) -> dict:
         if cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
-        seconds = timed_steps(setup, models[0], steps)
+        seconds = timed_steps(setup, models[0], steps, pipe)
         row = {"seconds_per_step": sum(seconds[1:]) / steps, "first_step": seconds[0]}
         if cuda:
             row["peak"] = torch.cuda.max_memory_allocated()
@@ -273,6 +278,9 @@ def measure(setup: Setup, kind: str, steps: int) -> dict:
         return row
     finally:
         pipe.remove_all_hooks()
+        for model in models:
+            if getattr(model, "is_cache_enabled", False):
+                model.disable_cache()
 
 
 def run_row(setup: Setup, kind: str, steps: int) -> dict:
@@ -281,11 +289,13 @@ def run_row(setup: Setup, kind: str, steps: int) -> dict:
         return dict(row, note="not offered for this family (no fp8 storage)")
     if setup.smoke and kind == "sequential_offload":
         return dict(row, note="not run on the CPU: sequential offload needs an accelerator")
-    why = refusal(kind, setup.device)
+    why = refusal(kind, setup.device, family_of(setup))
     if why:
         return dict(row, note=why)
     try:
         row.update(measure(setup, kind, steps))
+    except InvalidRequest as exc:  # Kinemo's own refusal once the model is built (first-block on one block)
+        row["note"] = f"refused: {exc}"
     except Exception as exc:  # noqa: BLE001 - one row's failure must not lose the others
         from engine.backends.diffusers.placement import is_out_of_memory
 

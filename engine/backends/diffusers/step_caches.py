@@ -136,7 +136,7 @@ def _hooked(denoiser, names: tuple[str, ...]) -> list:
     return found
 
 
-def _check_blocks(name: str, denoiser, model_id: str) -> None:
+def check_blocks(name: str, denoiser, model_id: str) -> None:
     if name != "first-block":
         return
     blocks = next((getattr(denoiser, a) for a in ("transformer_blocks", "blocks") if hasattr(denoiser, a)), [])
@@ -156,7 +156,7 @@ def step_cache(
     counter, enabled = SkipCounter(), []
     try:
         for denoiser in denoisers(pipe):
-            _check_blocks(name, denoiser, model_id)
+            check_blocks(name, denoiser, model_id)
             denoiser.enable_cache(cache_config(name, pipe, denoiser, guided))
             enabled.append(denoiser)
             counter.watch_denoiser(denoiser)
