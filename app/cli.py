@@ -81,7 +81,14 @@ def build_request(args: argparse.Namespace):
     )
     if args.fast:
         request = request.with_changes(loras=fast_loras(backend) + request.loras)
+        say_fast(args.model, model, fast_loras(backend), request)
     return backend, request.validate()
+
+
+def say_fast(asked: str, model: str, loras: tuple, request) -> None:
+    """Which fast version --fast used, on stderr: another model, or a distillation LoRA on the same one."""
+    how = f"{model}" if model != asked else f"{asked} with the distillation LoRA {loras[0].name}" if loras else asked
+    print(f"--fast: {how}, {request.steps} steps, guidance {request.guidance:g}", file=sys.stderr)
 
 
 def control_fields(args: argparse.Namespace) -> dict:

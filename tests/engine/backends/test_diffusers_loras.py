@@ -26,7 +26,7 @@ def test_the_plan_counts_the_loras_weights(build, tmp_path):
     assert with_lora.parts["weights"] - plain.parts["weights"] == lora_bytes  # the baseline is measured: noisy
 
 
-def test_fast_adds_the_catalogs_distillation_lora():
+def test_fast_adds_the_catalogs_distillation_lora(capsys):
     from app.cli import build_request
     from app.cli_args import build_parser
 
@@ -37,6 +37,8 @@ def test_fast_adds_the_catalogs_distillation_lora():
         "lightx2v/Wan2.1-Distill-Loras/wan2.1_t2v_14b_lora_rank64_lightx2v_4step.safetensors"
     ]
     assert (request.steps, request.guidance) == (4, 1.0)
+    said = capsys.readouterr().err  # the CLI says which fast version it used
+    assert "--fast: wan2.1-t2v-14b with the distillation LoRA wan2.1_t2v_14b_lora_rank64_lightx2v_4step" in said
     given = build_parser().parse_args(
         [
             "generate",
