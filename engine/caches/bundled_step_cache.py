@@ -30,8 +30,8 @@ import torch
 from engine.util.patching import patched
 
 # what each choice of --cache means for the bundled model, from bench/bench_bundled_cache.py (25 steps, 10 held-out
-# clips, CPU time): 0.2 skips about half the steps, 1.74x faster, every evaluation figure within 0.2 points (dB for PSNR) and
-# clips at 46 dB PSNR to the uncached ones; 0.3 skips two thirds, 2.16x, figures within 2.1 points, 37 dB
+# clips; README, "The fast path"): 0.2 skips about half the steps (about 1.4x per clip), every evaluation figure
+# within 0.2 points; 0.3 skips two thirds (1.55x), figures within 2.1 points
 AUTO_THRESHOLD = 0.2
 FIRST_BLOCK_THRESHOLD = 0.3
 THRESHOLDS = {"first-block": FIRST_BLOCK_THRESHOLD, "auto": AUTO_THRESHOLD}
