@@ -396,7 +396,9 @@ def test_the_engine_process_fingerprints_every_input(tmp_path, monkeypatch):
         def poll(self, timeout=0.0):
             return False
 
-    class Backend:
+    class Backend:  # a kept backend, as the engine process holds them: it has its run options
+        options = engine_host_options()
+
         def generate(self, request, should_stop, memory):
             yield Finished(0, 0.0)
 
