@@ -308,6 +308,14 @@ def _main(argv: list[str] | None) -> int:
             from app.cli_extend import build_extend_request
 
             return run_generate(args, build_extend_request)
+        if args.command == "batch":
+            from app.jobs.batch_cli import run_batch
+
+            return run_batch(args)
+        if args.command == "serve":
+            from app.serve.serve_cli import run_serve
+
+            return run_serve(args)
         if args.command == "models":
             from app.models_cli import run_models
 

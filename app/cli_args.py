@@ -34,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="print the generation record embedded in a Kinemo clip")
     info.add_argument("clip", type=Path)
 
+    from app.jobs.batch_args import add_batch_arguments
+    from app.serve.serve_args import add_serve_arguments
+
+    add_batch_arguments(sub.add_parser("batch", help="render a JSON Lines file of requests into a folder, resumably"))
+    add_serve_arguments(sub.add_parser("serve", help="serve the engine over HTTP (a bearer token guards it)"))
     sub.add_parser("studio", help="open Kinemo Studio, the desktop app")
     sub.add_parser("vocabulary", help="the words and sentences the bundled models know")
 

@@ -1,0 +1,1 @@
+"""`kinemo serve`: the engine over HTTP, and the client the studio uses to drive a remote one."""
