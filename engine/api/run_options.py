@@ -31,6 +31,10 @@ class RunOptions:
     cache: str = "off"  # a step cache (CACHE_CHOICES); "auto" takes each family's measured default
     attention: str = "auto"  # the attention backend on CUDA (ATTENTION_CHOICES)
     compile: bool = False  # regional torch.compile of the denoiser's repeated blocks
+    # a folder where the backend keeps this run's resumable state (engine.backends.checkpoints): a long clip
+    # checkpoints there as it goes and a run with the same request continues from it; None: no checkpoints.
+    # Per run, like cache: backend_key leaves it out and for_run carries it to a kept backend.
+    checkpoint_dir: str | None = None
 
     def validate(self) -> RunOptions:
         if not isinstance(self.device, str) or not DEVICE.match(self.device.lower()):
@@ -50,6 +54,8 @@ class RunOptions:
                 raise InvalidRequest(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.token is not None and not isinstance(self.token, str):
             raise InvalidRequest("the hub token must be text")
+        if self.checkpoint_dir is not None and (not isinstance(self.checkpoint_dir, str) or not self.checkpoint_dir):
+            raise InvalidRequest(f"checkpoint_dir must be a folder path, got {self.checkpoint_dir!r}")
         return self
 
     @property

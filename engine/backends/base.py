@@ -68,9 +68,10 @@ def open_backend(model: str, options: RunOptions | None = None, progress_class=N
 
 
 def for_run(backend: Backend, options: RunOptions) -> Backend:
-    """A kept backend set to this run's per-run options: the step cache is chosen per run (backend_key leaves it
-    out, so changing it does not reload a model), and check() admits it again before the run."""
+    """A kept backend set to this run's per-run options: the step cache and the checkpoint folder are chosen per
+    run (backend_key leaves them out, so changing them does not reload a model), and check() admits the cache
+    again before the run."""
     from dataclasses import replace
 
-    backend.options = replace(backend.options, cache=options.cache)
+    backend.options = replace(backend.options, cache=options.cache, checkpoint_dir=options.checkpoint_dir)
     return backend
