@@ -175,52 +175,23 @@ def check_outputs(args: argparse.Namespace, fmt: str, request):
 
 
 def stream_to_file(backend, request, args: argparse.Namespace, settings, printer: EventPrinter) -> float:
-    """Generate, streaming finished frames into the encoder; returns the export's seconds. A failure (or
-    Ctrl+C) aborts the writer, so the file at the output path is the old one or a whole new one."""
-    from engine.api.events import Frames, Sound
-    from export import ClipWriter, make_record
+    """Generate, streaming finished frames into the encoder (app.jobs.render); returns the export's seconds. A
+    failure (or Ctrl+C) aborts the writer, so the file at the output path is the old one or a whole new one."""
+    from app.jobs.render import SoundLeftOut, render_clip
 
-    record = make_record(request.to_dict(), {"format": settings.format, "quality": args.quality})
-    writer, export_started, sound = None, 0.0, None
-    try:
-        for event in backend.generate(request):
+    def show(event) -> None:
+        if isinstance(event, SoundLeftOut):  # a note, not a warning: the user chose the format
+            print(f"note: {event.message}", file=sys.stderr)
+        else:
             printer.show(event)
-            if isinstance(event, Sound):
-                sound = sound_to_write(event, args, settings.format)
-                record["export"]["sound"] = sound is not None
-            if isinstance(event, Frames):
-                if writer is None:
-                    export_started = time.perf_counter()
-                    h, w = event.frames.shape[1:3]
-                    writer = ClipWriter(args.output, settings, (w, h), record, sound=sound)
-                    writer.open()
-                writer.write(event.frames)
-        if writer is None:
-            raise RuntimeError("the backend finished without frames")
-        writer.close()
-        return time.perf_counter() - export_started
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        raise
+
+    try:
+        stats = render_clip(
+            backend, request, args.output, settings, quality=args.quality, audio=args.audio, on_event=show
+        )
     finally:
         printer.close()
-
-
-def sound_to_write(sound, args: argparse.Namespace, fmt: str):
-    """The model's sound, unless --no-audio leaves it out or the format cannot carry it (said on stderr)."""
-    from export.formats import carries_sound
-
-    if not args.audio:
-        return None
-    if not carries_sound(fmt):
-        print(
-            f"note: {fmt.upper()} carries no sound; the model's {sound.seconds:.1f} s of sound is left out "
-            "(export MP4 or WebM to keep it)",
-            file=sys.stderr,
-        )
-        return None
-    return sound
+    return stats["export_seconds"]
 
 
 def run_generate(args: argparse.Namespace, build=build_request) -> int:
