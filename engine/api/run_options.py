@@ -26,6 +26,7 @@ class RunOptions:
     memory: str = "auto"  # how a diffusers model trades speed for memory (engine.planning)
     quantize: str | None = None  # "int8": the denoiser's weights in int8 (engine.accel.quantize)
     onnx_temporal: bool = False  # temporal attention in onnxruntime (engine.accel.onnx_temporal)
+    onnx_denoiser: bool = False  # the bundled model's whole denoiser step in onnxruntime (engine.accel.onnx_denoiser)
     kv_cache: bool = True  # reuse the conditioning's attention keys/values across steps and frames (exact)
     token: str | None = None  # Hugging Face token for gated models; never written into a clip
     cache: str = "off"  # a step cache (CACHE_CHOICES); "auto" takes each family's measured default
@@ -49,9 +50,11 @@ class RunOptions:
             raise InvalidRequest(
                 f"unknown attention backend {self.attention!r}; choose one of {', '.join(ATTENTION_CHOICES)}"
             )
-        for name in ("onnx_temporal", "kv_cache", "compile"):
+        for name in ("onnx_temporal", "onnx_denoiser", "kv_cache", "compile"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidRequest(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.onnx_temporal and self.onnx_denoiser:
+            raise InvalidRequest("--onnx already runs the temporal attention in onnxruntime; drop --onnx-temporal")
         if self.token is not None and not isinstance(self.token, str):
             raise InvalidRequest("the hub token must be text")
         if self.checkpoint_dir is not None and (not isinstance(self.checkpoint_dir, str) or not self.checkpoint_dir):
@@ -61,7 +64,16 @@ class RunOptions:
     @property
     def backend_key(self) -> tuple:
         """What a loaded backend depends on besides the model (the memory policy is chosen per run)."""
-        return (self.device, self.quantize, self.onnx_temporal, self.kv_cache, self.token, self.attention, self.compile)
+        return (
+            self.device,
+            self.quantize,
+            self.onnx_temporal,
+            self.onnx_denoiser,
+            self.kv_cache,
+            self.token,
+            self.attention,
+            self.compile,
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
