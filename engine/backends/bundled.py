@@ -256,6 +256,7 @@ class BundledBackend:
         """Yield Loaded, MemoryNotice, Notice*, (Progress, Preview)*, Frames+, Finished; raise Cancelled if stopped."""
         from engine.backends.bundled_prompts import window_frame_to_request
         from engine.backends.bundled_windows import WindowRun, keep_proportions, sample_windows
+        from engine.backends.checkpoints import window_checkpoint
         from engine.caches.bundled_step_cache import step_cache_for
         from engine.caches.conditioning_kv import conditioning_kv_cache
 
@@ -280,6 +281,7 @@ class BundledBackend:
 
         # 3. timesteps, then the windows: one for a clip the model's window holds, else rolling windows
         run = WindowRun(self.model, self.sampler, cond, request, self.timesteps(request), self.device, prompts)
+        run.checkpoint = window_checkpoint(self, request, long_clip)  # a long clip is resumable in a checkpoint_dir
         if self.onnx is not None and run.long_clip:
             yield Notice(
                 "ONNX temporal attention covers one window; this longer clip runs its temporal attention in torch"

@@ -12,7 +12,7 @@ from functools import lru_cache
 import numpy as np
 
 from engine.api.errors import Cancelled
-from engine.api.events import Event, Frames, Preview, Progress
+from engine.api.events import Event, Frames, Notice, Preview, Progress
 from engine.api.request import GenerationRequest
 from engine.util.frames import to_uint8
 
@@ -126,6 +126,7 @@ class WindowRun:
     device: str
     prompts: object | None = None  # engine.backends.bundled_prompts.PromptPlan when the prompt changes
     layout: Layout | None = None
+    checkpoint: object | None = None  # engine.backends.checkpoints.WindowCheckpoint: saved after every window
 
     @property
     def native_frames(self) -> int:
@@ -207,7 +208,11 @@ def sample_windows(
     total, started = len(windows) * len(timesteps), time.perf_counter()
     if run.layout is not None and run.layout.known is not None:
         prefill(run, rolling, denoise, generator, should_stop)
+    # a checkpoint of this run: its frames again, then on from the window after them, cache and noise restored
+    finished = (yield from resumed(run, windows, rolling, generator, stats)) if run.checkpoint is not None else []
     for number, ids in enumerate(windows):
+        if number < len(finished):
+            continue
         # (1, 3, f, h, w) noise for this window's new frames
         noise = torch.randn((1, 3, len(ids), size, size), generator=generator).to(run.device)
         frame_indices = None
@@ -236,12 +241,44 @@ def sample_windows(
         else:
             rolling.end_window()
             release_freed_memory()  # a long run frees and reallocates a lot: keep the heap from growing
-            yield Frames(ids[0], to_uint8_frames(estimate[0]))
+            frames = to_uint8_frames(estimate[0])
+            if run.checkpoint is not None and number + 1 < len(windows):
+                from engine.backends.checkpoints import capture_windows
+
+                finished.append((ids[0], frames))
+                run.checkpoint.save(capture_windows(number + 1, finished, generator, rolling))
+            yield Frames(ids[0], frames)
+    if run.checkpoint is not None:
+        run.checkpoint.remove()  # the run is done: nothing left to resume
     seconds = time.perf_counter() - started
-    stats.update(seconds_per_step=seconds / total, windows=len(windows))
+    ran = (len(windows) - len(finished)) * len(timesteps)  # a resumed run makes only the windows after its checkpoint
+    stats.update(seconds_per_step=seconds / max(ran, 1), windows=len(windows))
     if rolling is not None:
         stats["temporal_kv_cache_mb"] = rolling.peak_bytes / 2**20
     return seconds
+
+
+def resumed(run: WindowRun, windows: list[list[int]], rolling, generator, stats: dict) -> Generator[Event, None, list]:
+    """Yield the notices of run's checkpoint and the frames it holds, window by window as they first left, with
+    the rolling cache and the generator put back as they were after them; return those (start, frames) chunks
+    (none without a usable checkpoint)."""
+    from engine.backends.checkpoints import restore_windows
+
+    state = run.checkpoint.load()
+    yield from run.checkpoint.notices
+    if state is None:
+        return []
+    if not restore_windows(state, windows, rolling, generator, run.device):
+        yield Notice(f"the checkpoint {run.checkpoint.path} does not fit this clip's windows; this run starts over")
+        return []
+    stats["resumed_frames"] = state.frames
+    yield Notice(
+        f"continuing from the checkpoint in {run.checkpoint.folder}: {state.frames} of {run.request.frames} frames "
+        "were made before the run stopped"
+    )
+    for start, frames in state.chunks:
+        yield Frames(start, frames)
+    return list(state.chunks)
 
 
 def prefill(run: WindowRun, rolling, denoise: Callable, generator, should_stop: Callable[[], bool] | None) -> None:
