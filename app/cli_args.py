@@ -37,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     from app.jobs.batch_args import add_batch_arguments
     from app.serve.serve_args import add_serve_arguments
 
-    add_batch_arguments(sub.add_parser("batch", help="render a JSON Lines file of requests into a folder, resumably"))
+    batch = sub.add_parser("batch", help="render a JSON Lines file of requests into a folder, resumably")
+    add_batch_arguments(batch)
+    _add_run_arguments(batch)  # the run flags apply to every job; --format is the jobs' default (mp4)
     add_serve_arguments(sub.add_parser("serve", help="serve the engine over HTTP (a bearer token guards it)"))
     sub.add_parser("studio", help="open Kinemo Studio, the desktop app")
     sub.add_parser("vocabulary", help="the words and sentences the bundled models know")

@@ -31,17 +31,20 @@ def render_clip(
     audio: bool = True,
     on_event: Callable[[Event], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    provenance: dict | None = None,
 ) -> dict:
     """Generate request with backend into output (export.ExportSettings settings); returns the run's stats (the
     Finished event's, with generate_seconds and frame_count) plus export_seconds. on_event sees every event the
     backend yields, and a SoundLeftOut notice when the format drops the model's sound; audio=False leaves the
-    sound out silently. A request the backend finishes without frames raises RuntimeError, nothing written."""
+    sound out silently. provenance: the request as the file records it (default request.to_dict()), for a caller
+    that renders from copies of the inputs (a Ray worker, a server) and records the paths the user gave. A request
+    the backend finishes without frames raises RuntimeError, nothing written."""
     from engine.api.events import Finished, Frames, Sound
     from export import ClipWriter, make_record
     from export.formats import carries_sound
 
     show = on_event or (lambda event: None)
-    record = make_record(request.to_dict(), {"format": settings.format, "quality": quality})
+    record = make_record(provenance or request.to_dict(), {"format": settings.format, "quality": quality})
     writer, export_started, sound, stats = None, 0.0, None, {}
     try:
         for event in backend.generate(request, should_stop=should_stop):

@@ -1,0 +1,224 @@
+"""A batch on Ray (`kinemo batch --ray [ADDRESS]`): workers are actors that keep their model loaded between jobs.
+
+Jobs whose model needs a GPU (a diffusers model, unless --device cpu) go to workers that hold one (num_gpus=1);
+the bundled model's go to CPU workers. No filesystem is assumed shared: a job's pictures travel to the worker as
+bytes, and its finished file comes back as bytes, written here atomically and journaled. A worker that dies (its
+process killed, its machine gone) is replaced by a fresh one and its job is sent again, to another worker when one
+is free, up to MAX_ATTEMPTS times. Retries are the runtime's business; the journal of finished work is ours.
+Ray is imported only by the functions that run a batch on it: it is an optional extra.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections import deque
+from pathlib import Path
+
+from app.jobs.batch_args import LOCAL
+from app.jobs.jobs_file import INPUT_FIELDS, BatchSettings, Job
+
+MAX_ATTEMPTS = 3  # a job whose worker dies this many times (e.g. it runs out of memory each time) is failed
+
+
+def pack(path: Path) -> dict[str, bytes]:
+    """A file as {"": bytes}, a folder (PNG frames) as {name: bytes} of its files."""
+    path = Path(path)
+    if path.is_file():
+        return {"": path.read_bytes()}
+    return {part.name: part.read_bytes() for part in sorted(path.iterdir()) if part.is_file()}
+
+
+def unpack(files: dict[str, bytes], path: Path) -> None:
+    """Write what pack() made at path, whole or not at all: a file renamed into place, a folder filled under a
+    temporary name and then renamed."""
+    from engine.util.files import atomic_write_bytes
+
+    if "" in files:
+        atomic_write_bytes(path, files[""])
+        return
+    temp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial"))
+    try:
+        for name, data in files.items():
+            (temp / name).write_bytes(data)
+        if path.exists():
+            shutil.rmtree(path)
+        os.rename(temp, path)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+
+
+def job_inputs(job: Job) -> dict[str, dict[str, bytes]]:
+    """The files the job's request reads, as bytes for a worker on another machine: {field: pack(path)}."""
+    return {name: pack(Path(getattr(job.request, name))) for name in INPUT_FIELDS if getattr(job.request, name)}
+
+
+class BatchWorker:
+    """A Ray actor's body: renders jobs with its backends kept loaded between them."""
+
+    def __init__(self, settings: BatchSettings):
+        from app.jobs.runner import Backends
+
+        self.settings = settings
+        self.backends = Backends()
+        self.job: str | None = None  # the name of the job in hand
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def current(self) -> str | None:
+        return self.job
+
+    def render(self, job: Job, inputs: dict, checkpoint_dir: str | None) -> dict:
+        """{"files": pack(the finished file), "stats": ...}, or {"error": one line} when the job fails."""
+        from app.jobs.runner import one_line, render_job
+
+        self.job = job.name
+        work = Path(tempfile.mkdtemp(prefix="kinemo-batch-job-"))
+        try:
+            changes = {}
+            for name, files in inputs.items():  # the worker's copies of the job's pictures and clips
+                copy = work / "inputs" / name / (Path(getattr(job.request, name)).name or name)
+                copy.parent.mkdir(parents=True)
+                unpack(files, copy)
+                changes[name] = str(copy)
+            request = job.request.with_changes(**changes)
+            # a runtime on another machine keeps the checkpoint on the worker's own disk
+            folder = Path(checkpoint_dir or Path(tempfile.gettempdir()) / "kinemo-batch-checkpoints" / job.key)
+            target = work / job.file_name
+            stats = render_job(self.backends, job, target, self.settings, folder, request=request)
+            return {"files": pack(target), "stats": stats}
+        except Exception as exc:  # the job's failure is the driver's to record; the worker goes on
+            return {"error": one_line(exc)}
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+            self.job = None
+
+
+def connect(ray, address: str, workers: int | None) -> bool:
+    """Ray ready to use: a runtime already started in this process, a local one started here (True: shut it
+    down at the end), or the cluster at address."""
+    from app.cli_args import UsageError
+
+    if ray.is_initialized():
+        return False
+    quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
+    if address == LOCAL:
+        ray.init(address=None, include_dashboard=False, num_cpus=workers or os.cpu_count() or 1, **quiet)
+        return True
+    try:
+        ray.init(address=address, **quiet)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise UsageError(f"cannot join the Ray cluster at {address}: {str(exc).splitlines()[0]}") from None
+    return False
+
+
+class Pool:
+    """The workers of one kind (CPU or GPU), replaced when one dies."""
+
+    def __init__(self, ray, settings: BatchSettings, size: int, gpu: bool):
+        self.ray, self.settings, self.gpu = ray, settings, gpu
+        self.made = 0
+        self.actors: list = []  # every live worker, busy or free
+        self.free: deque = deque(self.spawn() for _ in range(size))
+        self.jobs: deque = deque()
+
+    def spawn(self):
+        options = {"num_cpus": 1, "num_gpus": 1 if self.gpu else 0, "max_restarts": 0, "max_concurrency": 2}
+        name = f"kinemo-batch-{os.getpid()}-{'gpu' if self.gpu else 'cpu'}-{self.made}"
+        self.made += 1
+        self.actors.append(self.ray.remote(**options)(BatchWorker).options(name=name).remote(self.settings))
+        return self.actors[-1]
+
+    def replace(self, dead) -> None:
+        """A fresh worker for a dead one, at the back of the line, so a job sent again goes to another first."""
+        self.ray.kill(dead, no_restart=True)
+        self.actors.remove(dead)
+        self.free.append(self.spawn())
+
+    def kill(self) -> None:
+        for actor in self.actors:
+            self.ray.kill(actor, no_restart=True)
+        self.actors.clear()
+        self.free.clear()
+
+
+def pools_for(ray, jobs: list[Job], settings: BatchSettings, workers: int | None, batch) -> dict[bool, Pool]:
+    """{needs a GPU: Pool}, sized by --workers or the cluster's CPUs and GPUs, each job queued in its pool."""
+    from app.jobs.runner import by_model
+
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0))
+    wanted = {job.key: job.needs_gpu and settings.options.device != "cpu" for job in jobs}
+    if any(wanted.values()) and not gpus:
+        batch.say("warning: the Ray cluster has no GPU; the diffusers models' jobs run on CPU workers")
+        wanted = dict.fromkeys(wanted, False)
+    pools: dict[bool, Pool] = {}
+    for gpu in (False, True):
+        queued = [job for job in by_model(jobs) if wanted[job.key] == gpu]
+        if queued:
+            room = gpus if gpu else max(int(resources.get("CPU", 1)), 1)
+            pools[gpu] = Pool(ray, settings, min(workers or room, room, len(queued)), gpu)
+            pools[gpu].jobs.extend(queued)
+    return pools
+
+
+def run_on_ray(ray, jobs: list[Job], output: Path, settings: BatchSettings, batch, address: str, workers) -> None:
+    """Render jobs on Ray; batch (app.jobs.batch_cli.BatchRun) journals each one as its file arrives."""
+    if not jobs:
+        return
+    started = connect(ray, address, workers)
+    pools: dict[bool, Pool] = {}
+    try:
+        pools = pools_for(ray, jobs, settings, workers, batch)
+        local = address == LOCAL
+        schedule(ray, pools, output, batch, lambda job: str(batch.checkpoint_dir(job)) if local else None)
+    finally:
+        for pool in pools.values():
+            pool.kill()
+        if started:
+            ray.shutdown()
+
+
+def schedule(ray, pools: dict[bool, Pool], output: Path, batch, checkpoint_dir) -> None:
+    """Keep every free worker busy until every job has ended; a dead worker's job is queued again."""
+    from ray.exceptions import RayActorError
+
+    running: dict = {}  # ObjectRef -> (job, actor, pool)
+    attempts: dict[str, int] = {}
+    while running or any(pool.jobs for pool in pools.values()):
+        for pool in pools.values():
+            while pool.free and pool.jobs:
+                job, actor = pool.jobs.popleft(), pool.free.popleft()
+                running[actor.render.remote(job, job_inputs(job), checkpoint_dir(job))] = (job, actor, pool)
+        [ready], _ = ray.wait(list(running), num_returns=1)
+        job, actor, pool = running.pop(ready)
+        try:
+            result = ray.get(ready)
+        except RayActorError as exc:
+            pool.replace(actor)
+            attempts[job.key] = attempts.get(job.key, 0) + 1
+            if attempts[job.key] < MAX_ATTEMPTS:
+                batch.say(f"{job.name}: its worker died; sending it to another")
+                pool.jobs.appendleft(job)
+            else:
+                batch.failed(job, f"its worker died {MAX_ATTEMPTS} times ({type(exc).__name__})")
+            continue
+        pool.free.append(actor)
+        finish(job, result, output, batch)
+
+
+def finish(job: Job, result: dict, output: Path, batch) -> None:
+    """A worker's answer: the file written here and journaled, or the job's failure recorded."""
+    if "error" in result:
+        batch.failed(job, result["error"])
+        return
+    try:
+        unpack(result["files"], output / job.file_name)
+    except OSError as exc:
+        batch.failed(job, f"the file came back but could not be written: {exc.strerror or exc}")
+        return
+    batch.done(job, result["stats"])
