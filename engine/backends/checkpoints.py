@@ -25,6 +25,8 @@ from engine.util.files import atomic_write_bytes, file_sha256
 
 FORMAT = "kinemo-windows/1"
 FILE_NAME = "windows.safetensors"
+# run options that leave the bundled model's frames as they are; every other one (a new one too) is in the key
+PER_RUN_ONLY = ("token", "checkpoint_dir", "memory")
 
 
 def run_key(**parts) -> str:
@@ -150,7 +152,7 @@ def _reason(exc: Exception) -> str:
 def window_checkpoint(backend, request, long_clip: bool) -> WindowCheckpoint | None:
     """The checkpoint of a bundled-model run, or None when the run keeps none: no checkpoint_dir, or a clip the
     model's window holds (one window: nothing to resume between). The key covers the request, the picture's bytes,
-    the model's folder and files, and the options that change the frames."""
+    the model's folder and files, the device and the run options but those of PER_RUN_ONLY."""
     options = backend.options
     if options.checkpoint_dir is None or not long_clip:
         return None
@@ -161,7 +163,7 @@ def window_checkpoint(backend, request, long_clip: bool) -> WindowCheckpoint | N
         image=file_sha256(Path(request.image)) if request.image else None,
         model=(backend.model_id, str(folder.resolve()), files),
         device=backend.device,
-        options=(options.quantize, options.kv_cache, options.onnx_temporal, options.cache),
+        options={k: v for k, v in options.to_dict().items() if k not in PER_RUN_ONLY},
     )
     return WindowCheckpoint(Path(options.checkpoint_dir), key)
 
