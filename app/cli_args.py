@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_request_arguments(gen)
     _add_control_arguments(gen)
     _add_run_arguments(gen)
+    _add_resume_argument(gen)
 
     ext = sub.add_parser("extend", help="continue a clip: the output holds the clip, then the frames that follow")
     _add_extend_arguments(ext)
@@ -121,6 +122,25 @@ def run_options(args: argparse.Namespace):
         cache=args.cache,
         attention=args.attention,
         compile=args.compile,
+        checkpoint_dir=resume_folder(args),
+    )
+
+
+def resume_folder(args: argparse.Namespace) -> str | None:
+    """With --resume, the folder beside the output where a long clip keeps its checkpoint: OUTPUT.kinemo-resume."""
+    if not getattr(args, "resume", False):
+        return None
+    output = Path(args.output).expanduser().absolute()
+    return str(output.with_name(output.name + ".kinemo-resume"))
+
+
+def _add_resume_argument(gen: argparse.ArgumentParser) -> None:
+    gen.add_argument(
+        "--resume",
+        action="store_true",
+        help="make a long clip resumable: the bundled models keep its state in OUTPUT.kinemo-resume after every "
+        "window, and the same command with --resume after a Ctrl+C, kill -9 or power cut continues from there and "
+        "makes the same clip; the folder goes once the clip is made. Without --resume nothing is checkpointed",
     )
 
 
