@@ -10,51 +10,11 @@ import sys
 import time
 from pathlib import Path
 
-import imageio_ffmpeg
 import numpy as np
 import pytest
-
-from app.cli import main
+from batch_helpers import decode, journal, run, tiny_jobs, write_jobs
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def decode(path) -> np.ndarray:
-    """(n, h, w, 3) uint8 frames of a clip."""
-    reader = imageio_ffmpeg.read_frames(str(path))
-    w, h = next(reader)["size"]
-    return np.stack([np.frombuffer(f, np.uint8).reshape(h, w, 3) for f in reader])
-
-
-def write_jobs(path, jobs) -> Path:
-    path.write_text("".join(json.dumps(job) + "\n" for job in jobs))
-    return path
-
-
-def tiny_jobs(model, count, **fields) -> list[dict]:
-    return [
-        {
-            "prompt": f"a red circle moves right, take {i}",
-            "model": model,
-            "seed": i,
-            "steps": 2,
-            "frames": 4,
-            "width": 32,
-            "height": 32,
-            **fields,
-        }
-        for i in range(count)
-    ]
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def journal(folder) -> dict:
-    return json.loads((folder / ".kinemo-batch" / "journal.json").read_text())["jobs"]
 
 
 @pytest.mark.parametrize(
