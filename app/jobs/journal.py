@@ -94,7 +94,7 @@ class Journal:
     def save(self) -> None:
         from engine.util.files import atomic_path
 
-        text = json.dumps({"schema": SCHEMA, "jobs": self.entries}, indent=1, sort_keys=True) + "\n"
+        text = json.dumps({"schema": SCHEMA, "jobs": self.entries}, indent=1, sort_keys=True, default=str) + "\n"
         with atomic_path(self.path) as tmp, open(tmp, "wb") as handle:
             handle.write(text.encode("utf-8"))
             handle.flush()

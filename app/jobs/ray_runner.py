@@ -98,21 +98,23 @@ class BatchWorker:
             self.job = None
 
 
-def connect(ray, address: str, workers: int | None) -> bool:
+def connect(ray, address: str, workers: int | None, say) -> bool:
     """Ray ready to use: a runtime already started in this process, a local one started here (True: shut it
-    down at the end), or the cluster at address."""
+    down at the end), or the cluster at address (said first: an unreachable one takes Ray minutes to give up)."""
     from app.cli_args import UsageError
 
     if ray.is_initialized():
         return False
+    say("starting a local Ray runtime" if address == LOCAL else f"joining the Ray cluster at {address}")
     quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
-    if address == LOCAL:
-        ray.init(address=None, include_dashboard=False, num_cpus=workers or os.cpu_count() or 1, **quiet)
-        return True
     try:
+        if address == LOCAL:
+            ray.init(address=None, include_dashboard=False, num_cpus=workers or os.cpu_count() or 1, **quiet)
+            return True
         ray.init(address=address, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise UsageError(f"cannot join the Ray cluster at {address}: {str(exc).splitlines()[0]}") from None
+        where = "start a local Ray runtime" if address == LOCAL else f"join the Ray cluster at {address}"
+        raise UsageError(f"cannot {where}: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}") from None
     return False
 
 
@@ -170,7 +172,7 @@ def run_on_ray(ray, jobs: list[Job], output: Path, settings: BatchSettings, batc
     """Render jobs on Ray; batch (app.jobs.batch_cli.BatchRun) journals each one as its file arrives."""
     if not jobs:
         return
-    started = connect(ray, address, workers)
+    started = connect(ray, address, workers, batch.say)
     pools: dict[bool, Pool] = {}
     try:
         pools = pools_for(ray, jobs, settings, workers, batch)

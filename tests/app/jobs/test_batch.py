@@ -116,6 +116,15 @@ def test_a_failed_job_is_recorded_and_the_others_go_on(tmp_path, capsys, tiny_mo
     assert len(failed) == 1 and failed[0]["file"] == "2.mp4" and "\n" not in failed[0]["error"]
     assert f"2 (line 2) failed: {failed[0]['error']}" in err and "failed: 2 (see" in err
 
+    # mended, the failed job alone is made by the next run
+    made = {name: (tmp_path / "out" / name).stat().st_mtime_ns for name in ("1.mp4", "3.mp4")}
+    shutil.rmtree(tmp_path / "broken")
+    shutil.copytree(tiny_model, tmp_path / "broken")
+    code, _, err = run(capsys, "batch", tmp_path / "jobs.jsonl", "-o", tmp_path / "out")
+    assert code == 0 and "2 of 3 jobs were finished by an earlier run" in err
+    assert {name: (tmp_path / "out" / name).stat().st_mtime_ns for name in made} == made
+    assert all(entry["state"] == "done" for entry in journal(tmp_path / "out").values())
+
 
 def test_a_second_run_skips_finished_jobs_and_redoes_the_rest(tmp_path, capsys, tiny_model):
     jobs = write_jobs(tmp_path / "jobs.jsonl", tiny_jobs(tiny_model, 4))
@@ -179,3 +188,37 @@ def test_a_driver_killed_mid_batch_resumes_to_the_same_clips(tmp_path, capsys, t
     assert run(capsys, "batch", jobs, "-o", reference)[0] == 0
     for i in range(1, 9):
         assert np.array_equal(decode(out / f"{i}.mp4"), decode(reference / f"{i}.mp4")), i
+
+
+def test_a_long_clip_killed_mid_job_continues_from_its_own_checkpoint(tmp_path, capsys, tiny_model):
+    jobs = write_jobs(tmp_path / "jobs.jsonl", tiny_jobs(tiny_model, 1, steps=6, frames=96))
+    out = tmp_path / "out"
+    checkpoints = out / ".kinemo-batch" / "checkpoints"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "app", "batch", str(jobs), "-o", str(out)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:  # killed as soon as the job's first window is checkpointed
+        deadline = time.monotonic() + 120
+        while child.poll() is None and time.monotonic() < deadline:
+            if list(checkpoints.glob("*/*.safetensors")):
+                os.kill(child.pid, signal.SIGKILL)
+                break
+            time.sleep(0.005)
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == -signal.SIGKILL, "the job ended before it could be killed"
+    [folder] = list(checkpoints.iterdir())  # the job's own, named by its key
+    assert len(folder.name) == 64
+
+    code, _, err = run(capsys, "batch", jobs, "-o", out)
+    assert code == 0, err
+    assert f"1: continuing from the checkpoint in {folder}" in err
+    assert not folder.exists(), "a finished job's checkpoint is removed"
+    assert folder.name in journal(out)
+    reference = tmp_path / "reference"
+    assert run(capsys, "batch", jobs, "-o", reference)[0] == 0
+    assert np.array_equal(decode(out / "1.mp4"), decode(reference / "1.mp4"))
