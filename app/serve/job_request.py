@@ -29,6 +29,7 @@ class JobSpec:
     settings: object  # export.ExportSettings
     quality: int
     audio: bool
+    provenance: dict  # the request as the file records it: a file sent in the body is named by its field
 
 
 def parse_job(body: bytes, folder: Path, options) -> JobSpec:
@@ -55,7 +56,9 @@ def parse_job(body: bytes, folder: Path, options) -> JobSpec:
 
     # 4. the export settings; the inputs read and fingerprinted, checked by the model as for `kinemo generate`
     settings = _settings(fmt, quality, request)
-    return JobSpec(_named(folder, check_inputs, backend, request), settings, quality, audio)
+    request = _named(folder, check_inputs, backend, request)
+    provenance = {**request.to_dict(), **{name: f"{name}_data" for name in inputs}}  # not the server's paths
+    return JobSpec(request, settings, quality, audio, provenance)
 
 
 def _json_object(body: bytes) -> dict:

@@ -180,6 +180,7 @@ class JobQueue:
                 audio=spec.audio,
                 on_event=on_event,
                 should_stop=job.stop.is_set,
+                provenance=spec.provenance,
             )
         except Cancelled:
             self._finish(job, "cancelled")

@@ -32,8 +32,8 @@ def served(tmp_path_factory):
         yield server
 
 
-def _decode(data: bytes, tmp_path):
-    path = tmp_path / "result.mp4"
+def _decode(data: bytes, tmp_path, name="result.mp4"):
+    path = tmp_path / name
     path.write_bytes(data)
     reader = imageio_ffmpeg.read_frames(str(path))
     w, h = next(reader)["size"]
@@ -170,7 +170,15 @@ def test_a_job_makes_the_clip_generate_makes(served, tmp_path, capsys):
         == 0
     )
     capsys.readouterr()
-    assert np.array_equal(frames, _decode(direct.read_bytes(), tmp_path / "..")[1])
+    assert np.array_equal(frames, _decode(direct.read_bytes(), tmp_path, "direct-copy.mp4")[1])
+
+    assert list(client.events(job["id"], after=len(events) - 3)) == events[-2:]  # Last-Event-ID resumes
+
+    longer = client.submit({**SMALL, "frames": 8, "extends_data": base64.b64encode(path.read_bytes()).decode()})
+    assert _follow(client, longer["id"])[-1][0] == "done"
+    extended, frames = _decode(client.result(longer["id"]), tmp_path, "extended.mp4")
+    assert frames.shape == (24, 64, 64, 3)  # the clip sent, then 8 frames more
+    assert read_record(extended)["request"]["extends"] == "extends_data"
 
     assert client.cancel(job["id"])["state"] == "done"  # a finished job is forgotten, its file removed
     with pytest.raises(ServeError) as gone:
@@ -196,6 +204,7 @@ def test_image_to_video_takes_the_picture_from_the_body(served, tmp_path):
     assert np.abs(frames[0].astype(int) - pixels).mean() < 8  # frame 0 is the picture (through H.264)
     record = read_record(path)["request"]
     assert record["image_sha256"] == hashlib.sha256(sent).hexdigest()
+    assert record["image"] == "image_data"  # the file came in the body; the server's copy is not named
 
 
 def test_cancel_stops_a_running_job_and_a_queued_one_never_runs(served):
