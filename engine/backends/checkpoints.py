@@ -93,7 +93,7 @@ class WindowCheckpoint:
         except Exception as exc:  # a damaged file is set aside whatever is wrong with it: the run starts over
             self.notices.append(
                 Notice(
-                    f"the checkpoint {self.path} cannot be read ({_reason(exc)}); this run starts from the beginning"
+                    f"the checkpoint {self.path} cannot be read ({failure_reason(exc)}); this run starts from the beginning"
                 )
             )
             return None
@@ -144,7 +144,7 @@ def _read(path: Path) -> tuple[dict, dict]:
     return header, tensors
 
 
-def _reason(exc: Exception) -> str:
+def failure_reason(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0][:120]}" if text else type(exc).__name__
 

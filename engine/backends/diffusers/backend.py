@@ -342,6 +342,7 @@ class DiffusersBackend:
         if family.guider:  # guidance is set on the guider component, the way diffusers documents it
             self.pipe.guider = self.pipe.guider.new(guidance_scale=request.guidance)
         from engine.backends.diffusers.step_caches import step_cache
+        from engine.backends.diffusers.step_checkpoints import step_checkpoint
 
         self.cache_stats = {}
         with ExitStack() as attached:
@@ -355,6 +356,8 @@ class DiffusersBackend:
                 attached.callback(attach_conditioning_kv(self.pipe.unet).remove)
             if self.onnx is not None and within_context:
                 attached.enter_context(self.onnx.attached(self.pipe.unet))
+            checkpoint, notices = step_checkpoint(self, family, request, denoising_calls(family.name, request))
+            yield from notices
             return (
                 yield from run_pipeline(
                     self.pipe,
@@ -366,6 +369,7 @@ class DiffusersBackend:
                     self.model_id,
                     denoising_calls(family.name, request),
                     family.step_callback,
+                    checkpoint,
                 )
             )
 

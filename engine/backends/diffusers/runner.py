@@ -15,7 +15,7 @@ from collections.abc import Callable, Generator
 import numpy as np
 
 from engine.api.errors import Cancelled, InvalidRequest, KinemoError
-from engine.api.events import Event, Preview, Progress
+from engine.api.events import Event, Notice, Preview, Progress
 from engine.api.request import GenerationRequest
 from engine.backends.diffusers.placement import is_out_of_memory
 from engine.backends.diffusers.preview import latent_preview
@@ -40,6 +40,8 @@ class _PipelineCall:
         self.layout, self.grid = latent_layout, latent_grid
         self.events: queue.Queue = queue.Queue()
         self.stop = threading.Event()
+        # engine.backends.diffusers.step_checkpoints: saved from the step callback, and the state resumed from
+        self.checkpoint, self.resume, self.generator = None, None, None
 
     def step(self, timestep: float, latents) -> None:
         self.events.put(("step", timestep, latent_preview(latents, self.layout, self.grid)))
@@ -48,13 +50,26 @@ class _PipelineCall:
 
     def on_step_end(self, pipe, index, timestep, tensors) -> dict:
         # SkyReels-V2's diffusion forcing passes one timestep per latent frame: the first frame's is shown
+        if self.checkpoint is not None:  # saved before a stop is honoured; a resumed loop counts from 0 again
+            done_before = self.resume.next_step if self.resume is not None else 0
+            self.checkpoint.after_step(pipe.scheduler, done_before + index, tensors["latents"], self.generator)
         self.step(float(timestep.flatten()[0]) if getattr(timestep, "ndim", 0) else float(timestep), tensors["latents"])
         return {}
 
     def call(self, generator):
+        self.generator = generator
+        if self.resume is not None:  # the saved latents, generator and scheduler: the loop runs the steps left
+            from engine.backends.diffusers.step_checkpoints import resumed_scheduler
+
+            generator.set_state(self.resume.generator)
+            with resumed_scheduler(self.pipe.scheduler, self.resume):
+                return self._call(generator, {**self.arguments, "latents": self.resume.latents})
+        return self._call(generator, self.arguments)
+
+    def _call(self, generator, arguments: dict):
         if self.step_callback:
             return self.pipe(
-                **self.arguments,
+                **arguments,
                 generator=generator,
                 callback_on_step_end=self.on_step_end,
                 callback_on_step_end_tensor_inputs=["latents"],
@@ -62,7 +77,7 @@ class _PipelineCall:
         from engine.backends.diffusers.step_hook import step_hook
 
         with step_hook(self.pipe.transformer, self.step):
-            return self.pipe(**self.arguments, generator=generator)
+            return self.pipe(**arguments, generator=generator)
 
     def work(self, seed: int) -> None:
         import torch
@@ -93,14 +108,25 @@ def run_pipeline(
     model_id: str,
     total: int | None = None,
     step_callback: bool = True,
+    checkpoint=None,
 ) -> Generator[Event, None, tuple[np.ndarray, object, float]]:
     """Call the pipeline on a worker thread, yielding Progress and Preview; return (frames, audio, seconds):
     audio is what the pipeline returned beside the frames (None from pipelines that make no sound). total is how
     many times the step callback runs (request.steps unless a family denoises in several windows). A pipeline
     without a step callback (step_callback False) is followed through its transformer's forward calls instead
-    (engine.backends.diffusers.step_hook): each step is reported as it starts."""
+    (engine.backends.diffusers.step_hook): each step is reported as it starts. checkpoint: a StepCheckpoint
+    (engine.backends.diffusers.step_checkpoints) the call saves to and, when it holds this run's state, resumes from."""
     run = _PipelineCall(pipe, arguments, latent_layout, latent_grid, model_id, step_callback)
     started, done, total = time.perf_counter(), 0, total or request.steps
+    if checkpoint is not None:
+        run.checkpoint, run.resume = checkpoint, checkpoint.load()
+        yield from checkpoint.notices
+        if run.resume is not None:
+            done = run.resume.next_step
+            yield Notice(
+                f"continuing from the checkpoint in {checkpoint.folder}: {done} of {total} steps were made before "
+                "the run stopped"
+            )
     worker = threading.Thread(target=run.work, args=(request.seed,), name="kinemo-diffusers", daemon=True)
     worker.start()
     try:
@@ -111,6 +137,8 @@ def run_pipeline(
             if kind == "oom":
                 raise PipelineOutOfMemory(payload[0])
             if kind == "done":
+                if checkpoint is not None:
+                    checkpoint.remove()  # the run is done: nothing left to resume
                 return to_uint8(np.asarray(payload[0])[0]), payload[1], time.perf_counter() - started
             timestep, preview = payload
             done += 1
