@@ -138,9 +138,10 @@ def _add_resume_argument(gen: argparse.ArgumentParser) -> None:
     gen.add_argument(
         "--resume",
         action="store_true",
-        help="make a long clip resumable: the bundled models keep its state in OUTPUT.kinemo-resume after every "
-        "window, and the same command with --resume after a Ctrl+C, kill -9 or power cut continues from there and "
-        "makes the same clip; the folder goes once the clip is made. Without --resume nothing is checkpointed",
+        help="make a run resumable: its state goes to OUTPUT.kinemo-resume as it runs (the bundled models after "
+        "every window of a long clip, Wan and LTX-Video between steps, at most every 30 s), and the same command "
+        "with --resume after a Ctrl+C, kill -9 or power cut continues from there and makes the same clip; the "
+        "folder goes once the clip is made. Without --resume nothing is checkpointed",
     )
 
 
