@@ -240,3 +240,21 @@ def test_an_unknown_job_is_a_404(served):
         with pytest.raises(ServeError) as unknown:
             call("no-such-job")
         assert unknown.value.status == 404 and "no job no-such-job" in str(unknown.value)
+
+
+def test_a_job_that_fails_says_why_and_has_no_result(served, tmp_path):
+    from tiny_models import save_tiny_model
+
+    broken = save_tiny_model(tmp_path / "broken-model")
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])  # passes the request's checks, fails when it loads
+    client = served.client()
+    job = client.submit({**SMALL, "model": str(broken)})
+    kind, summary = _follow(client, job["id"])[-1]
+    assert kind == "failed" and summary["state"] == "failed" and summary["error"]
+    assert "\n" not in summary["error"]
+    with pytest.raises(ServeError) as none:
+        client.result(job["id"])
+    assert none.value.status == 409 and summary["error"] in str(none.value)
+    again = client.submit(SMALL)  # the server goes on
+    assert _follow(client, again["id"])[-1][0] == "done"
