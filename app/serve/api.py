@@ -21,6 +21,8 @@ from app.serve.job_request import parse_job, request_schema
 from app.serve.jobs import Job, JobQueue
 
 EVENT_WAIT_SECONDS = 1.0  # how long an event stream waits for news before it looks again (and at its client)
+# The other calls are quick and run on the event loop, so they answer however many event streams (each one waits
+# on a thread of the pool) are open.
 MEDIA_TYPES = {"mp4": "video/mp4", "webm": "video/webm", "gif": "image/gif"}
 DESCRIPTION = (
     "Kinemo's engine over HTTP. POST a request to /v1/jobs (pictures in base64 fields such as image_data), "
@@ -69,7 +71,7 @@ def create_app(queue: JobQueue, token: str, max_body: int) -> BearerAuth:
     return BearerAuth(app, token)
 
 
-def find_job(job_id: str, request: Request) -> Job:
+async def find_job(job_id: str, request: Request) -> Job:
     job = request.app.state.queue.get(job_id)
     if job is None:
         raise HTTPException(404, f"no job {job_id}")
@@ -105,12 +107,12 @@ async def submit_job(request: Request, response: Response) -> dict:
 
 
 @router.get("/jobs", summary="All jobs, oldest first")
-def list_jobs(request: Request) -> dict:
+async def list_jobs(request: Request) -> dict:
     return {"jobs": [job.summary() for job in request.app.state.queue.all()]}
 
 
 @router.get("/jobs/{job_id}", summary="A job's state, progress and error")
-def get_job(job: FoundJob) -> dict:
+async def get_job(job: FoundJob) -> dict:
     return job.summary()
 
 
@@ -136,7 +138,7 @@ def job_events(request: Request, job: FoundJob, last_event_id: Annotated[str | N
     summary="The finished clip",
     responses={409: {"description": "the job is not done"}},
 )
-def job_result(job: FoundJob):
+async def job_result(job: FoundJob):
     if job.state != "done":
         reason = f": {job.error}" if job.error else ""
         raise HTTPException(409, f"job {job.id} is {job.state}{reason}; a result is there once a job is done")
@@ -145,6 +147,6 @@ def job_result(job: FoundJob):
 
 
 @router.delete("/jobs/{job_id}", summary="Cancel a job (a finished one is forgotten, its files removed)")
-def cancel_job(request: Request, job: FoundJob) -> dict:
+async def cancel_job(request: Request, job: FoundJob) -> dict:
     request.app.state.queue.cancel(job.id)
     return job.summary()
