@@ -29,6 +29,10 @@ def _start(tmp_path, *flags, token=None):
     return process, url, said
 
 
+def _jobs_folders(tmp_path):
+    return [p for p in tmp_path.iterdir() if p.name.startswith("kinemo-serve-")]
+
+
 def _jobs(url, token):
     request = urllib.request.Request(url + "/v1/jobs", headers={"Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(request, timeout=30) as response:
@@ -46,13 +50,13 @@ def test_serve_prints_where_and_how_and_stops_cleanly(tmp_path, given):
         else:
             assert said.startswith("token: ") and len(token) >= 32
         assert _jobs(url, token) == {"jobs": []}
-        assert [p.name for p in tmp_path.iterdir()][0].startswith("kinemo-serve-")
+        assert _jobs_folders(tmp_path)
     finally:
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
     assert "kinemo serve: stopped" in err
-    assert list(tmp_path.iterdir()) == []  # the jobs' folder goes with the server
+    assert _jobs_folders(tmp_path) == []  # the jobs' folder goes with the server
 
 
 @pytest.mark.parametrize(
