@@ -1,9 +1,10 @@
 """The batch's journal of finished work: DIR/.kinemo-batch/journal.json, rewritten whole (to a temporary file,
 flushed to disk, renamed into place) as each job ends.
 
-A job is known by its key (app.jobs.jobs_file.job_key: what decides its file), and the journal records its state
-("done" or "failed"), its file's name, the file's SHA-256 and a failure's one-line error. A later run skips a job
-whose entry is done and whose file is still there with that SHA-256 and redoes every other one, so a batch stopped
+Each job owns one file, and the journal records, by file name, the job's key (app.jobs.jobs_file.job_key: what
+decides the file), its state ("done" or "failed"), the file's SHA-256 and a failure's one-line error. A later run
+skips a job whose entry is done under the same key and whose file is still there with that SHA-256, and redoes
+every other one (a line whose request changed is redone under its name), so a batch stopped
 by Ctrl+C, kill -9 or a power cut loses at most the jobs in flight: clips are published atomically, and a clip
 finished but not yet journaled is made again.
 """
@@ -16,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-SCHEMA = "kinemo.batch-journal/1"
+SCHEMA = "kinemo.batch-journal/1"  # {"schema", "jobs": {file name: entry}}
 STATE_FOLDER = ".kinemo-batch"
 
 
@@ -75,20 +76,20 @@ class Journal:
 
     def is_done(self, key: str, file_name: str) -> bool:
         """Whether the job's file was finished by an earlier run and is still there, unchanged."""
-        entry = self.entries.get(key)
-        if not entry or entry.get("state") != "done" or entry.get("file") != file_name:
+        entry = self.entries.get(file_name)
+        if not entry or entry.get("state") != "done" or entry.get("key") != key:
             return False
         return output_sha256(self.output / file_name) == entry.get("sha256")
 
     def done(self, key: str, name: str, file_name: str, stats: dict | None = None) -> None:
         path = self.output / file_name
         durable(path)
-        entry = {"state": "done", "name": name, "file": file_name, "sha256": output_sha256(path)}
-        self.entries[key] = {**entry, "stats": stats or {}}
+        entry = {"key": key, "state": "done", "name": name, "file": file_name, "sha256": output_sha256(path)}
+        self.entries[file_name] = {**entry, "stats": stats or {}}
         self.save()
 
     def failed(self, key: str, name: str, file_name: str, error: str) -> None:
-        self.entries[key] = {"state": "failed", "name": name, "file": file_name, "error": error}
+        self.entries[file_name] = {"key": key, "state": "failed", "name": name, "file": file_name, "error": error}
         self.save()
 
     def save(self) -> None:

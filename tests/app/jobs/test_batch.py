@@ -218,7 +218,18 @@ def test_a_long_clip_killed_mid_job_continues_from_its_own_checkpoint(tmp_path, 
     assert code == 0, err
     assert f"1: continuing from the checkpoint in {folder}" in err
     assert not folder.exists(), "a finished job's checkpoint is removed"
-    assert folder.name in journal(out)
+    assert journal(out)["1.mp4"]["key"] == folder.name
     reference = tmp_path / "reference"
     assert run(capsys, "batch", jobs, "-o", reference)[0] == 0
     assert np.array_equal(decode(out / "1.mp4"), decode(reference / "1.mp4"))
+
+
+def test_the_same_request_under_two_names_makes_two_files_both_kept(tmp_path, capsys, tiny_model):
+    [job] = tiny_jobs(tiny_model, 1)
+    jobs = write_jobs(tmp_path / "jobs.jsonl", [{**job, "name": "a"}, {**job, "name": "b"}])
+    out = tmp_path / "out"
+    assert run(capsys, "batch", jobs, "-o", out)[0] == 0
+    assert np.array_equal(decode(out / "a.mp4"), decode(out / "b.mp4"))
+    assert journal(out)["a.mp4"]["key"] == journal(out)["b.mp4"]["key"]
+    code, _, err = run(capsys, "batch", jobs, "-o", out)
+    assert code == 0 and "2 of 2 jobs were finished by an earlier run" in err
