@@ -117,6 +117,7 @@ def run_options(args: argparse.Namespace):
         memory=args.memory,
         quantize=args.quantize,
         onnx_temporal=args.onnx_temporal,
+        onnx_denoiser=args.onnx,
         kv_cache=args.kv_cache,
         token=token_from(args.token),
         cache=args.cache,
@@ -147,7 +148,6 @@ def _add_resume_argument(gen: argparse.ArgumentParser) -> None:
 
 def _add_run_arguments(gen: argparse.ArgumentParser) -> None:
     """generate's arguments about how the run goes and what it writes."""
-    from engine.api.run_options import ATTENTION_CHOICES, CACHE_CHOICES
     from export.formats import FORMATS
 
     gen.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, then CPU), cuda, cuda:N, mps or cpu")
@@ -158,6 +158,31 @@ def _add_run_arguments(gen: argparse.ArgumentParser) -> None:
         action="store_false",
         help="recompute the conditioning's attention keys/values at every step (same output, slower)",
     )
+    gen.add_argument(
+        "--memory",
+        choices=("auto", "high", "low", "minimal"),
+        default="auto",
+        help="auto: the lightest way to run that fits the free memory (default); high: everything on the GPU; "
+        "low: model offload + VAE slicing/tiling; minimal: sequential offload + VAE slicing/tiling "
+        "+ fp8 weights where supported. The estimate and the choice are printed before the run",
+    )
+    _add_speed_arguments(gen)
+    gen.add_argument("--format", choices=FORMATS, help="default: from the output's extension, else mp4")
+    gen.add_argument(
+        "--no-audio",
+        dest="audio",
+        action="store_false",
+        help="leave out the sound of models that make one (LTX-2); it goes into MP4 as AAC, WebM as Opus, "
+        "beside PNG frames as audio.wav",
+    )
+    gen.add_argument("--quality", type=int, default=80, help="1 (smallest) .. 100 (best)")
+    gen.add_argument("--stats", type=Path, help="write timings and peak memory as JSON")
+
+
+def _add_speed_arguments(gen: argparse.ArgumentParser) -> None:
+    """The switches that trade memory, speed or exactness: int8, the fast version, ONNX, step caches, attention."""
+    from engine.api.run_options import ATTENTION_CHOICES, CACHE_CHOICES
+
     gen.add_argument(
         "--quantize",
         choices=["int8"],
@@ -170,17 +195,15 @@ def _add_run_arguments(gen: argparse.ArgumentParser) -> None:
         "or add its distillation LoRA (lightx2v 4-step for Wan 2.1 14B)",
     )
     gen.add_argument(
+        "--onnx",
+        action="store_true",
+        help="run the bundled model's whole denoiser step as one onnxruntime graph on the CPU (exported once, then "
+        "cached; the README's fast path gives its speed)",
+    )
+    gen.add_argument(
         "--onnx-temporal",
         action="store_true",
         help="run the temporal attention in onnxruntime: the bundled model's blocks, AnimateDiff's motion modules (exported once, then cached)",
-    )
-    gen.add_argument(
-        "--memory",
-        choices=("auto", "high", "low", "minimal"),
-        default="auto",
-        help="auto: the lightest way to run that fits the free memory (default); high: everything on the GPU; "
-        "low: model offload + VAE slicing/tiling; minimal: sequential offload + VAE slicing/tiling "
-        "+ fp8 weights where supported. The estimate and the choice are printed before the run",
     )
     gen.add_argument(
         "--cache",
@@ -193,16 +216,6 @@ def _add_run_arguments(gen: argparse.ArgumentParser) -> None:
         "--attention", choices=ATTENTION_CHOICES, default="auto", help="attention backend on CUDA (auto: SDPA)"
     )
     gen.add_argument("--compile", action="store_true", help="compile the denoiser's repeated blocks (CUDA)")
-    gen.add_argument("--format", choices=FORMATS, help="default: from the output's extension, else mp4")
-    gen.add_argument(
-        "--no-audio",
-        dest="audio",
-        action="store_false",
-        help="leave out the sound of models that make one (LTX-2); it goes into MP4 as AAC, WebM as Opus, "
-        "beside PNG frames as audio.wav",
-    )
-    gen.add_argument("--quality", type=int, default=80, help="1 (smallest) .. 100 (best)")
-    gen.add_argument("--stats", type=Path, help="write timings and peak memory as JSON")
 
 
 def _add_models_parser(sub) -> None:

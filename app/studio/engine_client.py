@@ -169,7 +169,7 @@ class ProcessEngine:
     def generate(self, request, should_stop: Callable[[], bool] | None = None, options=None) -> Iterator:
         """Yield the backend's events for request; raise what the backend raised (Cancelled on stop).
 
-        options: the run's RunOptions (memory setting, int8 weights, ONNX temporal attention)."""
+        options: the run's RunOptions (memory setting, int8 weights, ONNX, step cache)."""
         from engine.api.run_options import RunOptions
 
         options = (options or RunOptions()).validate()

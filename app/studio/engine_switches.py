@@ -1,4 +1,4 @@
-"""The request form's engine switches: Fast (the distilled model), int8 weights, ONNX temporal attention, the step
+"""The request form's engine switches: Fast (the distilled model), int8 weights, ONNX, the step
 cache, memory.
 
 They shape how the run goes (engine.api.run_options.RunOptions), not what it makes; Fast is the exception,
@@ -52,7 +52,7 @@ class EngineSwitches(QObject):
         self.fast_check.setObjectName("fastCheck")
         self.int8_check = QCheckBox("int8 weights")
         self.int8_check.setObjectName("int8Check")
-        self.onnx_check = QCheckBox("ONNX temporal attention")
+        self.onnx_check = QCheckBox("ONNX")
         self.onnx_check.setObjectName("onnxCheck")
         self.cache_combo = QComboBox()
         self.cache_combo.setObjectName("cacheCombo")
@@ -129,37 +129,53 @@ class EngineSwitches(QObject):
         elif self._slow_model:
             self._picker.select_model(self._slow_model)
 
-    # -- int8 weights and ONNX temporal attention -----------------------------------------------
+    # -- int8 weights and ONNX -------------------------------------------------------------------
     def update_switches(self, *_) -> None:
-        """int8 works with every model; ONNX where the registry says it applies (ModelOptions.onnx_temporal). Where
+        """int8 works with every model; ONNX where the registry says it applies: the whole denoiser step for Kinemo
+        models (ModelOptions.onnx_denoiser), the motion modules for AnimateDiff (ModelOptions.onnx_temporal). Where
         the two do not combine (ModelOptions.int8_with_onnx), one switched on greys the other out."""
         options = self._picker.options(self._picker.model)
         family = options.family if options is not None else None
         both = options is not None and options.int8_with_onnx
-        onnx_ok = options is not None and options.onnx_temporal and (both or not self.int8_check.isChecked())
+        takes_onnx = options is not None and (options.onnx_denoiser or options.onnx_temporal)
+        onnx_ok = takes_onnx and (both or not self.int8_check.isChecked())
         int8_ok = family is not None and (both or not (onnx_ok and self.onnx_check.isChecked()))  # int8 wins a tie
         self.int8_check.setEnabled(int8_ok)
         self.int8_check.setToolTip(
             "Keep the denoiser's weights in int8 (made once, then cached)"
             if int8_ok
-            else "Not with ONNX temporal attention for this model"
+            else "Not with ONNX for this model"
             if family
             else "Wait until the model is checked"
         )
         self.onnx_check.setEnabled(onnx_ok)
         self.onnx_check.setToolTip(
-            "Run the temporal attention in onnxruntime (exported once, then cached)"
+            "Run each step as one onnxruntime graph on the CPU (kinemo generate --onnx; exported once, then cached)"
+            if onnx_ok and options.onnx_denoiser
+            else "Run the motion modules in onnxruntime (exported once, then cached)"
             if onnx_ok
             else "Not with int8 weights for this model"
-            if options is not None and options.onnx_temporal
+            if takes_onnx
             else "Works with Kinemo models and AnimateDiff only"
         )
         self._update_cache(options)
 
+    @property
+    def _whole_step_onnx(self) -> bool:
+        """Whether the run goes through the whole-step ONNX graph (Kinemo models with ONNX switched on)."""
+        options = self._picker.options(self._picker.model)
+        return (
+            options is not None
+            and options.onnx_denoiser
+            and self.onnx_check.isEnabled()
+            and self.onnx_check.isChecked()
+        )
+
     def _update_cache(self, options) -> None:
         """The step caches the model takes (ModelOptions.step_caches) are offered, the others greyed out; the
         whole combo is greyed out for a model that takes none."""
-        takes = set(options.step_caches) if options is not None else set()
+        # one ONNX graph per step leaves nothing inside it for a step cache to skip
+        takes = set(options.step_caches) if options is not None and not self._whole_step_onnx else set()
         items = self.cache_combo.model()
         for row, value in enumerate(CACHE_CHOICES):
             items.item(row).setEnabled(value in ("off", "auto") or value in takes)  # type: ignore[attr-defined]
@@ -168,6 +184,8 @@ class EngineSwitches(QObject):
             f"Skip denoiser work that barely changes between steps (kinemo generate --cache): faster, slightly "
             f"different frames; this model takes {', '.join(sorted(takes))}; auto is its measured default"
             if takes
+            else "Not with ONNX: each step runs whole in one graph"
+            if self._whole_step_onnx
             else "This model takes no step cache"
             if options is not None
             else "Wait until the model is checked"
@@ -196,7 +214,8 @@ class EngineSwitches(QObject):
         return RunOptions(
             memory=self.memory,
             quantize="int8" if self.int8_check.isEnabled() and self.int8_check.isChecked() else None,
-            onnx_temporal=self.onnx_check.isEnabled() and self.onnx_check.isChecked(),
+            onnx_temporal=self.onnx_check.isEnabled() and self.onnx_check.isChecked() and not self._whole_step_onnx,
+            onnx_denoiser=self._whole_step_onnx,
             cache=self.cache,
         )
 

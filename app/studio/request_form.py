@@ -243,7 +243,7 @@ class RequestForm(QWidget):
             self.memory,
             bool(self.drop_zone.image_path) and not (options is not None and options.text_only),
             self.run_options.quantize is not None,
-            self.run_options.onnx_temporal,
+            self.run_options.uses_onnx,
         )
 
     @Slot()

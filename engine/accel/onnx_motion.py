@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from engine.accel.artifacts import cache_root
-from engine.accel.onnx_temporal import _quiet_exporter, _versions, cached_sessions
+from engine.accel.onnx_temporal import cached_sessions, onnx_versions, quiet_exporter
 from engine.api.errors import InvalidRequest
 from engine.util.files import atomic_path
 from engine.util.patching import patched
@@ -110,7 +110,7 @@ def export_module(module: nn.Module, path: Path) -> None:
     """Export one fp32 CPU motion module to path (written whole or not at all)."""
     b, f, h, w = (torch.export.Dim(n) for n in ("b", "f", "h", "w"))
     x = torch.randn(2, PROBE_FRAMES, _channels(module), 6, 7)
-    with _quiet_exporter(), atomic_path(path) as partial:
+    with quiet_exporter(), atomic_path(path) as partial:
         program = torch.onnx.export(
             _Exportable(module),
             (x,),
@@ -191,7 +191,7 @@ class OnnxMotion:
         plains = [_float_copy(module) for _, _, module in found]
         key = motion_key(plains)
         entry = cache_root() / "onnx-motion" / key[:16]
-        expect = {**_versions(), "key": key, "modules": len(plains)}
+        expect = {**onnx_versions(), "key": key, "modules": len(plains)}
         sessions, exported = cached_sessions(
             entry, expect, plains, module_file, export_module, _probe, device, "motion module"
         )

@@ -114,10 +114,11 @@ def temporal_key(plains: list[TemporalAttention]) -> str:
     return digest.hexdigest()
 
 
-def _versions() -> dict:
+def onnx_versions(graph_format: int = FORMAT) -> dict:
+    """What a cached graph was exported with: its layout's format number and the exporting libraries."""
     import onnx
 
-    return {"format": FORMAT, "torch": torch.__version__, "onnx": onnx.__version__}
+    return {"format": graph_format, "torch": torch.__version__, "onnx": onnx.__version__}
 
 
 def block_file(index: int) -> str:
@@ -134,7 +135,7 @@ class _Exportable(nn.Module):
 
 
 @contextmanager
-def _quiet_exporter():
+def quiet_exporter():
     """The exporter chats on stdout, warns and logs progress; none of it is the user's business."""
     loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript", "onnx_ir")]
     levels = [logger.level for logger in loggers]
@@ -154,7 +155,7 @@ def export_block(module: TemporalAttention, path: Path) -> None:
     n, f = torch.export.Dim("n"), torch.export.Dim("f")
     x = torch.randn(8, 5, module.to_out.out_features)
     positions = torch.arange(5, dtype=torch.float32)
-    with _quiet_exporter(), atomic_path(path) as partial:
+    with quiet_exporter(), atomic_path(path) as partial:
         program = torch.onnx.export(
             _Exportable(module),
             (x, positions),
@@ -319,7 +320,7 @@ class OnnxTemporal:
         plains = [plain_temporal(m) for m in temporal_modules(model)]
         key = temporal_key(plains)
         entry = cache_root() / "onnx-temporal" / key[:16]
-        expect = {**_versions(), "key": key, "blocks": len(plains)}
+        expect = {**onnx_versions(), "key": key, "blocks": len(plains)}
         sessions, exported = cached_sessions(
             entry, expect, plains, block_file, export_block, _probe, device, "temporal block"
         )

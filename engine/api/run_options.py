@@ -62,6 +62,11 @@ class RunOptions:
         return self
 
     @property
+    def uses_onnx(self) -> bool:
+        """Whether part of the model runs in onnxruntime (either ONNX switch)."""
+        return self.onnx_temporal or self.onnx_denoiser
+
+    @property
     def backend_key(self) -> tuple:
         """What a loaded backend depends on besides the model (the memory policy is chosen per run)."""
         return (

@@ -80,7 +80,7 @@ class BundledBackend:
         self.model_id = model_id
         self.model = None
         self.sampler = None
-        self.onnx = None  # engine.accel.onnx_temporal.OnnxTemporal sessions, with --onnx-temporal
+        self.onnx = None  # engine.accel's OnnxDenoiser (--onnx) or OnnxTemporal (--onnx-temporal)
 
     # -- loading ---------------------------------------------------------------------------------
     def load(self) -> float:
@@ -100,7 +100,11 @@ class BundledBackend:
             model = load_quantized(self.folder, self.options.quantize, self.device).model
         else:
             model = load_model(self.folder).to(self.device)
-        if self.options.onnx_temporal:
+        if self.options.onnx_denoiser:
+            from engine.accel.onnx_denoiser import OnnxDenoiser
+
+            self.onnx = OnnxDenoiser.prepare(model)  # the whole step as one graph, exported once per model
+        elif self.options.onnx_temporal:
             from engine.accel.onnx_temporal import OnnxTemporal
 
             self.onnx = OnnxTemporal.prepare(model, self.device)  # exported once per model, then reused
@@ -186,10 +190,8 @@ class BundledBackend:
                 "without one the pixel model draws a picture of its own and moves over it (pans left or right, "
                 "zooms in or out only)"
             )
-        if request.image and move and self.animates(request) and (self.options.quantize or self.options.onnx_temporal):
-            return Notice(
-                "int8 weights and ONNX temporal attention apply to the pixel model; the camera model runs as it is"
-            )
+        if request.image and move and self.animates(request) and (self.options.quantize or self.options.uses_onnx):
+            return Notice("int8 weights and ONNX apply to the pixel model; the camera model runs as it is")
         if request.image and not move and mentions_camera(request.prompt):
             return Notice(
                 "the camera model moves a picture for 'the camera <move>' (kinemo vocabulary lists the moves); this "
@@ -226,7 +228,7 @@ class BundledBackend:
         ram = None if free is None else free + held
         animates = self.animates(request)  # the camera model: int8 and ONNX do not apply, nothing more loads
         libraries = (
-            0 if animates else accel_bytes(bool(self.options.quantize), self.options.onnx_temporal, set(sys.modules))
+            0 if animates else accel_bytes(bool(self.options.quantize), self.options.uses_onnx, set(sys.modules))
         )
         mode = memory or self.options.memory
         render = 0
@@ -284,7 +286,7 @@ class BundledBackend:
         run.checkpoint = window_checkpoint(self, request, long_clip)  # a long clip is resumable in a checkpoint_dir
         if self.onnx is not None and run.long_clip:
             yield Notice(
-                "ONNX temporal attention covers one window; this longer clip runs its temporal attention in torch"
+                "ONNX covers clips the model's window holds (16 frames or fewer); this longer clip runs in torch"
             )
 
         # 4. denoise with the caches attached; finished frames leave window by window

@@ -34,6 +34,11 @@ def diffusers_speed(options: RunOptions) -> None:
     (the rule lives with the code that applies it, engine.backends.diffusers.attention)."""
     from engine.backends.diffusers.attention import check_speed_options
 
+    if options.onnx_denoiser:
+        raise InvalidRequest(
+            "--onnx runs the bundled Kinemo models' whole step in onnxruntime; for a diffusers model use "
+            "--onnx-temporal (AnimateDiff's motion modules) or leave it off"
+        )
     check_speed_options(options)
 
 
@@ -67,3 +72,21 @@ def bundled_speed(options: RunOptions) -> None:
         )
     if options.compile:
         raise InvalidRequest(f"{_not_yet('--compile', 'the bundled model')}: it applies to diffusers models on CUDA")
+    if options.onnx_denoiser:
+        bundled_onnx(options)
+
+
+def bundled_onnx(options: RunOptions) -> None:
+    """--onnx runs the bundled model's whole step as one fp32 graph on the CPU (engine.accel.onnx_denoiser): the
+    hooks of the step cache and int8's quantised layers live inside the torch model the graph replaces."""
+    if options.cache != "off":
+        raise InvalidRequest(
+            f"--onnx runs each step whole in one graph, which the step cache cannot skip parts of; "
+            f"use --onnx or --cache {options.cache}, not both"
+        )
+    if options.quantize:
+        raise InvalidRequest("--onnx runs fp32 weights in onnxruntime; use --onnx or --quantize int8, not both")
+    if options.device.lower().startswith(("cuda", "mps")):
+        raise InvalidRequest(
+            f"--onnx speeds up the bundled model on the CPU; on {options.device} torch runs it, so leave --onnx off"
+        )

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
+from einops import rearrange, repeat
 from torch import nn
 
 from engine.kinemo.schedule import alphas_cumprod, make_betas
@@ -307,8 +307,7 @@ class KinemoDiT(nn.Module):
         frames; generation uses every frame of the window. Long clips pass fractional positions
         (frame g of n sits at (window - 1) * g / (n - 1)), so a whole clip spans one window's move.
         """
-        b, _, f, h, w = sample.shape
-        p = self.config.patch
+        b, f = sample.shape[0], sample.shape[2]
         if frame_indices is None:
             if f > self.config.max_frames:
                 raise ValueError(f"{f} frames exceed the model's window of {self.config.max_frames}")
@@ -323,6 +322,15 @@ class KinemoDiT(nn.Module):
             )
         if timestep.ndim == 0:
             timestep = timestep.expand(b)
+        return self.predict(sample, timestep, cond, frame_indices)
+
+    def predict(
+        self, sample: torch.Tensor, timestep: torch.Tensor, cond: Conditioning, frame_indices: torch.Tensor
+    ) -> torch.Tensor:
+        """forward without its checks: sample (b, 3, f, h, w), timestep (b,), frame_indices (f,) -> (b, 3, f, h, w).
+        Free of data-dependent branches, so torch.export (engine.accel.onnx_denoiser) traces it whole."""
+        b, _, f, h, w = sample.shape
+        p = self.config.patch
 
         # 1. patchify: noisy frames, the first-frame image and its mask -> tokens (b, f, s, d)
         denoised = self.denoised(sample, timestep) if self.shows_denoised else None  # once, for tokens and refiner
@@ -354,6 +362,8 @@ class KinemoDiT(nn.Module):
         # 5. refine at full resolution, frame by frame
         noisy = rearrange(denoised if self.config.refiner_input == "denoised" else sample, "b c f h w -> (b f) c h w")
         image = torch.cat([cond.image, cond.image_mask[:, None, None, None].expand(b, 1, h, w)], dim=1)  # (b, 4, h, w)
-        image = image.repeat_interleave(f, dim=0)  # (b f) 4 h w
-        refined = self.refiner(x[:, :3], x[:, 3:], noisy, image, c.repeat_interleave(f, dim=0))
+        # einops' repeat (expand, reshape) rather than repeat_interleave, which the ONNX exporter gets wrong for a
+        # dynamic frame count
+        image = repeat(image, "b c h w -> (b f) c h w", f=f)
+        refined = self.refiner(x[:, :3], x[:, 3:], noisy, image, repeat(c, "b d -> (b f) d", f=f))
         return rearrange(refined, "(b f) c h w -> b c f h w", b=b)

@@ -42,7 +42,8 @@ class ModelOptions:
     license: str | None = None
     gated: bool = False  # the hub asks for an accepted licence and a token
     onnx_temporal: bool = False  # --onnx-temporal applies (Kinemo models; families whose Family.onnx_motion)
-    int8_with_onnx: bool = False  # --quantize int8 and --onnx-temporal combine (Kinemo models)
+    onnx_denoiser: bool = False  # --onnx applies: the whole denoiser step in onnxruntime (Kinemo models)
+    int8_with_onnx: bool = False  # int8 and the studio's ONNX switch combine (AnimateDiff's ONNX is its motion modules)
     audio: bool = False  # it makes sound with the frames
     vram_published: bool = False  # vram_gb is the model card's figure, not Kinemo's estimate
     superseded_by: str | None = None  # the catalog id of the newer model of the same line
@@ -101,7 +102,7 @@ def _kinemo_options(model: str, label: str, kind: str, max_frames: int) -> Model
         camera_moves=True,
         license="Apache-2.0",
         onnx_temporal=True,
-        int8_with_onnx=True,
+        onnx_denoiser=True,
         step_caches=("first-block",),  # engine.caches.bundled_step_cache (run_checks.BUNDLED_CACHES)
     )
 

@@ -225,11 +225,12 @@ def test_a_real_process_reports_bad_input_without_a_traceback(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_int8_and_onnx_temporal_flags_draw_the_fp32_clip(tiny_model_dir, tmp_path, capsys):
+def test_int8_and_onnx_flags_draw_the_fp32_clip(tiny_model_dir, tmp_path, capsys):
     clips = {}
     for name, flags in {
         "plain": [],
         "onnx": ["--onnx-temporal"],
+        "onnx-step": ["--onnx"],
         "int8+onnx": ["--quantize", "int8", "--onnx-temporal"],
     }.items():
         out = tmp_path / name
@@ -255,6 +256,7 @@ def test_int8_and_onnx_temporal_flags_draw_the_fp32_clip(tiny_model_dir, tmp_pat
         )
     assert clips["plain"].std() > 1
     assert np.abs(clips["onnx"] - clips["plain"]).max() <= 1
+    assert np.abs(clips["onnx-step"] - clips["plain"]).max() <= 1
     mse = np.mean((clips["int8+onnx"] - clips["plain"]) ** 2)
     assert mse == 0 or 10 * np.log10(255**2 / mse) >= 30
 

@@ -16,17 +16,15 @@ def test_the_switches_go_with_the_run_and_are_remembered(qtbot, window, monkeypa
     assert form.int8_check.isEnabled() and form.onnx_check.isEnabled()
     assert form.run_options == RunOptions(memory=form.memory)
     form.prompt_edit.setPlainText("a red circle moves right on a black background")
-    form.int8_check.setChecked(True)
-    form.onnx_check.setChecked(True)
+    form.onnx_check.setChecked(True)  # a Kinemo model's ONNX is the whole step in one graph
     added = []
     monkeypatch.setattr(
         window.queue, "add", lambda request, options=None: added.append(options) or Job(request, options=options)
     )
     window.generate()
-    assert added == [RunOptions(memory=form.memory, quantize="int8", onnx_temporal=True)]
+    assert added == [RunOptions(memory=form.memory, onnx_denoiser=True)]
     state = form.state()
-    assert state["int8"] is True and state["onnx_temporal"] is True
-    form.int8_check.setChecked(False)
+    assert state["int8"] is False and state["onnx_temporal"] is True
     form.restore_state({"int8": True, "onnx_temporal": False})
     assert form.int8_check.isChecked() and not form.onnx_check.isChecked()
 
@@ -34,24 +32,30 @@ def test_the_switches_go_with_the_run_and_are_remembered(qtbot, window, monkeypa
 def test_the_switches_follow_what_each_model_supports(qtbot, window):
     form = window.form
     form.select_model("kinemo-starter")
-    form.int8_check.setChecked(True)
+    form.int8_check.setChecked(True)  # one or the other for Kinemo models: int8 (checked) greys ONNX out
+    assert form.int8_check.isEnabled() and not form.onnx_check.isEnabled()
+    form.int8_check.setChecked(False)
     form.onnx_check.setChecked(True)
-    assert form.int8_check.isEnabled() and form.onnx_check.isEnabled()  # both at once for Kinemo models
+    assert not form.int8_check.isEnabled() and form.run_options.onnx_denoiser and not form.run_options.onnx_temporal
+    # the whole step is one graph: no step cache can skip part of it
+    assert not form.switches.cache_combo.isEnabled() and form.run_options.cache == "off"
+    form.onnx_check.setChecked(False)
+    assert form.switches.cache_combo.isEnabled() and form.int8_check.isEnabled()
+    form.onnx_check.setChecked(True)
 
     form.select_model("wan2.1-t2v-1.3b")  # int8 for every diffusers family; ONNX for AnimateDiff only
     assert form.int8_check.isEnabled() and not form.onnx_check.isEnabled()
-    assert form.run_options.quantize == "int8" and form.run_options.onnx_temporal is False
+    assert not form.run_options.uses_onnx
+    form.int8_check.setChecked(True)
+    assert form.run_options.quantize == "int8"
 
     form.select_model("animatediff-v1-5-3")  # one or the other: int8 (checked) greys ONNX out
     assert form.int8_check.isEnabled() and not form.onnx_check.isEnabled()
     form.int8_check.setChecked(False)
     assert form.onnx_check.isEnabled() and form.onnx_check.isChecked()
     assert not form.int8_check.isEnabled()
-    assert form.run_options.quantize is None and form.run_options.onnx_temporal is True
-
-    form.select_model("kinemo-starter")
-    form.int8_check.setChecked(True)
-    assert form.run_options.quantize == "int8" and form.run_options.onnx_temporal
+    assert form.run_options.quantize is None and form.run_options.onnx_temporal is True  # its motion modules
+    assert not form.run_options.onnx_denoiser
 
 
 def test_the_engine_process_builds_the_int8_weights_and_onnx_graphs(tiny_model, cache_dir):
