@@ -26,8 +26,15 @@ class EventPrinter:
         elif isinstance(event, Notice):
             self._say(f"warning: {event.message}")
         elif isinstance(event, Progress):
-            if self.bar is None:
-                self.bar = tqdm(total=event.total, desc="generating", unit="step", file=sys.stderr, leave=False)
+            if self.bar is None:  # a resumed run's first step is past those its checkpoint held
+                self.bar = tqdm(
+                    total=event.total,
+                    initial=event.step - 1,
+                    desc="generating",
+                    unit="step",
+                    file=sys.stderr,
+                    leave=False,
+                )
             elif event.step == 1 and self.bar.n:  # a retry (after running out of memory) starts over
                 self.bar.reset(total=event.total)
             self.bar.update(1)

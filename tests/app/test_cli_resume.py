@@ -96,7 +96,8 @@ def test_a_killed_long_clip_resumes_to_the_uninterrupted_clip(model, uninterrupt
     # the same command again: the saved windows come back, the rest is made, and the folder goes
     stats = tmp_path / "stats.json"
     assert main([*_args(model, output, "--resume"), "--stats", str(stats)]) == 0
-    assert "continuing from the checkpoint" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "continuing from the checkpoint" in err
     assert np.array_equal(_frames(output), uninterrupted)
     assert not resume.exists()
 
@@ -107,6 +108,8 @@ def test_a_killed_long_clip_resumes_to_the_uninterrupted_clip(model, uninterrupt
     lost_steps = done_steps - (WINDOW_ENDS.index(kept) + 1) * STEPS
     assert 0 <= lost_steps <= STEPS  # at most the steps of the window under way: every finished one was saved
     lost_frames = WINDOW_ENDS[WINDOW_ENDS.index(kept) + 1] - kept if lost_steps else 0
+    kept_steps = (WINDOW_ENDS.index(kept) + 1) * STEPS
+    assert f"| {kept_steps}/{len(WINDOW_ENDS) * STEPS} [" in err  # the progress bar starts past the kept steps
     print(
         f"{signal.Signals(signum).name}: {lost_steps} of {len(WINDOW_ENDS) * STEPS} steps lost, "
         f"{lost_frames} of {FRAMES} frames recomputed; {kept} frames came back from the checkpoint"
