@@ -246,7 +246,7 @@ def sample_windows(
                 from engine.backends.checkpoints import capture_windows
 
                 finished.append((ids[0], frames))
-                run.checkpoint.save(capture_windows(number + 1, finished, generator, rolling))
+                yield from run.checkpoint.save(capture_windows(number + 1, finished, generator, rolling))
             yield Frames(ids[0], frames)
     if run.checkpoint is not None:
         run.checkpoint.remove()  # the run is done: nothing left to resume

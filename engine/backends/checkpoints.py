@@ -57,13 +57,25 @@ class WindowCheckpoint:
     folder: Path
     key: str
     notices: list[Notice] = field(default_factory=list)  # what load() found wrong, for the run to say
+    failed: bool = False  # a save could not be written: the run goes on without saving
 
     @property
     def path(self) -> Path:
         return Path(self.folder) / FILE_NAME
 
-    def save(self, state: WindowState) -> None:
-        """Replace the checkpoint with state, whole or not at all."""
+    def save(self, state: WindowState) -> list[Notice]:
+        """Replace the checkpoint with state, whole or not at all. A checkpoint that cannot be written (a full disk,
+        a read-only folder) does not stop the run: it is said once, and the run goes on without saving."""
+        if self.failed:
+            return []
+        try:
+            self._write(state)
+        except OSError as exc:
+            self.failed = True
+            return [Notice(f"cannot write the checkpoint {self.path} ({exc.strerror or exc}); the run goes on without")]
+        return []
+
+    def _write(self, state: WindowState) -> None:
         from safetensors.torch import save
 
         tensors = {"generator": state.generator.contiguous()}
@@ -116,11 +128,16 @@ class WindowCheckpoint:
         )
 
     def remove(self) -> None:
-        """The run is done: its checkpoint goes, and the folder too when nothing else is in it."""
-        self.path.unlink(missing_ok=True)
+        remove_checkpoint(self.path)
+
+
+def remove_checkpoint(path: Path) -> None:
+    """The run is done: its checkpoint goes, and the folder too when nothing else is in it (another run's files
+    keep it); a checkpoint never written, or a folder that could not be made, leaves nothing to remove."""
+    for remove in (path.unlink, path.parent.rmdir):
         try:
-            Path(self.folder).rmdir()
-        except OSError:  # not empty (another run's files, a partial write) or already gone
+            remove()
+        except OSError:
             pass
 
 

@@ -121,6 +121,7 @@ def run_pipeline(
     if checkpoint is not None:
         run.checkpoint, run.resume = checkpoint, checkpoint.load()
         yield from checkpoint.notices
+        checkpoint.notices.clear()  # said; a save that fails on the worker thread adds its own
         if run.resume is not None:
             done = run.resume.next_step
             yield Notice(
@@ -144,6 +145,8 @@ def run_pipeline(
             done += 1
             yield Progress(done, max(total, done), int(timestep), time.perf_counter() - started)
             yield Preview(done, preview)
+            while checkpoint is not None and checkpoint.notices:
+                yield checkpoint.notices.pop(0)
             if should_stop is not None and should_stop():
                 run.stop.set()
     finally:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.api.events import Notice
-from engine.backends.checkpoints import PER_RUN_ONLY, failure_reason, run_key
+from engine.backends.checkpoints import PER_RUN_ONLY, failure_reason, remove_checkpoint, run_key
 from engine.util.files import atomic_write_bytes, file_sha256
 
 FORMAT = "kinemo-steps/1"
@@ -49,19 +49,30 @@ class StepCheckpoint:
     key: str
     total: int  # the run's steps: nothing is saved after the last
     every_s: float = SAVE_EVERY_S
-    notices: list[Notice] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)  # said by the run: what load() found, a save that failed
     saved_at: float = field(default_factory=time.monotonic)
+    failed: bool = False  # a save could not be made: the run goes on without saving
 
     @property
     def path(self) -> Path:
         return Path(self.folder) / FILE_NAME
 
     def after_step(self, scheduler, step: int, latents, generator) -> None:
-        """Save the state after step (0-based, counted over the whole run) when it is time to."""
+        """Save the state after step (0-based, counted over the whole run) when it is time to. A save that cannot
+        be made (a full disk, a scheduler holding what cannot be kept) does not stop the run: it is said once."""
+        if self.failed or step + 1 >= self.total or time.monotonic() - self.saved_at < self.every_s:
+            return
+        try:
+            self._write(scheduler, step, latents, generator)
+        except (OSError, TypeError) as exc:
+            self.failed = True
+            self.notices.append(
+                Notice(f"cannot write the checkpoint {self.path} ({failure_reason(exc)}); the run goes on without")
+            )
+
+    def _write(self, scheduler, step: int, latents, generator) -> None:
         import torch
 
-        if step + 1 >= self.total or time.monotonic() - self.saved_at < self.every_s:
-            return
         # the scheduler's own values; methods set on it (a resumed call's patched ones) are not state
         state = {k: v for k, v in vars(scheduler).items() if k != "_internal_dict" and not callable(v)}
         data = {
@@ -106,11 +117,7 @@ class StepCheckpoint:
         return state
 
     def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
-        try:
-            Path(self.folder).rmdir()
-        except OSError:
-            pass
+        remove_checkpoint(self.path)
 
 
 def _encode(value):

@@ -124,3 +124,13 @@ def test_a_run_that_cannot_checkpoint_says_so_and_writes_nothing(name, options, 
     frames, steps, notices = _run(folders(name), _request(name, tmp_path), saved, **options)
     assert frames is not None and steps == list(range(1, STEPS + 1))
     assert any(why in n and "keeps no checkpoint" in n for n in notices) and not saved.exists()
+
+
+def test_a_checkpoint_that_cannot_be_written_is_said_once_and_the_run_goes_on(folders, tmp_path):
+    folder, request = folders("wan-t2v"), _request("wan-t2v", tmp_path)
+    plain, *_ = _run(folder, request)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    frames, steps, notices = _run(folder, request, blocker / "resume")
+    assert np.array_equal(frames, plain) and steps == list(range(1, STEPS + 1))
+    assert len([n for n in notices if "cannot write the checkpoint" in n]) == 1

@@ -174,3 +174,12 @@ def test_a_clip_the_window_holds_writes_no_checkpoint(model, tmp_path):
         )
     )
     assert seen and not any(seen) and not folder.exists()
+
+
+def test_a_checkpoint_that_cannot_be_written_is_said_once_and_the_run_goes_on(model, uninterrupted, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    clip, _, notices, _ = _clip(_events(model, checkpoints=blocker / "resume"))
+    assert np.array_equal(clip, uninterrupted[0])
+    assert len([n for n in notices if "cannot write the checkpoint" in n]) == 1
+    assert blocker.read_text() == "not a folder"
