@@ -4,7 +4,8 @@ Per-block ONNX (engine.accel.onnx_temporal) loses to torch on the CPU: each of i
 onnxruntime and back, and the rest of the block still runs in torch. Here everything KinemoDiT.predict does
 — patch embedding, every factorised block (spatial, temporal and cross attention, MLP), the overlapping patch
 decoder and the pixel refiner — is one graph, which onnxruntime optimises whole (fused layer norms, GELUs and
-matmuls, NCHWc convolutions) and runs without returning to Python between operators. Exported by
+matmuls, NCHWc convolutions) and runs without returning to Python between operators; its attention is ORT's
+fused MultiHeadAttention (engine.accel.onnx_attention). Exported by
 torch.onnx's dynamo exporter with dynamic batch (b), frames (f) and text length (l)::
 
     sample (b, 3, f, h, w) float32, timestep (b,) float32, text_states (b, l, c) float32, text_mask (b, l) bool,
@@ -34,7 +35,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from engine.accel import onnx_attention
 from engine.accel.artifacts import cache_root
+from engine.accel.onnx_attention import attention_stand_ins, translation_table
 from engine.accel.onnx_temporal import cached_sessions, onnx_versions, quiet_exporter
 from engine.kinemo import model as model_code
 from engine.kinemo import temporal_attention
@@ -42,7 +45,7 @@ from engine.kinemo.model import Conditioning, KinemoDiT
 from engine.util.files import atomic_path
 from engine.util.patching import patched
 
-FORMAT = 1  # bump when the graph's inputs, outputs or layout change
+FORMAT = 2  # bump when the graph's inputs, outputs or layout change
 INPUTS = (
     "sample",
     "timestep",
@@ -95,7 +98,7 @@ def denoiser_key(model: KinemoDiT) -> str:
     """Hash of what the graph computes: the code, the config and every weight (the text encoder's included:
     hashing them is cheaper than telling them apart)."""
     digest = hashlib.sha256(f"kinemo-onnx-denoiser/{FORMAT}".encode())
-    for module in (model_code, temporal_attention):
+    for module in (model_code, temporal_attention, onnx_attention):
         digest.update(Path(inspect.getfile(module)).read_bytes())
     digest.update(repr(sorted(model.config.to_dict().items())).encode())
     for name, tensor in sorted(model.state_dict().items()):
@@ -120,7 +123,7 @@ def export_denoiser(model: KinemoDiT, path: Path) -> None:
     }
     # 2 clips, 5 frames, 7 text tokens: no size is 1, so the exporter keeps every dynamic axis dynamic
     args = example_inputs(model, batch=2, frames=5, text=7)
-    with quiet_exporter(), torch.no_grad(), atomic_path(path) as partial:
+    with quiet_exporter(), torch.no_grad(), patched(attention_stand_ins(model)), atomic_path(path) as partial:
         program = torch.onnx.export(
             _Exportable(model).eval(),
             args,
@@ -128,6 +131,7 @@ def export_denoiser(model: KinemoDiT, path: Path) -> None:
             input_names=list(INPUTS),
             output_names=[OUTPUT],
             dynamic_shapes=dynamic,
+            custom_translation_table=translation_table(),  # fused attention (engine.accel.onnx_attention)
             optimize=True,
             verbose=False,
         )

@@ -192,5 +192,8 @@ def test_the_graph_has_dynamic_batch_frames_and_text(tiny_model_dir):
         for i in onnx.load(str(fast.entry / GRAPH_FILE)).graph.input
     }
     b, _, f, h, w = inputs["sample"]
+    graph = onnx.load(str(fast.entry / GRAPH_FILE)).graph
+    fused = [n for n in graph.node if n.op_type == "MultiHeadAttention" and n.domain == "com.microsoft"]
+    assert len(fused) == 3 * len(load_model(tiny_model_dir).blocks)  # spatial, temporal and cross attention
     assert isinstance(b, str) and isinstance(f, str) and (h, w) == (64, 64)
     assert inputs["frame_indices"] == [f] and isinstance(inputs["text_states"][1], str)
