@@ -15,7 +15,8 @@ Figures per case: the least wall seconds per clip over every clip and round (on 
 mostly measures the neighbours; the least is the run they disturbed least), the median, the process's CPU
 seconds per clip, the ratio torch / onnx, and the clips' largest difference in 8-bit levels and PSNR against
 torch's. The one-time export (an empty cache folder) and a warm load (the graph read back and checked) are timed
-apart. Prints the table; --json writes the figures.
+apart. --spin adds onnxruntime with spinning idle threads (engine.accel.onnx_denoiser.SPINNING). Prints the
+table; --json writes the figures.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 PROMPT = "a red circle moves right on a black background"
-I2V_PROMPT = "the shape moves left"
+I2V_PROMPT = "a red circle moves left"
 CASES = ("t2v-64", "t2v", "i2v", "fast")
 
 
@@ -71,11 +72,13 @@ def child(variant: str, clips: int, work: Path) -> dict:
     """Load each model with the variant's options, warm up, then time `clips` clips of every case."""
     import numpy as np
 
+    import engine.accel.onnx_denoiser as onnx_denoiser
     from engine.api.events import Finished, Frames
     from engine.api.run_options import RunOptions
     from engine.backends.base import open_backend
 
-    options = RunOptions(device="cpu", onnx_denoiser=variant == "onnx")
+    onnx_denoiser.SPINNING = variant == "onnx-spin"
+    options = RunOptions(device="cpu", onnx_denoiser=variant.startswith("onnx"))
     backends, figures = {}, {}
     for case, (model, request) in requests(work).items():
         if model not in backends:
@@ -105,68 +108,77 @@ def run_child(variant: str, clips: int, work: Path, cache: Path) -> dict:
 
 
 # -- the parent: rounds, export, quality, table -----------------------------------------------------------
-def export_seconds(cache: Path) -> float:
-    """The one-time cost: exporting the starter model's graph into an empty cache folder (and checking it)."""
+def export_seconds(cache: Path) -> dict:
+    """The one-time cost: each bundled model's graph exported into an empty cache folder (and checked)."""
     from engine.accel.onnx_denoiser import OnnxDenoiser
     from engine.kinemo.files import load_model
-    from engine.registry.assets import STARTER_DIR
+    from engine.registry.assets import FAST_DIR, STARTER_DIR
 
     os.environ["KINEMO_CACHE_DIR"] = str(cache)
-    model = load_model(STARTER_DIR)
-    started = time.perf_counter()
-    assert OnnxDenoiser.prepare(model).exported
-    return time.perf_counter() - started
+    seconds = {}
+    for name, folder in (("kinemo-starter", STARTER_DIR), ("kinemo-starter-fast", FAST_DIR)):
+        model = load_model(folder)
+        started = time.perf_counter()
+        assert OnnxDenoiser.prepare(model).exported
+        seconds[name] = time.perf_counter() - started
+    return seconds
 
 
-def quality(work: Path, case: str) -> tuple[int, float]:
-    """(largest difference in 8-bit levels, PSNR dB) of onnx's clip against torch's."""
+def quality(work: Path, case: str, variant: str) -> tuple[int, float]:
+    """(largest difference in 8-bit levels, PSNR dB) of the variant's clip against torch's."""
     import numpy as np
 
     from engine.util.frames import psnr
 
-    a, b = (np.load(work / f"{v}-{case}.npy") for v in ("torch", "onnx"))
+    a, b = (np.load(work / f"{v}-{case}.npy") for v in ("torch", variant))
     return int(np.abs(a.astype(int) - b.astype(int)).max()), float(psnr(a, b))
 
 
-def gather(rounds: int, clips: int, work: Path, cache: Path) -> dict:
-    runs: dict = {"torch": [], "onnx": []}
+def gather(variants: list[str], rounds: int, clips: int, work: Path, cache: Path) -> dict:
+    """Every variant's processes, the order turned each round; per case each variant's figures against torch's."""
+    runs: dict = {v: [] for v in variants}
     for round_ in range(rounds):
-        for variant in ("torch", "onnx") if round_ % 2 == 0 else ("onnx", "torch"):
+        for variant in variants[round_ % len(variants) :] + variants[: round_ % len(variants)]:
             runs[variant].append(run_child(variant, clips, work, cache))
             print(f"round {round_ + 1}/{rounds}: {variant} done", file=sys.stderr)
     numbers: dict = {}
     for case in CASES:
-        row = {}
+        row: dict = {}
         for variant, results in runs.items():
             wall = [s for r in results for s in r[case]["wall"]]
             cpu = [s for r in results for s in r[case]["cpu"]]
             row[variant] = {"least": min(wall), "median": statistics.median(wall), "cpu": statistics.median(cpu)}
-        row["ratio_least"] = row["torch"]["least"] / row["onnx"]["least"]
-        row["ratio_median"] = row["torch"]["median"] / row["onnx"]["median"]
-        row["ratio_cpu"] = row["torch"]["cpu"] / row["onnx"]["cpu"]
-        row["max_level_diff"], row["psnr_db"] = quality(work, case)
+        for variant in variants[1:]:
+            torch_row, this = row["torch"], row[variant]
+            this.update({f"ratio_{k}": torch_row[k] / this[k] for k in ("least", "median", "cpu")})
+            this["max_level_diff"], this["psnr_db"] = quality(work, case, variant)
         numbers[case] = row
     for model in ("kinemo-starter", "kinemo-starter-fast"):
         numbers[f"warm load {model}"] = {v: min(r[f"load {model}"] for r in runs[v]) for v in runs}
     return numbers
 
 
-def print_table(numbers: dict, export: float) -> None:
-    print(f"one-time export of the starter model's graph (empty cache): {export:.1f} s")
+def print_table(numbers: dict, export: dict) -> None:
+    for model, seconds in export.items():
+        print(f"one-time export of {model}'s graph (empty cache): {seconds:.1f} s")
     for key, value in numbers.items():
         if key.startswith("warm load"):
-            print(f"{key}: torch {value['torch']:.2f} s, onnx {value['onnx']:.2f} s (graph read back and checked)")
-    header = f"{'case':8s} {'torch s/clip':>13s} {'onnx s/clip':>12s} {'ratio':>6s}   {'median':>13s}   {'CPU':>13s}"
-    print(header + f"   {'levels':>6s} {'PSNR':>6s}")
+            loads = ", ".join(f"{v} {s:.2f} s" for v, s in value.items())
+            print(f"{key}: {loads} (a graph read back and checked)")
+    print(
+        f"{'case':8s} {'variant':10s} {'s/clip':>7s} {'ratio':>6s}   {'median':>7s} {'ratio':>6s}   {'CPU s':>6s} {'ratio':>6s}"
+        f"   {'levels':>6s} {'PSNR':>6s}"
+    )
     for case in CASES:
-        row = numbers[case]
-        t, o = row["torch"], row["onnx"]
-        print(
-            f"{case:8s} {t['least']:13.3f} {o['least']:12.3f} {row['ratio_least']:5.2f}x"
-            f"   {t['median']:5.2f}/{o['median']:5.2f} {row['ratio_median']:4.2f}x"
-            f"   {t['cpu']:5.2f}/{o['cpu']:5.2f} {row['ratio_cpu']:4.2f}x"
-            f"   {row['max_level_diff']:6d} {row['psnr_db']:6.1f}"
-        )
+        for variant, f in numbers[case].items():
+            line = f"{case:8s} {variant:10s} {f['least']:7.3f}"
+            if variant == "torch":
+                print(f"{line} {'':6s}   {f['median']:7.3f} {'':6s}   {f['cpu']:6.2f}")
+                continue
+            print(
+                f"{line} {f['ratio_least']:5.2f}x   {f['median']:7.3f} {f['ratio_median']:5.2f}x   {f['cpu']:6.2f} "
+                f"{f['ratio_cpu']:5.2f}x   {f['max_level_diff']:6d} {f['psnr_db']:6.1f}"
+            )
 
 
 def main() -> None:
@@ -175,7 +187,8 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=2, help="timed clips per case in each process")
     parser.add_argument("--threads", type=int, help="KINEMO_THREADS for the runs (default: Kinemo's policy)")
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--child", choices=("torch", "onnx"), help=argparse.SUPPRESS)
+    parser.add_argument("--spin", action="store_true", help="also time onnxruntime with spinning idle threads")
+    parser.add_argument("--child", choices=("torch", "onnx", "onnx-spin"), help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -188,7 +201,8 @@ def main() -> None:
         work, cache = Path(folder) / "work", Path(folder) / "cache"
         work.mkdir()
         export = export_seconds(cache)
-        numbers = gather(args.rounds, args.clips, work, cache)
+        variants = ["torch", "onnx", "onnx-spin"] if args.spin else ["torch", "onnx"]
+        numbers = gather(variants, args.rounds, args.clips, work, cache)
     print_table(numbers, export)
     if args.json:
         args.json.write_text(json.dumps({"export_seconds": export, **numbers}, indent=2) + "\n")

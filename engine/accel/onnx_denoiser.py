@@ -58,6 +58,10 @@ INPUTS = (
 )
 OUTPUT = "out"
 GRAPH_FILE = "denoiser.onnx"
+# Whether onnxruntime's idle threads spin between steps. Per-block graphs must not (they took the cores from
+# torch's threads between graphs, engine.accel.onnx_temporal); a whole step leaves torch little to do between
+# graphs (the DDIM update, the preview), so bench/bench_onnx.py measures both.
+SPINNING = False
 
 
 class _Exportable(nn.Module):
@@ -191,6 +195,7 @@ class OnnxDenoiser:
             _probe,
             torch.device("cpu"),
             "denoiser",
+            SPINNING,
         )
         return cls(sessions[0], entry, bool(exported))
 

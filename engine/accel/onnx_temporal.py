@@ -178,14 +178,14 @@ def _providers(device: torch.device) -> list:
     return ["CPUExecutionProvider"]
 
 
-def open_session(path: Path, device: torch.device):
+def open_session(path: Path, device: torch.device, spinning: bool = False):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = max(1, torch.get_num_threads())
     # onnxruntime's idle threads spin by default, taking the cores from torch's threads between graphs
     # (measured: 4.3x slower steps on 2 cores with the starter model); let them sleep instead
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     options.log_severity_level = 3
     session = ort.InferenceSession(str(path), options, providers=_providers(device))
     if device.type == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
@@ -251,11 +251,11 @@ class OnnxTemporalAttention(nn.Module):
 
 
 # -- the cache (shared with engine.accel.onnx_motion) -------------------------------------------------------
-def checked_session(path: Path, plain: nn.Module, device: torch.device, probe: Callable):
+def checked_session(path: Path, plain: nn.Module, device: torch.device, probe: Callable, spinning: bool = False):
     """A session for the graph at path, or None when it does not load or probe(session, plain, device)
     finds it further than TOLERANCE from its torch module."""
     try:
-        session = open_session(path, device)
+        session = open_session(path, device, spinning)
         error = probe(session, plain, device)
     except Exception as exc:  # onnxruntime raises its own exception types for damaged graphs
         log.warning("unusable ONNX graph %s: %s", path, exc)
@@ -276,6 +276,7 @@ def cached_sessions(
     probe: Callable,
     device: torch.device,
     what: str,
+    spinning: bool = False,
 ) -> tuple[list, list[int]]:
     """One checked session per torch module in plains: sound cached graphs are reused, the rest exported
     (export(plain, path)) and checked again; the manifest is rewritten last. Returns (sessions, exported)."""
@@ -287,14 +288,14 @@ def cached_sessions(
         path = entry / file_name(index)
         session = None
         if manifest is not None and file_matches(entry, manifest, path.name):
-            session = checked_session(path, plain, device, probe)
+            session = checked_session(path, plain, device, probe, spinning)
         if session is None:  # export this one again; the sound ones stay
             if not exported:
                 forget_manifest(entry)  # nothing in the entry is trusted until the new manifest is written
             entry.mkdir(parents=True, exist_ok=True)
             export(plain, path)
             exported.append(index)
-            session = checked_session(path, plain, device, probe)
+            session = checked_session(path, plain, device, probe, spinning)
             if session is None:
                 raise ModelLoadError(f"the ONNX export of {what} {index} does not match torch within {TOLERANCE}")
         sessions.append(session)
