@@ -5,6 +5,8 @@ the bundled model's go to CPU workers. No filesystem is assumed shared: a job's 
 bytes, and its finished file comes back as bytes, written here atomically and journaled. A worker that dies (its
 process killed, its machine gone) is replaced by a fresh one and its job is sent again, to another worker when one
 is free, up to MAX_ATTEMPTS times. Retries are the runtime's business; the journal of finished work is ours.
+A studio's queue (app.studio.cluster_engine) sends its jobs one at a time through render_one(), taking each job's
+progress from its worker while it runs and stopping it on Cancel.
 Ray is imported only by the functions that run a batch on it: it is an optional extra.
 """
 
@@ -14,6 +16,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 from collections import deque
 from pathlib import Path
 
@@ -21,6 +24,8 @@ from app.jobs.batch_args import LOCAL
 from app.jobs.jobs_file import INPUT_FIELDS, BatchSettings, Job
 
 MAX_ATTEMPTS = 3  # a job whose worker dies this many times (e.g. it runs out of memory each time) is failed
+POLL_SECONDS = 0.1  # how often render_one hands its caller the worker, for the job's events and a Cancel
+STOP_GRACE_SECONDS = 60.0  # how long a stopped job may take to reach its next step before its worker is replaced
 
 
 def pack(path: Path) -> dict[str, bytes]:
@@ -57,7 +62,8 @@ def job_inputs(job: Job) -> dict[str, dict[str, bytes]]:
 
 
 class BatchWorker:
-    """A Ray actor's body: renders jobs with its backends kept loaded between them."""
+    """A Ray actor's body: renders jobs with its backends kept loaded between them. It runs two calls at once
+    (max_concurrency=2), so a caller can take the running job's events or stop it while render() works."""
 
     def __init__(self, settings: BatchSettings):
         from app.jobs.runner import Backends
@@ -65,6 +71,9 @@ class BatchWorker:
         self.settings = settings
         self.backends = Backends()
         self.job: str | None = None  # the name of the job in hand
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.shown: list = []  # the job in hand's events since take_events() last took them
 
     def pid(self) -> int:
         return os.getpid()
@@ -72,11 +81,36 @@ class BatchWorker:
     def current(self) -> str | None:
         return self.job
 
-    def render(self, job: Job, inputs: dict, checkpoint_dir: str | None) -> dict:
-        """{"files": pack(the finished file), "stats": ...}, or {"error": one line} when the job fails."""
+    def stop(self) -> None:
+        """Stop the job in hand at its next step (its render answers {"cancelled": ...})."""
+        self.stopping.set()
+
+    def take_events(self) -> list:
+        """The job in hand's Progress, Preview (the latest only), Notice and Loaded events since the last call."""
+        with self.lock:
+            events, self.shown = self.shown, []
+        return events
+
+    def _keep(self, event) -> None:
+        from engine.api.events import Loaded, Notice, Preview, Progress
+
+        if not isinstance(event, (Progress, Preview, Notice, Loaded)):
+            return  # the frames and the sound travel in the finished file
+        with self.lock:
+            if isinstance(event, Preview):  # an older preview nobody took is stale
+                self.shown = [kept for kept in self.shown if not isinstance(kept, Preview)]
+            self.shown.append(event)
+
+    def render(self, job: Job, inputs: dict, checkpoint_dir: str | None, settings: BatchSettings | None = None):
+        """{"files": pack(the finished file), "stats": ...}, {"error": one line} when the job fails, or
+        {"cancelled": one line} when stop() stopped it. settings: this job's (a studio's run options), else the
+        worker's."""
         from app.jobs.runner import one_line, render_job
 
         self.job = job.name
+        self.stopping.clear()
+        with self.lock:
+            self.shown = []
         work = Path(tempfile.mkdtemp(prefix="kinemo-batch-job-"))
         try:
             changes = {}
@@ -89,10 +123,19 @@ class BatchWorker:
             # a runtime on another machine keeps the checkpoint on the worker's own disk
             folder = Path(checkpoint_dir or Path(tempfile.gettempdir()) / "kinemo-batch-checkpoints" / job.key)
             target = work / job.file_name
-            stats = render_job(self.backends, job, target, self.settings, folder, request=request)
+            stats = render_job(
+                self.backends,
+                job,
+                target,
+                settings or self.settings,
+                folder,
+                request=request,
+                on_event=self._keep,
+                should_stop=self.stopping.is_set,
+            )
             return {"files": pack(target), "stats": stats}
         except Exception as exc:  # the job's failure is the driver's to record; the worker goes on
-            return {"error": one_line(exc)}
+            return {"cancelled" if self.stopping.is_set() else "error": one_line(exc)}
         finally:
             shutil.rmtree(work, ignore_errors=True)
             self.job = None
@@ -211,6 +254,48 @@ def schedule(ray, pools: dict[bool, Pool], output: Path, batch, checkpoint_dir) 
             continue
         pool.free.append(actor)
         finish(job, result, output, batch)
+
+
+def render_one(ray, pool: Pool, job: Job, settings: BatchSettings | None = None, checkpoint_dir: str | None = None):
+    """Render one job on one of pool's workers (a studio's queue, one job at a time): a generator that yields the
+    worker every POLL_SECONDS while it renders, for the caller to take its events or stop it, and returns its
+    answer as BatchWorker.render gives it. A worker that dies is replaced and the job sent again, up to
+    MAX_ATTEMPTS times; a caller that stops listening has the job stopped, its worker kept once it has."""
+    from ray.exceptions import RayActorError
+
+    inputs, attempts = job_inputs(job), 0
+    while True:
+        actor = pool.free.popleft() if pool.free else pool.spawn()
+        answer = actor.render.remote(job, inputs, checkpoint_dir, settings)
+        try:
+            yield actor
+            while not ray.wait([answer], timeout=POLL_SECONDS)[0]:
+                yield actor
+            result = ray.get(answer)
+        except RayActorError as exc:
+            pool.replace(actor)
+            attempts += 1
+            if attempts == MAX_ATTEMPTS:
+                return {"error": f"its Ray worker died {MAX_ATTEMPTS} times ({type(exc).__name__})"}
+            continue
+        except BaseException:  # the caller closed the generator (a Cancel, the window closing) or failed
+            _stop(ray, pool, actor, answer)
+            raise
+        pool.free.append(actor)
+        return result
+
+
+def _stop(ray, pool: Pool, actor, answer) -> None:
+    """Stop the job a worker renders; the worker goes back to the pool once it answers, or is replaced."""
+    from ray.exceptions import RayError
+
+    try:
+        actor.stop.remote()
+        ray.get(answer, timeout=STOP_GRACE_SECONDS)
+    except (RayError, TimeoutError):  # dead, or stuck in a step: a fresh worker for the next job
+        pool.replace(actor)
+        return
+    pool.free.append(actor)
 
 
 def finish(job: Job, result: dict, output: Path, batch) -> None:

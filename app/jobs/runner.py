@@ -49,9 +49,11 @@ def render_job(
     *,
     request=None,
     on_event: Callable | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> dict:
     """Render job into output (a file, or a folder of PNG frames) with a kept backend; its stats. request: the
-    job's request with its inputs at other paths (a worker's copies); the file records the job's own."""
+    job's request with its inputs at other paths (a worker's copies); the file records the job's own. should_stop:
+    a studio's Cancel, seen by the backend at its next step (Cancelled raised, nothing written)."""
     from app.jobs.render import render_clip
     from export import ExportSettings
 
@@ -70,6 +72,7 @@ def render_job(
         quality=settings.quality,
         audio=settings.audio,
         on_event=on_event,
+        should_stop=should_stop,
         provenance=job.request.to_dict(),
     )
     if checkpoint_dir is not None:  # finished: the checkpoint is spent

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.studio.clip_opener import ClipOpener
+from app.studio.cluster_engine import chosen_engine
 from app.studio.drop_zone import local_paths
 from app.studio.export_controller import ExportController, ask_replace
 from app.studio.history import HistoryEntry
@@ -37,7 +38,6 @@ from app.studio.messages import describe
 from app.studio.plain_text import plain_labels
 from app.studio.preview import PlayerWidget
 from app.studio.queue_panel import QueuePanel, small_button
-from app.studio.remote_engine import chosen_engine
 from app.studio.request_form import RequestForm
 from app.studio.storage import open_storage, startup_notice
 from engine.api.errors import KinemoError
@@ -64,7 +64,7 @@ class MainWindow(QMainWindow):
         self.settings_store = self.storage.settings
         self._settings = self.settings_store.load()
         self.history = self.storage.history
-        self.engine = engine if engine is not None else chosen_engine(self._settings)  # local, or settings' remote
+        self.engine = engine if engine is not None else chosen_engine(self._settings)  # local, remote or cluster
         self.queue = JobQueue(self.engine, self.history, self, store=self.storage.queue)
         self.current_clip: tuple[np.ndarray, GenerationRequest] | None = None
         self.current_sound: Path | None = None  # the current clip's sound (a WAV in the history) if it has one
