@@ -43,9 +43,10 @@ save, show = checkpoints.WindowCheckpoint.save, cli_output.EventPrinter.show
 
 def saving(self, state):
     started = time.perf_counter()
-    save(self, state)
+    notices = save(self, state)
     with open(saved, "a") as log:
         log.write(f"{state.next_window} {time.perf_counter() - started} {self.path.stat().st_size}\\n")
+    return notices
 
 def showing(self, event):
     show(self, event)

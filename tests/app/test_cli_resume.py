@@ -33,9 +33,10 @@ saved, steps = Path(sys.argv[1]), Path(sys.argv[2])
 save, show = checkpoints.WindowCheckpoint.save, cli_output.EventPrinter.show
 
 def saving(self, state):
-    save(self, state)
+    notices = save(self, state)
     with open(saved, "a") as log:
         log.write(f"{state.next_window}\\n")
+    return notices
 
 def showing(self, event):
     show(self, event)
