@@ -24,7 +24,16 @@ STEPS = 6
 BY_NAME = {c.name: c for c in CASES}
 # Wan's own checkpoints step with UniPC, a multistep solver that carries model outputs from step to step; the tiny
 # folders use a first-order Euler scheduler: both are covered
-RESUMED = ["wan-t2v", "wan-t2v-unipc", "wan-i2v", "wan22-a14b-t2v", "ltx-t2v", "ltx-i2v"]
+RESUMED = [
+    "wan-t2v",
+    "wan-t2v-unipc",
+    "wan-i2v",
+    "wan22-a14b-t2v",
+    "wan22-a14b-i2v",
+    "wan22-ti2v-t2v",
+    "wan22-ti2v-i2v",
+]
+RESUMED += ["ltx-t2v", "ltx-i2v"]
 UNIPC = {
     "_class_name": "UniPCMultistepScheduler",
     "num_train_timesteps": 1000,
