@@ -160,15 +160,20 @@ class ClusterEngine:
     def _run(self, pool, job, settings, stop: Callable[[], bool]) -> Iterator:
         """Drive ray_runner.render_one: yield the job's events as they come, stop it on Cancel; its answer."""
         from app.jobs.ray_runner import render_one
+        from engine.api.events import Notice
 
         runs, worker, stop_sent = render_one(self._ray, pool, job, settings), None, False
         try:
             while True:
                 try:
-                    worker = next(runs)
+                    sent = next(runs)
                 except StopIteration as end:
                     yield from self._events(worker)  # the last steps' events, taken before the frames
                     return end.value
+                if worker is not None and sent is not worker:  # render_one sent the job again
+                    yield Notice("the job's Ray worker died; the job is sent to a fresh one")
+                    stop_sent = False  # a Cancel already asked for is sent to the new worker too
+                worker = sent
                 yield from self._events(worker)
                 if not stop_sent and stop():
                     worker.stop.remote()

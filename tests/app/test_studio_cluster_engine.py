@@ -2,6 +2,8 @@
 shared by this module's tests, which the engine joins ("local": the runtime already started in this process)."""
 
 import json
+import os
+import signal
 import socket
 
 import numpy as np
@@ -89,6 +91,25 @@ def test_cancel_stops_the_running_job_and_a_removed_job_is_never_sent(
     [pool] = window.engine._pools.values()
     [worker] = pool.free  # stopped at its next step, and kept for the next job
     assert ray_runtime.get(worker.current.remote(), timeout=30) is None
+
+
+def test_a_worker_killed_mid_job_has_the_job_sent_again(qtbot, ray_runtime, cluster_window, tiny_model):
+    window = cluster_window("local")
+    fill_request(window, tiny_model, steps=80, frames=4)
+    notices = []
+    window.queue.jobNotice.connect(lambda job, notice: notices.append(notice.message))
+    with qtbot.waitSignal(window.queue.jobProgress, timeout=JOB_TIMEOUT_MS):
+        qtbot.mouseClick(window.findChild(QPushButton, "generateButton"), Qt.MouseButton.LeftButton)
+    [pool] = window.engine._pools.values()
+    [worker] = pool.actors
+    os.kill(ray_runtime.get(worker.pid.remote(), timeout=30), signal.SIGKILL)  # mid-job: 80 steps take seconds
+    with qtbot.waitSignal(window.queue.jobSaved, timeout=JOB_TIMEOUT_MS) as saved:
+        pass
+    qtbot.waitUntil(lambda: not window.queue.busy)
+
+    assert "the job's Ray worker died; the job is sent to a fresh one" in notices
+    assert len(saved.args[1].frames) == 4 and window.history_list.count() == 1
+    assert pool.actors and pool.actors[0] is not worker
 
 
 def test_an_unreachable_cluster_fails_in_one_line(qtbot, cluster_window, tiny_model):
