@@ -12,6 +12,7 @@ Ray is imported only by the functions that run a batch on it: it is an optional 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import shutil
@@ -26,6 +27,7 @@ from app.jobs.jobs_file import INPUT_FIELDS, BatchSettings, Job
 MAX_ATTEMPTS = 3  # a job whose worker dies this many times (e.g. it runs out of memory each time) is failed
 POLL_SECONDS = 0.1  # how often render_one hands its caller the worker, for the job's events and a Cancel
 STOP_GRACE_SECONDS = 60.0  # how long a stopped job may take to reach its next step before its worker is replaced
+SPAWNED = itertools.count()  # workers started by this process, numbering their names
 
 
 def pack(path: Path) -> dict[str, bytes]:
@@ -166,15 +168,15 @@ class Pool:
 
     def __init__(self, ray, settings: BatchSettings, size: int, gpu: bool):
         self.ray, self.settings, self.gpu = ray, settings, gpu
-        self.made = 0
         self.actors: list = []  # every live worker, busy or free
         self.free: deque = deque(self.spawn() for _ in range(size))
         self.jobs: deque = deque()
 
     def spawn(self):
         options = {"num_cpus": 1, "num_gpus": 1 if self.gpu else 0, "max_restarts": 0, "max_concurrency": 2}
-        name = f"kinemo-batch-{os.getpid()}-{'gpu' if self.gpu else 'cpu'}-{self.made}"
-        self.made += 1
+        # unique in this process, whose pools come and go (a studio's engines): a name is freed only once its
+        # killed worker is gone
+        name = f"kinemo-batch-{os.getpid()}-{'gpu' if self.gpu else 'cpu'}-{next(SPAWNED)}"
         self.actors.append(self.ray.remote(**options)(BatchWorker).options(name=name).remote(self.settings))
         return self.actors[-1]
 

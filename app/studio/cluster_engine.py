@@ -94,8 +94,10 @@ class ClusterEngine:
         probe(self.address)
 
     def shutdown(self, timeout: float = 2.0) -> None:
-        """Let the workers go; a runtime started here stops (a cluster runs on)."""
-        with self._lock:
+        """Let the workers go; a runtime started here stops (a cluster runs on). A job that still holds the engine
+        (a thread abandoned at exit) is waited for timeout seconds, then let go with the runtime."""
+        held = self._lock.acquire(timeout=timeout)
+        try:
             ray, self._ray = self._ray, None
             for pool in self._pools.values():
                 try:
@@ -106,6 +108,9 @@ class ClusterEngine:
             if ray is not None and self._started:
                 ray.shutdown()
             self._started = False
+        finally:
+            if held:
+                self._lock.release()
 
     def generate(self, request, should_stop: Callable[[], bool] | None = None, options=None) -> Iterator:
         """Yield InputsRead, the job's events as its worker reports them, then Frames and Finished; raise
