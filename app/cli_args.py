@@ -140,7 +140,7 @@ def _add_resume_argument(gen: argparse.ArgumentParser) -> None:
         "--resume",
         action="store_true",
         help="make a run resumable: its state goes to OUTPUT.kinemo-resume as it runs (the bundled models after "
-        "every window of a long clip, Wan and LTX-Video between steps, at most every 30 s), and the same command "
+        "every window of a long clip, most diffusers models between steps, at most every 30 s), and the same command "
         "with --resume after a Ctrl+C, kill -9 or power cut continues from there and makes the same clip; the "
         "folder goes once the clip is made. Without --resume nothing is checkpointed",
     )

@@ -61,8 +61,7 @@ class _PipelineCall:
         if self.resume is not None:  # the saved latents, generator and scheduler: the loop runs the steps left
             from engine.backends.diffusers.step_checkpoints import resumed_scheduler
 
-            generator.set_state(self.resume.generator)
-            with resumed_scheduler(self.pipe.scheduler, self.resume):
+            with resumed_scheduler(self.pipe.scheduler, self.resume, generator):
                 return self._call(generator, {**self.arguments, "latents": self.resume.latents})
         return self._call(generator, self.arguments)
 

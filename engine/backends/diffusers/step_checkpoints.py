@@ -8,12 +8,12 @@ saved latents to the pipeline, whose loop then walks only the remaining timestep
 pipeline sets it, then given its saved state, and shows the loop the timesteps from the next step on
 (resumed_scheduler); every step after that is the uninterrupted run's, so the clip is the same frame for frame.
 
-Families outside RESUMABLE do not checkpoint, each for a reason of its pipeline: SVD and AnimateDiff scale given
-latents by the scheduler's initial sigma; CogVideoX's DPM scheduler carries the previous x0 as a local of the
-pipeline's loop, out of a callback's reach; LTX-2 steps its audio latents with a private copy of the scheduler;
-HunyuanVideo 1.5 takes no step callback; SkyReels-V2 and AnimateDiff's context windows denoise window after window
-inside one call; Kandinsky 5 and SANA-Video are not verified yet. A step cache keeps state of its own across
-steps, and video-to-video begins mid-schedule by itself: neither checkpoints.
+Which runs cannot (not_resumable says so in a Notice), each for a reason of its pipeline: SVD, and AnimateDiff with
+an Euler scheduler (AnimateDiff-Lightning), scale latents they are given by the scheduler's initial sigma;
+CogVideoX's DPM scheduler (the 5B models) carries the previous x0 as a local of the pipeline's loop, out of a
+callback's reach; LTX-2 steps its audio latents with a private copy of the scheduler; HunyuanVideo 1.5 takes no step
+callback; SkyReels-V2 and AnimateDiff's context windows denoise window after window inside one call. A step cache
+keeps state of its own across steps, and video-to-video begins mid-schedule by itself: neither checkpoints.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from engine.util.files import atomic_write_bytes, file_sha256
 
 FORMAT = "kinemo-steps/1"
 FILE_NAME = "steps.pt"
-RESUMABLE = ("wan", "ltx")  # a stopped run resumed equals an uninterrupted one (tests/engine/backends)
+# families whose stopped runs resume to the uninterrupted clip (tests/engine/backends/test_diffusers_step_checkpoints)
+RESUMABLE = ("wan", "ltx", "kandinsky5", "sana_video", "cogvideox", "animatediff")
 SAVE_EVERY_S = 30.0  # a save costs the latents' size in writes; a step of a large model takes seconds to minutes
 
 
@@ -147,10 +148,12 @@ def _decode(value):
 
 
 @contextmanager
-def resumed_scheduler(scheduler, state: StepState):
+def resumed_scheduler(scheduler, state: StepState, generator):
     """Within the block the pipeline's scheduler continues from state: set_timesteps sets it up as usual, then puts
     the saved state back and shows the pipeline's loop the timesteps from state.next_step on; its first step
-    sees all of them again (multistep solvers count the steps left from them)."""
+    sees all of them again (multistep solvers count the steps left from them) and puts the generator's state
+    back: what the pipeline draws before its loop (a picture's latents sampled from the VAE) is drawn as the
+    stopped run drew it, from the seed."""
     from engine.util.patching import patched
 
     set_timesteps, step = scheduler.set_timesteps, scheduler.step
@@ -165,11 +168,30 @@ def resumed_scheduler(scheduler, state: StepState):
 
     @functools.wraps(step)
     def step_with_every_timestep(*args, **kwargs):
-        scheduler.timesteps = everything
+        if scheduler.timesteps is not everything:  # the first step of the resumed loop
+            scheduler.timesteps = everything
+            generator.set_state(state.generator)
         return step(*args, **kwargs)
 
     with patched([(scheduler, "set_timesteps", set_then_restore), (scheduler, "step", step_with_every_timestep)]):
         yield
+
+
+def not_resumable(scheduler, family, request, cache: str) -> str | None:
+    """Why a run cannot continue from a checkpoint exactly, or None when it can."""
+    if family.name not in RESUMABLE or not family.step_callback:
+        return f"{family.label} does not checkpoint its steps yet"
+    if float(getattr(scheduler, "init_noise_sigma", 1.0)) != 1.0:  # SVD, AnimateDiff: latents given are scaled by it
+        return f"{family.label} with {type(scheduler).__name__} scales the latents a resumed run would start from"
+    if type(scheduler).__name__ == "CogVideoXDPMScheduler":
+        return "CogVideoX's DPM scheduler carries the previous step's estimate in the pipeline's loop"
+    if family.context_frames is not None and (request.frames > family.context_frames or request.prompt_changes):
+        return f"{family.label}'s context windows prepare the latents of a long clip themselves"
+    if cache != "off":
+        return "a step cache keeps state of its own from step to step"
+    if request.video or request.extends:
+        return "video-to-video and extensions start part-way through the schedule by themselves"
+    return None
 
 
 def step_checkpoint(backend, family, request, total: int) -> tuple[StepCheckpoint | None, list[Notice]]:
@@ -179,13 +201,7 @@ def step_checkpoint(backend, family, request, total: int) -> tuple[StepCheckpoin
     options = backend.options
     if options.checkpoint_dir is None:
         return None, []
-    why = None
-    if family.name not in RESUMABLE or not family.step_callback:
-        why = f"{family.label} does not checkpoint its steps yet"
-    elif options.cache != "off":
-        why = "a step cache keeps state of its own from step to step"
-    elif request.video or request.extends:
-        why = "video-to-video and extensions start part-way through the schedule by themselves"
+    why = not_resumable(backend.pipe.scheduler, family, request, options.cache)
     if why is not None:
         return None, [Notice(f"{why}: this run keeps no checkpoint, and if it stops it starts over")]
     policy, folder = getattr(backend, "pipe_policy", None), backend.local_folder()
