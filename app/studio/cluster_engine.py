@@ -28,6 +28,8 @@ from engine.api import errors
 AUTO, LOCAL = "auto", "local"  # the cluster this machine's `ray start` joined, or a runtime started here
 PROBE_SECONDS = 3.0  # how long start() waits for a HOST:PORT address to accept a connection
 EVENTS_SECONDS = 10.0  # how long taking a running job's events from its worker may take
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # what a gRPC client says first
+HTTP2_SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # an empty SETTINGS frame (type 4)
 HOST_PORT = re.compile(r"^[A-Za-z0-9.\-]+:\d{1,5}$|^\[[0-9A-Fa-f:.]+\]:\d{1,5}$")  # host:6379 or [::1]:6379
 
 
@@ -247,8 +249,9 @@ def png_frames(files: dict[str, bytes]):
 
 
 def probe(address: str) -> None:
-    """EngineStartFailed in one line when a HOST:PORT address (or RAY_ADDRESS, for "auto") does not accept a
-    connection within PROBE_SECONDS: Ray itself retries for minutes before it gives up."""
+    """EngineStartFailed in one line when a HOST:PORT address (or RAY_ADDRESS, for "auto") does not answer within
+    PROBE_SECONDS as a Ray head's GCS does (gRPC: HTTP/2 settings for HTTP/2's preface): Ray itself retries for
+    minutes before it gives up, on a closed port and on a port that something else holds alike."""
     from app.studio.engine_client import EngineStartFailed
 
     target = os.environ.get("RAY_ADDRESS", "") if address == AUTO else address
@@ -256,8 +259,15 @@ def probe(address: str) -> None:
         return
     host, _, port = target.rpartition(":")
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_SECONDS):
-            pass
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_SECONDS) as connection:
+            if os.environ.get("RAY_USE_TLS", "0") not in ("1", "true"):  # a TLS head answers only after a handshake
+                connection.sendall(HTTP2_PREFACE + HTTP2_SETTINGS)
+                answer = connection.recv(9)  # a frame header: length (3 bytes), type, flags, stream (4 bytes)
+                if len(answer) < 4 or answer[3] != HTTP2_SETTINGS[3]:
+                    raise EngineStartFailed(
+                        f"cannot reach the Ray cluster at {target}: something else answers there (`ray start --head` "
+                        "listens on port 6379 unless told otherwise)"
+                    )
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         raise EngineStartFailed(f"cannot reach the Ray cluster at {target}: {reason}") from None

@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import socket
+import threading
 
 import numpy as np
 import pytest
@@ -123,6 +124,19 @@ def test_an_unreachable_cluster_fails_in_one_line(qtbot, cluster_window, tiny_mo
     qtbot.waitUntil(lambda: not window.queue.busy)
     assert window.message.startswith(f"Generation failed: cannot reach the Ray cluster at {address}: ")
     assert "\n" not in window.message and window.history_list.count() == 0
+
+
+def test_a_port_held_by_something_else_is_not_taken_for_a_cluster(ray_runtime):
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        answer = threading.Thread(target=lambda: server.accept()[0].sendall(b"SSH-2.0-OpenSSH_9.6\r\n"))
+        answer.start()
+        address = f"127.0.0.1:{server.getsockname()[1]}"
+        with pytest.raises(EngineStartFailed, match=f"^cannot reach the Ray cluster at {address}: something else"):
+            ClusterEngine(address).start()
+        answer.join()
+    ClusterEngine(ray_runtime.get_runtime_context().gcs_address).start()  # a head's GCS answers
 
 
 def test_settings_name_one_cluster_or_say_what_is_wrong(make_window, data_dir):
