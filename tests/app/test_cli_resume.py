@@ -51,7 +51,7 @@ sys.exit(main(sys.argv[3:]))
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    from tests.tiny_models import save_tiny_model
+    from tiny_models import save_tiny_model
 
     return save_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 
@@ -139,3 +139,50 @@ def test_the_help_says_what_resume_does(capsys):
         main(["generate", "--help"])
     text = " ".join(capsys.readouterr().out.split()).replace("- ", "-")  # argparse wraps at spaces and hyphens
     assert "OUTPUT.kinemo-resume" in text and "Without --resume nothing is checkpointed" in text
+
+
+# The same observers for a diffusers run: every step is saved (SAVE_EVERY_S 0), each save logged and followed by a
+# pause, so the test can kill the run between two steps however fast the tiny pipeline is.
+DIFFUSERS_HARNESS = """
+import sys, time
+from pathlib import Path
+from app.cli import main
+from engine.backends.diffusers import step_checkpoints
+
+saved = Path(sys.argv[1])
+write = step_checkpoints.StepCheckpoint._write
+
+def writing(self, scheduler, step, latents, generator):
+    write(self, scheduler, step, latents, generator)
+    with open(saved, "a") as log:
+        log.write(f"{step + 1}\\n")
+    time.sleep(0.5)
+
+step_checkpoints.SAVE_EVERY_S, step_checkpoints.StepCheckpoint._write = 0.0, writing
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_a_killed_diffusers_run_resumes_to_the_uninterrupted_clip(build, tmp_path, capsys):
+    from tiny_diffusers.cases import CASES
+
+    case = next(c for c in CASES if c.name == "wan-t2v")
+    args = ["generate", PROMPT, "--format", "png", "--model", str(build(case)), "--frames", str(case.frames)]
+    args += ["--steps", "8", "--width", str(case.size), "--height", str(case.size), "--seed", "2"]
+    assert main([*args, "-o", str(tmp_path / "plain")]) == 0
+    output, saved = tmp_path / "frames", tmp_path / "saved.log"
+    command = [sys.executable, "-c", DIFFUSERS_HARNESS, str(saved), *args, "-o", str(output), "--resume"]
+    run = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(_lines(saved)) < 3 and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert run.poll() is None, run.communicate()
+    run.send_signal(signal.SIGKILL)
+    run.communicate(timeout=60)
+    kept = max(_lines(saved))
+
+    assert main([*args, "-o", str(output), "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert f"{kept} of 8 steps were made before the run stopped" in err
+    assert np.array_equal(_frames(output), _frames(tmp_path / "plain"))
+    assert not (tmp_path / "frames.kinemo-resume").exists()

@@ -53,7 +53,7 @@ def _stop_in_window(window: int):
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    from tests.tiny_models import save_tiny_model
+    from tiny_models import save_tiny_model
 
     return save_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 
