@@ -70,6 +70,9 @@ def requests(work: Path) -> dict:
 # -- one process: one variant ------------------------------------------------------------------------
 def child(variant: str, clips: int, work: Path) -> dict:
     """Load each model with the variant's options, warm up, then time `clips` clips of every case."""
+    from engine.backends.threads import idle_threads_sleep
+
+    idle_threads_sleep()  # Kinemo's thread policy before torch is imported, as every run of the engine has it
     import numpy as np
 
     import engine.accel.onnx_denoiser as onnx_denoiser
