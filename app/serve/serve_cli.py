@@ -21,9 +21,13 @@ GRACEFUL_SECONDS = 2  # open event streams get this long to end when the server 
 def run_serve(args) -> int:
     import secrets
 
-    import uvicorn
-
     from app.cli_args import UsageError
+
+    try:  # the serve extra: a plain `pip install kinemo` has neither
+        import fastapi  # noqa: F401
+        import uvicorn
+    except ImportError:
+        raise UsageError('kinemo serve needs FastAPI and uvicorn: pip install "kinemo[serve]"') from None
     from app.serve.api import create_app
     from app.serve.jobs import JobQueue
     from app.serve.serve_args import run_options

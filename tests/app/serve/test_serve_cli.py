@@ -73,3 +73,11 @@ def test_bad_flags_end_in_one_line(capsys, flags, said):
     assert main(["serve", *flags]) == 2
     err = capsys.readouterr().err
     assert said in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("missing", ["fastapi", "uvicorn"])
+def test_without_the_serve_extra_it_says_what_to_install(capsys, monkeypatch, missing):
+    monkeypatch.setitem(sys.modules, missing, None)  # as a plain `pip install kinemo` leaves it: not importable
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert 'pip install "kinemo[serve]"' in err and err.count("\n") == 1
