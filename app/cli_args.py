@@ -109,22 +109,10 @@ def _add_extend_arguments(ext: argparse.ArgumentParser) -> None:
 
 def run_options(args: argparse.Namespace):
     """The RunOptions of generate's and extend's run flags (the hub token from --token, HF_TOKEN or a login)."""
-    from engine.api.run_options import RunOptions
+    from app.run_flags import options_from_flags
     from engine.registry.hub import token_from
 
-    return RunOptions(
-        device=args.device,
-        memory=args.memory,
-        quantize=args.quantize,
-        onnx_temporal=args.onnx_temporal,
-        onnx_denoiser=args.onnx,
-        kv_cache=args.kv_cache,
-        token=token_from(args.token),
-        cache=args.cache,
-        attention=args.attention,
-        compile=args.compile,
-        checkpoint_dir=resume_folder(args),
-    )
+    return options_from_flags(args, token_from(args.token), resume_folder(args))
 
 
 def resume_folder(args: argparse.Namespace) -> str | None:

@@ -44,6 +44,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hf-token", help="Hugging Face token for gated models (default: HF_TOKEN or a saved login)")
     parser.add_argument("--memory", choices=MEMORY_MODES, default="auto", help="as for generate (default auto)")
     parser.add_argument("--quantize", choices=["int8"], help="keep the denoiser's weights in int8")
+    parser.add_argument("--onnx", action="store_true", help="the bundled model's whole step in onnxruntime (CPU)")
     parser.add_argument("--onnx-temporal", action="store_true", help="run the temporal attention in onnxruntime")
     parser.add_argument("--no-kv-cache", dest="kv_cache", action="store_false", help="as for generate")
     parser.add_argument("--cache", choices=CACHE_CHOICES, default="off", help="a step cache, as for generate")
@@ -53,17 +54,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_options(args: argparse.Namespace):
     """The RunOptions every job on this server runs with (the hub token from --hf-token, HF_TOKEN or a login)."""
-    from engine.api.run_options import RunOptions
+    from app.run_flags import options_from_flags
     from engine.registry.hub import token_from
 
-    return RunOptions(
-        device=args.device,
-        memory=args.memory,
-        quantize=args.quantize,
-        onnx_temporal=args.onnx_temporal,
-        kv_cache=args.kv_cache,
-        token=token_from(args.hf_token),
-        cache=args.cache,
-        attention=args.attention,
-        compile=args.compile,
-    ).validate()
+    return options_from_flags(args, token_from(args.hf_token)).validate()

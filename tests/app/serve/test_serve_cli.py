@@ -66,6 +66,7 @@ def test_serve_prints_where_and_how_and_stops_cleanly(tmp_path, given):
         (["--max-body-mb", "0"], "--max-body-mb must be above 0"),
         (["--preview-every", "0"], "--preview-every must be at least 1"),
         (["--device", "tpu"], "unknown device"),
+        (["--onnx", "--onnx-temporal"], "drop --onnx-temporal"),
         (["--host", "999.1.1.1"], "cannot listen on 999.1.1.1"),
     ],
 )
