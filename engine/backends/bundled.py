@@ -367,10 +367,6 @@ class BundledBackend:
 
         if self.upscaler is None:
             self.upscaler = load_upscaler(self.upscaler_folder)
-            if self.options.onnx_denoiser:  # --onnx: the upscaler's U-Net too (engine.accel.onnx_upscaler)
-                from engine.accel.onnx_upscaler import OnnxUpscaler
-
-                OnnxUpscaler.prepare(self.upscaler).attach(self.upscaler)
         stats["upscaled_to"] = side
         return map_frames(events, lambda frames: upscale_frames(self.upscaler, frames, side, side))
 

@@ -197,28 +197,3 @@ def test_the_graph_has_dynamic_batch_frames_and_text(tiny_model_dir):
     assert len(fused) == 3 * len(load_model(tiny_model_dir).blocks)  # spatial, temporal and cross attention
     assert isinstance(b, str) and isinstance(f, str) and (h, w) == (64, 64)
     assert inputs["frame_indices"] == [f] and isinstance(inputs["text_states"][1], str)
-
-
-# -- the upscaler's U-Net, which --onnx runs in onnxruntime too -------------------------------------------
-def test_the_upscaler_runs_in_onnxruntime_within_one_level(tiny_model_dir, tmp_path):
-    from tiny_models import save_tiny_upscaler
-
-    from engine.accel.onnx_upscaler import OnnxUpscaler
-    from engine.kinemo.upscaler import load_upscaler, upscale_frames
-
-    folder = save_tiny_upscaler(tmp_path / "up", factor=2)
-    request = GenerationRequest(PROMPT, steps=2, frames=4, width=256, height=256, seed=3)
-    want = _clip(BundledBackend(tiny_model_dir, upscaler_folder=folder), request)
-    onnx = BundledBackend(tiny_model_dir, options=RunOptions(onnx_denoiser=True), upscaler_folder=folder)
-    got = _clip(onnx, request)
-    assert got.shape == want.shape == (4, 256, 256, 3)
-    assert np.abs(got - want).max() <= 1
-    assert "fields" in vars(onnx.upscaler)  # its U-Net is the graph's
-
-    model = load_upscaler(folder)  # other frame sizes and aspects through the same graph
-    frames = np.random.default_rng(0).integers(0, 256, (3, 48, 64, 3), dtype=np.uint8)
-    want_wide = upscale_frames(model, frames, 144, 192)
-    fast = OnnxUpscaler.prepare(model)
-    assert not fast.exported  # the backend exported it already
-    fast.attach(model)
-    assert np.abs(upscale_frames(model, frames, 144, 192).astype(int) - want_wide).max() <= 1
