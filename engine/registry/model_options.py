@@ -43,7 +43,7 @@ class ModelOptions:
     gated: bool = False  # the hub asks for an accepted licence and a token
     onnx_temporal: bool = False  # --onnx-temporal applies (Kinemo models; families whose Family.onnx_motion)
     onnx_denoiser: bool = False  # --onnx applies: the whole denoiser step in onnxruntime (Kinemo models)
-    int8_with_onnx: bool = False  # int8 and the studio's ONNX switch combine (AnimateDiff's ONNX is its motion modules)
+    int8_with_onnx: bool = False  # int8 and the studio's ONNX switch combine (none today: Kinemo's graph is fp32)
     audio: bool = False  # it makes sound with the frames
     vram_published: bool = False  # vram_gb is the model card's figure, not Kinemo's estimate
     superseded_by: str | None = None  # the catalog id of the newer model of the same line
