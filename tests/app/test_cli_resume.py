@@ -22,6 +22,7 @@ WINDOW_ENDS = [16, *range(24, FRAMES + 1, 8)]
 # The command line itself, with two observers that change nothing it does: each checkpoint saved and each step
 # done are appended to files the test reads, so it knows when to kill and how much work the killed run had done.
 HARNESS = """
+import signal
 import sys
 from pathlib import Path
 from app import cli_output
@@ -45,6 +46,8 @@ def showing(self, event):
             log.write(f"{event.step}\\n")
 
 checkpoints.WindowCheckpoint.save, cli_output.EventPrinter.show = saving, showing
+# Ctrl+C as a terminal delivers it, even when the tests run as a background job, which starts with SIGINT ignored
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.exit(main(sys.argv[3:]))
 """
 
