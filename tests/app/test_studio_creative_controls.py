@@ -468,15 +468,19 @@ def test_garbage_is_collected_on_the_ui_thread_while_a_window_is_open(qtbot, mak
     Shiboken 6.12); the window's timer collects instead, and closing it hands collection back."""
     import gc
 
-    window = make_window()
-    assert not gc.isenabled()
-    garbage = [[]]
-    garbage[0].append(garbage)  # a cycle only the collector frees
-    del garbage
-    window.collector.check()
-    qtbot.waitUntil(lambda: gc.get_count()[0] < gc.get_threshold()[0], timeout=5_000)
-    window.close()
-    assert gc.isenabled()
+    gc.enable()  # as a studio starts; the suite keeps the collector off between tests (tests/app/conftest.py)
+    try:
+        window = make_window()
+        assert not gc.isenabled()
+        garbage = [[]]
+        garbage[0].append(garbage)  # a cycle only the collector frees
+        del garbage
+        window.collector.check()
+        qtbot.waitUntil(lambda: gc.get_count()[0] < gc.get_threshold()[0], timeout=5_000)
+        window.close()
+        assert gc.isenabled()
+    finally:
+        gc.disable()
 
 
 def test_a_long_lora_name_does_not_widen_the_form(qtbot, window):
