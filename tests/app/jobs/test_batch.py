@@ -156,26 +156,33 @@ def decode_bytes(tmp_path, data: bytes) -> np.ndarray:
     return decode(path)
 
 
-def test_a_driver_killed_mid_batch_resumes_to_the_same_clips(tmp_path, capsys, tiny_model):
-    jobs = write_jobs(tmp_path / "jobs.jsonl", tiny_jobs(tiny_model, 8, steps=8, frames=8))
-    out = tmp_path / "out"
+def batch_killed_when(jobs, out, ready) -> bool:
+    """`kinemo batch jobs -o out` in a process of its own, killed with SIGKILL once ready() holds; whether it was."""
     child = subprocess.Popen(
         [sys.executable, "-m", "app", "batch", str(jobs), "-o", str(out)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:  # killed as soon as the journal holds a finished job
+    try:
         deadline = time.monotonic() + 120
         while child.poll() is None and time.monotonic() < deadline:
-            if (out / ".kinemo-batch" / "journal.json").exists() and journal(out):
+            if ready():
                 os.kill(child.pid, signal.SIGKILL)
                 break
             time.sleep(0.005)
     finally:
         child.kill()
         child.wait()
-    assert child.returncode == -signal.SIGKILL, "the batch ended before it could be killed"
+    return child.returncode == -signal.SIGKILL
+
+
+def test_a_driver_killed_mid_batch_resumes_to_the_same_clips(tmp_path, capsys, tiny_model):
+    jobs = write_jobs(tmp_path / "jobs.jsonl", tiny_jobs(tiny_model, 8, steps=8, frames=8))
+    out = tmp_path / "out"
+    # killed as soon as the journal holds a finished job
+    killed = batch_killed_when(jobs, out, lambda: (out / ".kinemo-batch" / "journal.json").exists() and journal(out))
+    assert killed, "the batch ended before it could be killed"
     finished = {entry["file"]: (out / entry["file"]).stat().st_mtime_ns for entry in journal(out).values()}
     assert 1 <= len(finished) < 8
 
@@ -194,23 +201,8 @@ def test_a_long_clip_killed_mid_job_continues_from_its_own_checkpoint(tmp_path, 
     jobs = write_jobs(tmp_path / "jobs.jsonl", tiny_jobs(tiny_model, 1, steps=6, frames=96))
     out = tmp_path / "out"
     checkpoints = out / ".kinemo-batch" / "checkpoints"
-    child = subprocess.Popen(
-        [sys.executable, "-m", "app", "batch", str(jobs), "-o", str(out)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:  # killed as soon as the job's first window is checkpointed
-        deadline = time.monotonic() + 120
-        while child.poll() is None and time.monotonic() < deadline:
-            if list(checkpoints.glob("*/*.safetensors")):
-                os.kill(child.pid, signal.SIGKILL)
-                break
-            time.sleep(0.005)
-    finally:
-        child.kill()
-        child.wait()
-    assert child.returncode == -signal.SIGKILL, "the job ended before it could be killed"
+    # killed as soon as the job's first window is checkpointed
+    assert batch_killed_when(jobs, out, lambda: list(checkpoints.glob("*/*.safetensors"))), "the job ended first"
     [folder] = list(checkpoints.iterdir())  # the job's own, named by its key
     assert len(folder.name) == 64
 
